@@ -1,0 +1,71 @@
+"""The import rules of STYLE.md, checked on the source: who may import what.
+
+- ``tipline.crypto`` imports only the standard library, ``nacl`` and itself;
+- ``tipline.server`` never touches a recipient secret key or anything that opens an envelope;
+- ``tipline.desk`` imports neither Flask nor the server nor anything that opens a socket.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tipline"
+
+
+def imports_of(folder: Path) -> dict[str, set[str]]:
+    """Every module imported by each file under ``folder``, with relative imports resolved."""
+    result: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = module.split(".")[: -node.level]  # __init__ counts as a part
+                    prefix = ".".join(base)
+                    target = f"{prefix}.{node.module}" if node.module else prefix
+                    names.add(target)
+                    names.update(f"{target}.{a.name}" for a in node.names)
+                else:
+                    names.add(node.module or "")
+        result[str(path.relative_to(PACKAGE.parent))] = names
+    return result
+
+
+def test_crypto_imports_only_stdlib_and_nacl() -> None:
+    found = imports_of(PACKAGE / "crypto")
+    assert found
+    for path, names in found.items():
+        for name in names:
+            top = name.split(".")[0]
+            ok = top in sys.stdlib_module_names or top == "nacl" or name.startswith(
+                "tipline.crypto")
+            assert ok, f"{path} imports {name}"
+            assert top not in {"os", "socket", "pathlib", "io", "shutil"} or (
+                top == "shutil" and path.endswith("envelope.py")), f"{path} imports {name}"
+
+
+def test_server_never_opens_envelopes() -> None:
+    forbidden = ("tipline.crypto.envelope.open_envelope", "tipline.crypto.envelope.rewrap",
+                 "tipline.crypto.keys.RecipientSecret", "tipline.crypto.keys.unlock",
+                 "tipline.desk", "nacl.public.PrivateKey")
+    found = imports_of(PACKAGE / "server")
+    assert found
+    for path, names in found.items():
+        for name in names:
+            assert not name.startswith(forbidden), f"{path} imports {name}"
+
+
+def test_desk_is_offline() -> None:
+    folder = PACKAGE / "desk"
+    if not folder.exists():
+        return
+    banned = ("flask", "werkzeug", "sqlalchemy", "socket", "http", "urllib", "requests",
+              "ssl", "asyncio.streams", "tipline.server", "gunicorn", "psycopg")
+    for path, names in imports_of(folder).items():
+        for name in names:
+            assert not name.startswith(banned), f"{path} imports {name}"

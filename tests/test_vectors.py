@@ -1,0 +1,104 @@
+"""Run every shared vector in tests/vectors/ through the Python readers (docs/SPEC.md §6)."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tipline.crypto import codename, envelope, manifest
+from tipline.crypto.encoding import b64d, b64e
+from tipline.crypto.errors import (
+    CodenameError,
+    EnvelopeContentError,
+    EnvelopeFormatError,
+    EnvelopeOpenError,
+    ManifestError,
+    TiplineError,
+)
+
+VECTORS = sorted((Path(__file__).parent / "vectors").glob("*.json"))
+ERRORS: dict[str, type[TiplineError]] = {
+    "format_error": EnvelopeFormatError,
+    "open_error": EnvelopeOpenError,
+    "content_error": EnvelopeContentError,
+    "manifest_error": ManifestError,
+    "codename_error": CodenameError,
+}
+
+
+def _b(text: str) -> bytes:
+    return b64d(text, None, TiplineError, "vector field")
+
+
+def test_every_outcome_is_covered() -> None:
+    docs = [json.loads(p.read_text()) for p in VECTORS]
+    outcomes = {(d["kind"], d["outcome"]) for d in docs}
+    assert len(VECTORS) >= 30
+    for kind, outcome in [("envelope", "ok"), ("envelope", "format_error"),
+                          ("envelope", "open_error"), ("envelope", "content_error"),
+                          ("manifest", "ok"), ("manifest", "manifest_error"),
+                          ("codename", "ok"), ("codename", "codename_error")]:
+        assert (kind, outcome) in outcomes
+
+
+def _run_envelope(doc: dict[str, Any]) -> None:
+    outputs: list[io.BytesIO] = []
+
+    def sink(index: int, attachment: object) -> io.BytesIO:
+        outputs.append(io.BytesIO())
+        return outputs[-1]
+
+    identities = [_b(s) for s in doc["identities"]]
+    inner = envelope.open_envelope(io.BytesIO(_b(doc["envelope"])), identities, sink)
+    assert json.loads(inner.encode()) == doc["expected"]["inner"]
+    assert [b64e(o.getvalue()) for o in outputs] == doc["expected"]["attachments"]
+
+
+def _run_manifest(doc: dict[str, Any]) -> None:
+    result = manifest.verify_manifest(
+        _b(doc["signed"]), _b(doc["org_public_key"]),
+        datetime.date.fromisoformat(doc["today"]), doc["installed_version"])
+    assert result.manifest.version == doc["expected"]["version"]
+    got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
+           for r in result.manifest.recipients]
+    assert got == doc["expected"]["recipients"]
+
+
+def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
+    norm = codename.normalize(wordlist, doc["codename"])
+    derived = codename.derive(norm)
+    assert norm == doc["expected"]["normalized"]
+    assert b64e(derived.login_token) == doc["expected"]["login_token"]
+    assert b64e(derived.token_hash) == doc["expected"]["token_hash"]
+    assert b64e(derived.reply_public_key) == doc["expected"]["reply_public_key"]
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
+    doc = json.loads(path.read_text())
+    run = {"envelope": _run_envelope, "manifest": _run_manifest,
+           "codename": lambda d: _run_codename(d, wordlist)}[doc["kind"]]
+    if doc["outcome"] == "ok":
+        run(doc)
+    else:
+        with pytest.raises(ERRORS[doc["outcome"]]) as info:
+            run(doc)
+        assert type(info.value) is ERRORS[doc["outcome"]]
+
+
+def test_open_errors_all_read_the_same() -> None:
+    messages = set()
+    for path in VECTORS:
+        doc = json.loads(path.read_text())
+        if doc["outcome"] != "open_error":
+            continue
+        with pytest.raises(EnvelopeOpenError) as info:
+            _run_envelope(doc)
+        messages.add(str(info.value))
+    assert messages == {"the envelope could not be opened: it is damaged, truncated, "
+                        "or not sealed to any of your keys"}

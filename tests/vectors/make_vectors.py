@@ -1,0 +1,405 @@
+"""Make the shared test vectors in this folder (docs/SPEC.md §6). Run once; the output is committed.
+
+    python tests/vectors/make_vectors.py
+
+CI never runs this: vectors are fixed points that both the Python and the JS readers must agree
+with, so regenerating them in CI would test nothing. Each file tests exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from tipline.crypto import codename, envelope, keys, manifest, primitives  # noqa: E402
+from tipline.crypto import format as fmt  # noqa: E402
+from tipline.crypto.encoding import b64d, b64e, dump_json  # noqa: E402
+from tipline.crypto.errors import ManifestError  # noqa: E402
+from tipline.crypto.inner import Attachment, Inner  # noqa: E402
+from tipline.crypto.padding import padded_length  # noqa: E402
+from tipline.wordlist import load_wordlist  # noqa: E402
+
+ALICE = keys.RecipientSecret(bytes(range(1, 33)), "Alice")
+BOB = keys.RecipientSecret(bytes(range(33, 65)), "Bob")
+MALLORY = keys.RecipientSecret(bytes(range(65, 97)), "Mallory")
+SOURCE = codename.derive("abacus abdomen abdominal abide abiding ability ablaze")
+ORG = keys.OrgSecret(bytes(range(100, 132)))
+OTHER_ORG = keys.OrgSecret(bytes(range(140, 172)))
+TODAY = datetime.date(2026, 11, 24)
+BIG = bytes((i * 7 + i // 256) % 251 for i in range(150_000))  # three chunks and a bit
+
+
+def write(name: str, kind: str, outcome: str, comment: str, **fields: object) -> None:
+    doc = {"name": name, "kind": kind, "outcome": outcome, "comment": comment, **fields}
+    (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+def seal(inner: Inner, attachments: list[bytes], recipients: list[keys.RecipientSecret]) -> bytes:
+    out = io.BytesIO()
+    envelope.seal(
+        out, [r.public.public_key for r in recipients], inner, [io.BytesIO(a) for a in attachments]
+    )
+    return out.getvalue()
+
+
+def expected(inner: Inner, attachments: list[bytes]) -> dict[str, object]:
+    return {"inner": json.loads(inner.encode()), "attachments": [b64e(a) for a in attachments]}
+
+
+def env_vector(
+    name: str,
+    outcome: str,
+    comment: str,
+    data: bytes,
+    identities: list[keys.RecipientSecret],
+    result: dict[str, object] | None = None,
+) -> None:
+    fields: dict[str, object] = {
+        "identities": [b64e(i.secret_key) for i in identities],
+        "envelope": b64e(data),
+    }
+    if result is not None:
+        fields["expected"] = result
+    write(name, "envelope", outcome, comment, **fields)
+
+
+def chunk_bounds(data: bytes) -> list[tuple[int, int]]:
+    start = fmt.header_size_from_prefix(data)
+    bounds, step = [], fmt.CHUNK_SIZE + fmt.ABYTES
+    while start < len(data):
+        bounds.append((start, min(start + step, len(data))))
+        start += step
+    return bounds
+
+
+def raw_envelope(plaintext: bytes, recipient: keys.RecipientSecret) -> bytes:
+    """An envelope around arbitrary plaintext, for content errors a correct sealer never makes."""
+    out = io.BytesIO()
+    file_key = primitives.random_bytes(32)
+    payload_key, _ = envelope._keys(file_key)
+    writer = envelope._ChunkWriter(out, payload_key, len(plaintext))
+    header = envelope._header([recipient.public.public_key], file_key, writer.ss_header)
+    writer.write(plaintext)
+    writer.close()
+    return header + out.getvalue()
+
+
+def envelopes() -> None:
+    inner = Inner(
+        "submission",
+        "browser",
+        "The camp is at the old police building.\n",
+        SOURCE.reply_public_key,
+        (Attachment("list.csv", len(BIG), "text/csv"), Attachment("empty", 0, "")),
+    )
+    good = seal(inner, [BIG, b""], [ALICE, BOB])
+    result = expected(inner, [BIG, b""])
+    env_vector(
+        "envelope-ok-two-recipients",
+        "ok",
+        "A submission with a 3-chunk attachment and an empty one, sealed to two keys, "
+        "opened with the second.",
+        good,
+        [BOB],
+        result,
+    )
+    reply = Inner("reply", "desk", "Thank you. Can you send the rest? Привет, ça va ?")
+    reply_env = io.BytesIO()
+    envelope.seal(reply_env, [SOURCE.reply_public_key, ALICE.public.public_key], reply)
+    env_vector(
+        "envelope-ok-reply",
+        "ok",
+        "A reply sealed to a codename's reply key and a journalist; opened by the source.",
+        reply_env.getvalue(),
+        [keys.RecipientSecret(SOURCE.reply_secret_key, "source")],
+        expected(reply, []),
+    )
+    chunks = chunk_bounds(good)
+    assert len(chunks) >= 3
+    env_vector(
+        "envelope-truncated",
+        "open_error",
+        "Cut in the middle of the second chunk.",
+        good[: chunks[1][0] + 1000],
+        [ALICE],
+    )
+    env_vector(
+        "envelope-missing-final",
+        "open_error",
+        "The last chunk (the FINAL one) is dropped at a chunk boundary.",
+        good[: chunks[-1][0]],
+        [ALICE],
+    )
+    tampered = bytearray(good)
+    tampered[chunks[1][0] + 500] ^= 1
+    env_vector(
+        "envelope-tampered-chunk",
+        "open_error",
+        "One bit flipped in the second chunk.",
+        bytes(tampered),
+        [ALICE],
+    )
+    (a0, a1), (b0, b1) = chunks[1], chunks[2]
+    swapped = good[:a0] + good[b0:b1] + good[a0:a1] + good[b1:]
+    env_vector(
+        "envelope-reordered-chunks", "open_error", "Chunks two and three swapped.", swapped, [ALICE]
+    )
+    header = bytearray(good)
+    header[fmt.PREAMBLE_SIZE + 1 + fmt.STANZA_SIZE + fmt.KEY_ID_SIZE + 10] ^= 1
+    env_vector(
+        "envelope-tampered-header",
+        "open_error",
+        "One bit flipped in Bob's sealed file key; Alice's stanza still opens, so the "
+        "header MAC is what catches it.",
+        bytes(header),
+        [ALICE],
+    )
+    mac = bytearray(good)
+    mac[fmt.header_size(2) - 1] ^= 1
+    env_vector(
+        "envelope-tampered-mac",
+        "open_error",
+        "One bit flipped in the header MAC.",
+        bytes(mac),
+        [ALICE],
+    )
+    dropped = (
+        good[: fmt.PREAMBLE_SIZE]
+        + b"\x01"
+        + good[fmt.PREAMBLE_SIZE + 1 : fmt.PREAMBLE_SIZE + 1 + fmt.STANZA_SIZE]
+        + good[fmt.PREAMBLE_SIZE + 1 + 2 * fmt.STANZA_SIZE :]
+    )
+    env_vector(
+        "envelope-dropped-stanza",
+        "open_error",
+        "Bob's stanza removed and the count fixed up: the MAC no longer matches.",
+        dropped,
+        [ALICE],
+    )
+    env_vector(
+        "envelope-wrong-key",
+        "open_error",
+        "Opened with a key it was not sealed to.",
+        good,
+        [MALLORY],
+    )
+    env_vector(
+        "envelope-trailing-data",
+        "open_error",
+        "One byte after the FINAL chunk.",
+        good + b"\x00",
+        [ALICE],
+    )
+    env_vector(
+        "envelope-unknown-version",
+        "format_error",
+        "Version byte 2.",
+        good[:7] + b"\x02" + good[8:],
+        [ALICE],
+    )
+    env_vector(
+        "envelope-bad-magic",
+        "format_error",
+        "Not a Tipline envelope at all.",
+        b"age-encryption.org/v1\n" + good[22:],
+        [ALICE],
+    )
+    env_vector(
+        "envelope-nonzero-flags",
+        "format_error",
+        "Reserved flags set.",
+        good[:8] + b"\x01" + good[9:],
+        [ALICE],
+    )
+    env_vector(
+        "envelope-oversize-stanza-count",
+        "format_error",
+        "33 stanzas announced; the limit is 32, checked before reading them.",
+        good[:10] + bytes([33]) + good[11:],
+        [ALICE],
+    )
+    env_vector(
+        "envelope-truncated-header", "format_error", "Ends inside the stanzas.", good[:100], [ALICE]
+    )
+    manifest_bytes = inner.encode()
+    huge = (fmt.CHUNK_SIZE * 64).to_bytes(4, "big") + b"{}"
+    env_vector(
+        "envelope-oversize-inner-manifest",
+        "content_error",
+        "Authentic plaintext whose inner-manifest length is 4 MiB (limit 1 MiB): refused "
+        "before allocating.",
+        raw_envelope(huge + bytes(4090), ALICE),
+        [ALICE],
+    )
+    length = 4 + len(manifest_bytes) + len(BIG)
+    plain = len(manifest_bytes).to_bytes(4, "big") + manifest_bytes + BIG
+    padding = bytearray(padded_length(length) - length)
+    padding[-1] = 1
+    env_vector(
+        "envelope-nonzero-padding",
+        "content_error",
+        "Authentic plaintext whose last padding byte is 1.",
+        raw_envelope(plain + bytes(padding), ALICE),
+        [ALICE],
+    )
+    env_vector(
+        "envelope-short-plaintext",
+        "content_error",
+        "Authentic plaintext that ends before the attachments it announces.",
+        raw_envelope(plain[:-1000], ALICE),
+        [ALICE],
+    )
+    bad_inner = dump_json(
+        {
+            "type": "tipline-inner",
+            "v": 1,
+            "kind": "submission",
+            "sealed_by": "browser",
+            "message": "x",
+            "reply_public_key": None,
+            "attachments": [],
+            "extra": 1,
+        }
+    )
+    body = len(bad_inner).to_bytes(4, "big") + bad_inner
+    env_vector(
+        "envelope-bad-inner-manifest",
+        "content_error",
+        "Authentic plaintext whose inner manifest has an unknown member.",
+        raw_envelope(body + bytes(padded_length(len(body)) - len(body)), ALICE),
+        [ALICE],
+    )
+
+
+def manifests() -> None:
+    recipients = [ALICE.public, BOB.public]
+    signed = manifest.sign_manifest(ORG, 7, recipients, TODAY, TODAY + datetime.timedelta(180))
+    org_pk = b64e(ORG.public.public_key)
+
+    def mv(
+        name: str,
+        outcome: str,
+        comment: str,
+        file: bytes,
+        installed: int | None,
+        today: datetime.date = TODAY,
+    ) -> None:
+        fields: dict[str, object] = {
+            "org_public_key": org_pk,
+            "today": today.isoformat(),
+            "installed_version": installed,
+            "signed": b64e(file),
+        }
+        if outcome == "ok":
+            fields["expected"] = {
+                "version": 7,
+                "recipients": [
+                    {"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
+                    for r in recipients
+                ],
+            }
+        write(name, "manifest", outcome, comment, **fields)
+
+    mv("manifest-ok", "ok", "Version 7 over installed 6, valid today.", signed, 6)
+    mv("manifest-ok-first-install", "ok", "No version installed yet.", signed, None)
+    outer = json.loads(signed)
+    sig = bytearray(b64d(outer["signature"], 64, ManifestError, "signature"))
+    sig[0] ^= 1
+    mv(
+        "manifest-bad-signature",
+        "manifest_error",
+        "One bit of the signature flipped.",
+        dump_json({**outer, "signature": b64e(bytes(sig))}),
+        6,
+    )
+    mv(
+        "manifest-expired",
+        "manifest_error",
+        "Checked the day after it expired.",
+        signed,
+        6,
+        TODAY + datetime.timedelta(181),
+    )
+    mv("manifest-rolled-back", "manifest_error", "Version 7 when 8 is installed.", signed, 8)
+    mv("manifest-replayed", "manifest_error", "The installed version, offered again.", signed, 7)
+    other = manifest.sign_manifest(OTHER_ORG, 9, recipients, TODAY, TODAY)
+    mv("manifest-wrong-org", "manifest_error", "Signed by another org key.", other, 6)
+    body = json.loads(b64d(outer["body"], None, ManifestError, "body"))
+    body["recipients"][0]["key_id"] = BOB.public.key_id.hex()
+    bad_body = dump_json(body)
+    forged = dump_json(
+        {
+            "type": "tipline-signed-key-manifest",
+            "v": 1,
+            "body": b64e(bad_body),
+            "signature": b64e(ORG.sign(primitives.SIG_KEY_MANIFEST + bad_body)),
+        }
+    )
+    mv(
+        "manifest-key-id-mismatch",
+        "manifest_error",
+        "Validly signed, but a key id does not match its public key.",
+        forged,
+        6,
+    )
+    mv(
+        "manifest-future",
+        "manifest_error",
+        "Checked three days before it was issued.",
+        signed,
+        6,
+        TODAY - datetime.timedelta(3),
+    )
+
+
+def codenames() -> None:
+    wl = load_wordlist()
+    cases = [
+        ("codename-ok", "abacus abdomen abdominal abide abiding ability ablaze"),
+        (
+            "codename-ok-normalised",
+            "  Zoning\u00a0ZOOLOGY  zoom yo-yo t-shirt\tdrop-down felt-tip ",
+        ),
+        ("codename-ok-twelve-words", " ".join(wl.words[i * 600] for i in range(12))),
+    ]
+    for name, typed in cases:
+        norm = codename.normalize(wl, typed)
+        d = codename.derive(norm)
+        write(
+            name,
+            "codename",
+            "ok",
+            "Derivations of a codename as typed.",
+            codename=typed,
+            expected={
+                "normalized": norm,
+                "login_token": b64e(d.login_token),
+                "token_hash": b64e(d.token_hash),
+                "reply_public_key": b64e(d.reply_public_key),
+            },
+        )
+    for name, typed, why in [
+        ("codename-too-short", "abacus abdomen abdominal abide abiding ability", "six words"),
+        (
+            "codename-unknown-word",
+            "abacus abdomen abdominal abide abiding ability tipline",
+            "a word not in the list",
+        ),
+        ("codename-too-many-words", " ".join(["abacus"] * 13), "thirteen words"),
+    ]:
+        write(name, "codename", "codename_error", f"Refused: {why}.", codename=typed)
+
+
+if __name__ == "__main__":
+    for old in HERE.glob("*.json"):
+        old.unlink()
+    envelopes()
+    manifests()
+    codenames()
+    print(f"wrote {len(list(HERE.glob('*.json')))} vectors to {HERE}")
