@@ -1,15 +1,31 @@
-"""The source interface's routes."""
+"""The source pages and the no-JS path: the server seals on arrival and opens replies only
+with the codename the source typed in that request.
+"""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
 from tipline.crypto import keys
+from tipline.crypto.codename import derive, normalize
 from tipline.crypto.encoding import b64e
-from tipline.server import create_app
+from tipline.server import create_app, db
 from tipline.server.config import ConfigError
+from tipline.server.models import Source, Submission
+from tipline.wordlist import load_wordlist
+
+from .conftest import Keys, csrf_token
+from .replies import add_reply, open_stored
 
 
 def test_landing_shows_fingerprint(tmp_path: Path) -> None:
@@ -18,9 +34,235 @@ def test_landing_shows_fingerprint(tmp_path: Path) -> None:
     page = app.test_client().get("/")
     assert page.status_code == 200
     assert org.fingerprint in page.text
+    assert "Safest" in page.text and "Safer" in page.text and "Standard" in page.text
 
 
 @pytest.mark.parametrize("value, message", [(None, "not set"), ("AAAA", "32 bytes")])
 def test_org_key_is_required(tmp_path: Path, value: str | None, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         create_app({"DATA_DIR": str(tmp_path), "ORG_PUBLIC_KEY": value})
+
+
+def test_headers(client: FlaskClient) -> None:
+    landing = client.get("/")
+    csp = landing.headers["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'") and "script-src" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert landing.headers["Referrer-Policy"] == "no-referrer"
+    assert landing.headers["Cache-Control"] == "no-store"
+    assert landing.headers["X-Content-Type-Options"] == "nosniff"
+    assert landing.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert landing.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    cookie = landing.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+    crypto = client.get("/submit").headers["Content-Security-Policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'" in crypto
+    assert "unsafe-inline" not in crypto
+    with client.get("/static/css/source.css") as css:
+        assert css.status_code == 200 and "Last-Modified" not in css.headers
+        assert "script-src" not in css.headers["Content-Security-Policy"]
+    # The crypto Worker runs under its own script's CSP: it must allow WebAssembly.
+    with client.get("/static/js/source/common.js") as script:
+        assert "'wasm-unsafe-eval'" in script.headers["Content-Security-Policy"]
+        assert script.mimetype == "text/javascript"
+
+
+def test_secure_cookie_over_https(app_factory: Any) -> None:
+    landing = app_factory(HTTPS=True).test_client().get("/")
+    assert "Secure" in landing.headers["Set-Cookie"]
+
+
+def _post_form(client: FlaskClient, message: str, files: dict[str, bytes]) -> Any:
+    data: dict[str, Any] = {"csrf_token": csrf_token(client), "message": message}
+    data["files"] = [
+        FileStorage(io.BytesIO(body), name, content_type="text/plain")
+        for name, body in files.items()
+    ]
+    # Encoded in memory: the test client would otherwise spool a big body to a file it never
+    # closes (that file is the client's, not the server's).
+    boundary, body = encode_multipart(MultiDict(data))
+    return client.post(
+        "/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def test_no_js_submission_is_sealed_on_arrival(app: Flask, org_keys: Keys) -> None:
+    client = app.test_client()
+    big = bytes(range(256)) * 4096  # 1 MiB: over Werkzeug's 500 KB spooling threshold
+    page = _post_form(client, "the camp is at the old barracks", {"a.txt": b"first", "b.bin": big})
+    assert page.status_code == 200, page.text
+    assert "server encrypted it the moment it arrived" in page.text
+    codename = re.search(r'id="codename">([a-z ]+)<', page.text)
+    assert codename and len(codename.group(1).split()) == 7
+    assert "?lang=" not in page.text  # no link may lead away from the only view of the codename
+    with app.app_context():
+        (submission,) = db.session().scalars(select(Submission)).all()
+        source = db.session().get(Source, submission.source_id)
+        assert source is not None
+        derived = derive(normalize(load_wordlist(), codename.group(1)))
+        assert source.token_hash == derived.token_hash
+        assert source.reply_public_key == derived.reply_public_key
+    inner, files = open_stored(app, org_keys.alice, submission.id)
+    assert inner.sealed_by == "server" and inner.message == "the camp is at the old barracks"
+    assert [a.name for a in inner.attachments] == ["a.txt", "b.bin"]
+    assert files == [b"first", big]
+    assert inner.reply_public_key == derived.reply_public_key
+    # Nothing but ciphertext anywhere under the data folder.
+    for path in Path(app.config["DATA_DIR"]).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"old barracks" not in data and big[:4096] not in data, path
+
+
+def test_no_js_submission_needs_csrf(client: FlaskClient, app: Flask) -> None:
+    page = client.post("/submit", data={"message": "hello"}, content_type="multipart/form-data")
+    assert page.status_code == 400
+    assert "Traceback" not in page.text
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_empty_submission_is_refused(client: FlaskClient, app: Flask) -> None:
+    page = _post_form(client, "   ", {})
+    assert page.status_code == 400 and "Write a message or choose a file." in page.text
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Source)) == 0
+
+
+def test_oversized_form_is_refused(app_factory: Any) -> None:
+    app = app_factory(MAX_SUBMISSION_SIZE=100_000)
+    client = app.test_client()
+    page = _post_form(client, "x", {"big.bin": b"\0" * 3_000_000})
+    assert page.status_code == 413 and "larger than this tip line accepts" in page.text
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_no_manifest_means_closed(app_factory: Any) -> None:
+    page = app_factory(install=False).test_client().get("/submit")
+    assert page.status_code == 503
+
+
+def test_low_disk_space_is_503_and_loses_nothing(app: Flask) -> None:
+    client = app.test_client()
+    assert _post_form(client, "first tip", {}).status_code == 200
+    app.extensions["tipline.blobs"].min_free = 1 << 62
+    page = _post_form(client, "second tip", {})
+    assert page.status_code == 503 and "short of disk space" in page.text
+    with app.app_context():
+        (kept,) = db.session().scalars(select(Submission)).all()
+    assert app.extensions["tipline.blobs"].path("submissions", kept.id).exists()
+
+
+def _submit_and_codename(client: FlaskClient) -> str:
+    page = _post_form(client, "a tip", {})
+    found = re.search(r'id="codename">([a-z ]+)<', page.text)
+    assert found
+    return found.group(1)
+
+
+def test_returning_source_reads_and_deletes_a_reply(app: Flask, org_keys: Keys) -> None:
+    first = app.test_client()
+    codename = _submit_and_codename(first)
+    reply_id = add_reply(app, codename, org_keys.alice, "we got it, thank you")
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    wrong = client.post("/login", data={"csrf_token": token, "codename": "not a codename"})
+    assert wrong.status_code == 401 and "not known here" in wrong.text
+    page = client.post("/login", data={"csrf_token": token, "codename": codename.upper()})
+    assert page.status_code == 200
+    shown = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert "we got it, thank you" in page.text
+    assert codename not in page.text  # never echoed back
+    listing = client.get("/replies")
+    assert "we got it, thank you" not in listing.text  # opened only in that one request
+    # Logging in starts a fresh session (no fixation), so the page's new token is needed.
+    stale = client.post(f"/replies/{reply_id}/delete", data={"csrf_token": token})
+    assert stale.status_code == 400
+    assert shown  # the page's own delete form works: its token is of the new session
+    fresh = shown.group(1)
+    delete = client.post(f"/replies/{reply_id}/delete", data={"csrf_token": fresh})
+    assert delete.status_code == 303
+    assert "No replies yet" in client.get("/replies").text
+    assert not app.extensions["tipline.blobs"].path("replies", reply_id).exists()
+
+
+def test_unread_reply_cannot_be_deleted(app: Flask, org_keys: Keys) -> None:
+    client = app.test_client()
+    codename = _submit_and_codename(client)
+    reply_id = add_reply(app, codename, org_keys.alice, "unread")
+    page = client.post(f"/replies/{reply_id}/delete", data={"csrf_token": csrf_token(client)})
+    assert page.status_code == 409
+
+
+def test_replies_page_with_codename_opens_them(app: Flask, org_keys: Keys) -> None:
+    client = app.test_client()
+    codename = _submit_and_codename(client)
+    add_reply(app, codename, org_keys.alice, "second letter")
+    token = csrf_token(client, "/replies")
+    other = " ".join(["abacus"] * 7)
+    refused = client.post("/replies", data={"csrf_token": token, "codename": other})
+    assert refused.status_code == 401 and "second letter" not in refused.text
+    page = client.post("/replies", data={"csrf_token": token, "codename": codename})
+    assert "second letter" in page.text
+
+
+def test_logout_forgets_the_session(client: FlaskClient) -> None:
+    _submit_and_codename(client)
+    assert client.get("/replies").status_code == 200
+    page = client.post("/logout", data={"csrf_token": csrf_token(client)})
+    assert "close Tor Browser" in page.text
+    assert client.get("/replies").status_code == 401
+
+
+def test_language_from_header_and_switch(client: FlaskClient) -> None:
+    russian = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert 'lang="ru"' in russian.text and "Share a tip, safely" not in russian.text
+    french = client.get("/?lang=fr")
+    assert 'lang="fr"' in french.text and "Share a tip, safely" not in french.text
+    assert 'lang="fr"' in client.get("/login").text  # the choice stays for the session
+    assert "Français" in french.text and "Русский" in french.text and "English" in french.text
+
+
+def test_errors_are_plain(client: FlaskClient) -> None:
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "There is nothing here" in page.text
+    assert client.get("/api/source/nothing").get_json() == {"error": "There is nothing here."}
+
+
+@pytest.mark.parametrize(
+    "path, kwargs",
+    [
+        ("/login", {"data": {"codename": "x" * 1_000_000}}),
+        ("/submit", {"data": {"message": "x" * 1_000_000}}),  # URL-encoded: read whole
+        ("/api/source/login", {"json": {"login_token": "x" * 100_000}}),
+    ],
+)
+def test_bodies_are_bounded_before_parsing(client: FlaskClient, path: str, kwargs: Any) -> None:
+    reply = client.post(path, headers={"X-CSRFToken": csrf_token(client)}, **kwargs)
+    assert reply.status_code == 413
+
+
+def test_a_crash_shows_no_trace(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_args: Any) -> None:
+        raise RuntimeError("secret internals /srv/tipline")
+
+    monkeypatch.setattr("tipline.server.source.fingerprint", boom)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    page = app.test_client().get("/")
+    assert page.status_code == 500
+    assert "Nothing you sent before was lost" in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+
+
+def test_rate_limits(app_factory: Any) -> None:
+    app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="2 per minute")
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    codes = [
+        client.post("/login", data={"csrf_token": token, "codename": "x"}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [401, 401, 429]
+    page = client.post("/login", data={"csrf_token": token, "codename": "x"})
+    assert "Too many attempts" in page.text

@@ -15,13 +15,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` (a dict, for tests) overrides the environment."""
+    from . import api, db, errors, i18n, security, source
+    from .blobs import BlobStore
+    from .extensions import csrf, limiter
+    from .spooled import SealingRequest
+
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
     app.config.update(load_config(config))
-    from . import source
-
+    # The app-wide bound; security._limit_body sets a tighter one per endpoint.
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_SUBMISSION_SIZE"] + (2 << 20)
+    app.request_class = SealingRequest
+    app.extensions["tipline.blobs"] = BlobStore(
+        Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"]
+    )
+    security.init_app(app)
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(source.bp)
+    app.register_blueprint(api.bp)
     return app

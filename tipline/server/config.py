@@ -1,16 +1,22 @@
-"""Configuration, read in one place: defaults, then ``TIPLINE_*`` environment variables, then
-the dict a caller (a test) passes.
+"""Configuration, read in one place: defaults, then an optional TOML file named by
+``TIPLINE_CONFIG_FILE``, then ``TIPLINE_*`` environment variables, then the dict a caller (a test)
+passes.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
+
+GIB = 1 << 30
+MIB = 1 << 20
 
 
 class ConfigError(TiplineError):
@@ -20,21 +26,90 @@ class ConfigError(TiplineError):
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "instance",
     "ORG_PUBLIC_KEY": None,  # base64 of the org's Ed25519 public key, set at install
+    "DATABASE_URL": None,  # default: SQLite in DATA_DIR
+    "SECRET_KEY": None,  # default: a random key kept in DATA_DIR, shared by every worker
+    "AUTO_MIGRATE": None,  # default: on for SQLite (the demo), off for PostgreSQL
+    "MAX_SUBMISSION_SIZE": 2 * GIB,  # what a source may send in one submission
+    "MAX_CHUNK_SIZE": 8 * MIB,  # one resumable-upload request body
+    "MIN_FREE_BYTES": 512 * MIB,  # below this much free disk, refuse new data with a 503
+    "UPLOAD_TTL_HOURS": 48,  # unfinished uploads older than this are removed
+    "SESSION_MINUTES": 120,
+    "HTTPS": False,  # onion services are plain HTTP; set when served over TLS (Secure cookies)
+    "RATELIMIT_LOGIN": "30 per minute",
+    "RATELIMIT_SUBMIT": "30 per minute",
+    "RATELIMIT_ENABLED": True,
 }
 
 
+def _coerce(key: str, value: Any) -> Any:
+    """Give a value from the environment or a file the type of its default."""
+    default = DEFAULTS[key]
+    if not isinstance(value, str) or default is None or isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"TIPLINE_{key} must be true or false")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"TIPLINE_{key} must be a whole number") from exc
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A key made once and kept in the data folder, so that every worker signs alike."""
+    path = data_dir / "secret-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another worker made it first
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"{path} is too short to be a secret key")
+    return key
+
+
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Merge defaults, the environment and ``overrides``; check what the app needs."""
+    """Merge defaults, the file, the environment and ``overrides``; check what the app needs."""
     config = dict(DEFAULTS)
+    file = os.environ.get("TIPLINE_CONFIG_FILE")
+    if file:
+        try:
+            loaded = tomllib.loads(Path(file).read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the config file {file}") from exc
+        unknown = sorted(set(loaded) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown settings in {file}: {', '.join(unknown)}")
+        config.update(loaded)
     for key in DEFAULTS:
         value = os.environ.get(f"TIPLINE_{key}")
         if value is not None:
-            config[key] = value
+            config[key] = _coerce(key, value)
     config.update(overrides or {})
-    config["DATA_DIR"] = str(Path(config["DATA_DIR"]).resolve())
+    data_dir = Path(config["DATA_DIR"]).resolve()
+    config["DATA_DIR"] = str(data_dir)
     if config["ORG_PUBLIC_KEY"] is None:
         raise ConfigError("TIPLINE_ORG_PUBLIC_KEY is not set (the org key made on the desk)")
     config["ORG_PUBLIC_KEY_BYTES"] = b64d(
         config["ORG_PUBLIC_KEY"], 32, ConfigError, "TIPLINE_ORG_PUBLIC_KEY"
     )
+    if config["DATABASE_URL"] is None:
+        config["DATABASE_URL"] = f"sqlite:///{data_dir / 'tipline.db'}"
+    if config["AUTO_MIGRATE"] is None:
+        config["AUTO_MIGRATE"] = str(config["DATABASE_URL"]).startswith("sqlite")
+    if config["SECRET_KEY"] is None:
+        config["SECRET_KEY"] = _secret_key(data_dir)
+    for key in ("MAX_SUBMISSION_SIZE", "MAX_CHUNK_SIZE", "MIN_FREE_BYTES", "SESSION_MINUTES"):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
+            raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
+    if config["MAX_CHUNK_SIZE"] < 64 * 1024:
+        raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
     return config

@@ -1,0 +1,144 @@
+"""Shared by bench/submit.py and bench/upload.py: a demo tip line under gunicorn on loopback,
+and a baseline Flask app that only writes each request body to a file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tipline.crypto import keys, manifest  # noqa: E402
+from tipline.crypto.encoding import b64e  # noqa: E402
+
+BASELINE_APP = """
+import os, uuid
+from flask import Flask, request
+app = Flask(__name__)
+FOLDER = os.environ["BENCH_BASELINE_DIR"]
+@app.post("/<path:_any>")
+def store(_any):
+    path = os.path.join(FOLDER, uuid.uuid4().hex)
+    with open(path, "wb") as out:
+        while True:
+            piece = request.stream.read(1 << 16)
+            if not piece:
+                break
+            out.write(piece)
+        out.flush()
+        os.fsync(out.fileno())
+    return "ok"
+"""
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_keys(data_dir: Path) -> tuple[keys.OrgSecret, keys.RecipientSecret, bytes]:
+    """An org key, a journalist and a signed manifest, installed in ``data_dir``'s database."""
+    from tipline.server import create_app, db, keyset
+
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate("Bench journalist")
+    today = datetime.datetime.now(datetime.UTC).date()
+    signed = manifest.sign_manifest(org, 1, [journalist.public], today, today)
+    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
+    with app.app_context():
+        keyset.install(db.session(), signed, org.public.public_key)
+    db.engine_of(app).dispose()
+    return org, journalist, signed
+
+
+@contextmanager
+def gunicorn(
+    app: str, env: dict[str, str], workers: int
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run gunicorn with the tip line's settings; yield the port and the master process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:tipline.server.gunicorn_conf",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            app,
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(200):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/nothing")
+                conn.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def worker_pids(master: int) -> list[int]:
+    """gunicorn's worker processes (children of the master)."""
+    out = subprocess.run(
+        ["/usr/bin/pgrep", "-P", str(master)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak resident set size in bytes (VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) * 1024 if found else 0
+
+
+class Session:
+    """A cookie and CSRF token, as a browser would keep them."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.cookie, self.token = port, "", ""
+        self.refresh()
+
+    def request(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        all_headers = {"Cookie": self.cookie, "X-CSRFToken": self.token, **(headers or {})}
+        conn.request(method, path, body=body, headers=all_headers)  # type: ignore[arg-type]
+        response = conn.getresponse()
+        data = response.read()
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        conn.close()
+        return response.status, data
+
+    def refresh(self) -> None:
+        _, page = self.request("GET", "/submit")
+        found = re.search(rb'name="csrf-token" content="([^"]+)"', page)
+        assert found, page[:300]
+        self.token = found.group(1).decode()

@@ -1,0 +1,163 @@
+"""The real source interface for browser tests: gunicorn (2 workers, the production settings
+in tipline.server.gunicorn_conf) on a loopback port, with its own data folder and TMPDIR, and
+Debian's Chromium driven by Playwright. Missing Chromium is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync_playwright
+
+from tipline.crypto import keys, manifest
+from tipline.crypto.encoding import b64e
+from tipline.server import create_app, db, keyset
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Values a careless server would log or store; none may appear anywhere afterwards.
+DISTINCTIVE = {
+    "X-Forwarded-For": "203.0.113.197",
+    "User-Agent": "DistinctiveAgent/7.3 (tipline-test)",
+    "Referer": "http://distinctive-referer.example/leak",
+}
+
+
+@dataclass
+class Server:
+    """A running server and what a test needs to look inside it."""
+
+    url: str
+    data_dir: Path
+    tmp_dir: Path
+    log: Path
+    journalist: keys.RecipientSecret
+    app: Flask  # the same database and blob store, for inspecting and adding replies
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("source-server")
+    data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
+    tmp_dir.mkdir()
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate("Test journalist")
+    today = datetime.datetime.now(datetime.UTC).date()
+    signed = manifest.sign_manifest(
+        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
+    )
+    env = {
+        **os.environ,
+        "TIPLINE_DATA_DIR": str(data_dir),
+        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
+        "TIPLINE_RATELIMIT_ENABLED": "false",
+        "TIPLINE_MIN_FREE_BYTES": "0",
+        "TMPDIR": str(tmp_dir),
+    }
+    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
+    with app.app_context():
+        keyset.install(db.session(), signed, org.public.public_key)
+    port = _free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:tipline.server.gunicorn_conf",
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                "tipline.server.wsgi:app",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:  # the server must stop even if it never came up
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(url + "/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"gunicorn did not start: {log.read_text()}")
+        yield Server(url, data_dir, tmp_dir, log, journalist, app)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        db.engine_of(app).dispose()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def new_context(browser: Browser, **extra: Any) -> BrowserContext:
+    """A browser context that sends the distinctive headers.
+
+    Chromium stalls a multipart POST whose Referer was set through Playwright's extra headers,
+    so the Referer is added by a route, to GET requests only (the server tests cover POSTs).
+    """
+    context = browser.new_context(
+        user_agent=DISTINCTIVE["User-Agent"],
+        extra_http_headers={"X-Forwarded-For": DISTINCTIVE["X-Forwarded-For"]},
+        **extra,
+    )
+
+    def add_referer(route: Route) -> None:
+        if route.request.method == "GET":
+            route.continue_(headers={**route.request.headers, "referer": DISTINCTIVE["Referer"]})
+        else:
+            route.fallback()
+
+    context.route("**/*", add_referer)
+    return context
+
+
+def every_file(*folders: Path) -> Iterator[Path]:
+    """Every regular file under the folders (the database and its WAL included)."""
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                yield path

@@ -1,0 +1,177 @@
+"""Fixtures for the server: an app on SQLite and on PostgreSQL, the org and journalist keys.
+
+The PostgreSQL half makes one uniquely named database per test session and drops it afterwards.
+If the server is unreachable those tests fail: they never skip.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tipline.crypto import keys, manifest
+from tipline.crypto.encoding import b64e
+from tipline.crypto.envelope import seal
+from tipline.crypto.inner import Attachment, Inner
+from tipline.server import create_app, db, keyset
+
+POSTGRES_URL = os.environ.get(
+    "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = ("uploads", "submissions", "replies", "sources", "manifests")
+
+
+@dataclass
+class Keys:
+    """The org key, two journalists, and signed manifests v1 (Alice) and v2 (Bob)."""
+
+    org: keys.OrgSecret
+    alice: keys.RecipientSecret
+    bob: keys.RecipientSecret
+
+    def signed(self, version: int, *who: keys.RecipientSecret) -> bytes:
+        today = datetime.datetime.now(datetime.UTC).date()
+        recipients = [w.public for w in who] or [self.alice.public]
+        return manifest.sign_manifest(
+            self.org, version, recipients, today, today + datetime.timedelta(days=90)
+        )
+
+
+@pytest.fixture(scope="session")
+def org_keys() -> Keys:
+    return Keys(
+        keys.OrgSecret.generate(),
+        keys.RecipientSecret.generate("Alice"),
+        keys.RecipientSecret.generate("Bob"),
+    )
+
+
+def _sqlalchemy_url(url: str) -> str:
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this session, dropped at the end."""
+    name = f"tipline_test_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(_sqlalchemy_url(POSTGRES_URL)).set(database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tipline.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+def make_app(data_dir: Path, database_url: str, org: keys.OrgSecret, **extra: Any) -> Flask:
+    """An app with rate limits off (tests that want them turn them on)."""
+    config: dict[str, Any] = {
+        "DATA_DIR": str(data_dir),
+        "ORG_PUBLIC_KEY": b64e(org.public.public_key),
+        "DATABASE_URL": database_url,
+        "AUTO_MIGRATE": True,
+        "MIN_FREE_BYTES": 0,
+        "RATELIMIT_ENABLED": False,
+        "TESTING": True,
+    }
+    config.update(extra)
+    return create_app(config)
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path, database_url: str, org_keys: Keys) -> Iterator[Any]:
+    """Build apps on this test's database; tables are emptied afterwards."""
+    made: list[Flask] = []
+
+    def build(install: bool = True, **extra: Any) -> Flask:
+        app = make_app(tmp_path / "data", database_url, org_keys.org, **extra)
+        if install:
+            with app.app_context():
+                keyset.install(db.session(), org_keys.signed(1), org_keys.org.public.public_key)
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        db.engine_of(app).dispose()
+    _truncate(database_url)
+
+
+def _truncate(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        return  # each SQLite test has its own file
+    engine = db.make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.has_table(conn, "manifests"):
+                conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> Iterator[None]:
+    """Empty the shared PostgreSQL database after a test that writes to it directly."""
+    yield
+    _truncate(database_url)
+
+
+@pytest.fixture
+def app(app_factory: Any) -> Flask:
+    built: Flask = app_factory()
+    return built
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def csrf_token(client: FlaskClient, path: str = "/submit") -> str:
+    """The CSRF token of a page, as a browser would read it from the form or the meta tag."""
+    page = client.get(path)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+def sealed_submission(
+    recipients: list[bytes], message: str, files: dict[str, bytes], reply_key: bytes
+) -> bytes:
+    """An envelope as the browser would seal it."""
+    inner = Inner(
+        kind="submission",
+        sealed_by="browser",
+        message=message,
+        reply_public_key=reply_key,
+        attachments=tuple(Attachment(n, len(d), "text/plain") for n, d in files.items()),
+    )
+    out = io.BytesIO()
+    seal(out, recipients, inner, [io.BytesIO(d) for d in files.values()])
+    return out.getvalue()

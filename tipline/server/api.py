@@ -1,0 +1,213 @@
+"""The JSON and octet-stream API the browser's page controllers use (the client-side path).
+
+The browser makes the codename, derives the login token and reply key, verifies the manifest,
+seals, and uploads ciphertext in resumable chunks. The server sees the login token (to hash it),
+the reply public key and ciphertext, never the codename or a plaintext byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, cast
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from ..crypto.codename import login_token_hash
+from ..crypto.encoding import b64d
+from ..crypto.errors import TiplineError
+from . import db, keyset, uploads
+from .extensions import limiter
+from .models import Reply, Upload
+from .sources import (
+    blobs,
+    create_source,
+    delete_read_reply,
+    find_by_login_token,
+    log_in,
+    replies_of,
+    reply_of,
+    require_source,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/source")
+
+
+MAX_JSON = 16384
+
+
+class BadRequestError(TiplineError):
+    """the request is not valid"""
+
+
+def _json() -> dict[str, Any]:
+    if (request.content_length or 0) > MAX_JSON:
+        abort(413)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequestError("send a small JSON object")
+    return body
+
+
+def _b64(body: dict[str, Any], name: str, size: int | None) -> bytes:
+    return b64d(body.get(name), size, BadRequestError, name)
+
+
+def _int(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequestError(f"{name} must be a whole number")
+    return value
+
+
+def _keys() -> keyset.Current:
+    keys = keyset.current(db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    if keys is None:
+        abort(503)
+    return keys
+
+
+def _upload(upload_id: str) -> Upload:
+    """An upload of the logged-in source (someone else's id is simply not found)."""
+    source = require_source()
+    upload = db.session().get(Upload, upload_id)
+    if upload is None or upload.source_id != source.id:
+        abort(404)
+    return upload
+
+
+@bp.get("/manifest")
+def manifest() -> ResponseReturnValue:
+    """The signed key manifest, exactly as installed; the browser verifies it itself."""
+    return Response(_keys().file, mimetype="application/json")
+
+
+@bp.post("/register")
+@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
+def register() -> ResponseReturnValue:
+    """A new source: the login token (hashed here, never stored) and the reply public key."""
+    body = _json()
+    token = _b64(body, "login_token", 32)
+    reply_key = _b64(body, "reply_public_key", 32)
+    if find_by_login_token(token) is not None:
+        raise BadRequestError("that codename is taken; make a new one")
+    source = create_source(login_token_hash(token), reply_key)
+    return jsonify(designation=source.designation), 201
+
+
+@bp.post("/login")
+@limiter.limit(lambda: str(current_app.config["RATELIMIT_LOGIN"]))
+def login() -> ResponseReturnValue:
+    """A returning source's login token."""
+    source = find_by_login_token(_b64(_json(), "login_token", 32))
+    if source is None:
+        return jsonify(
+            error=_("That codename is not known here. Check each word; a codename has seven words.")
+        ), 401
+    log_in(source)
+    return jsonify(ok=True)
+
+
+@bp.post("/uploads")
+@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
+def create_upload() -> ResponseReturnValue:
+    """Start an upload: the manifest version the page sealed to, the header, the total size."""
+    source = require_source()
+    body = _json()
+    keys = _keys()
+    if _int(body, "manifest_version") != keys.version:
+        raise uploads.StaleKeysError()
+    header = _b64(body, "header", None)
+    size = _int(body, "size")
+    max_size = uploads.max_envelope_size(current_app.config["MAX_SUBMISSION_SIZE"])
+    uploads.check_header(header, size, keys, max_size)
+    uploads.expire_old(blobs(), current_app.config["UPLOAD_TTL_HOURS"])
+    upload = uploads.create(source, header, size, keys)
+    return jsonify(id=upload.id, received=len(header), size=size), 201
+
+
+@bp.get("/uploads/<upload_id>")
+def upload_status(upload_id: str) -> ResponseReturnValue:
+    """How much of an upload the server holds: where a resumed upload continues."""
+    upload = _upload(upload_id)
+    return jsonify(received=uploads.received(upload), size=upload.size)
+
+
+@bp.put("/uploads/<upload_id>")
+def upload_chunk(upload_id: str) -> ResponseReturnValue:
+    """One chunk at ``?offset=``; acknowledged only once it is on disk."""
+    upload = _upload(upload_id)
+    offset = request.args.get("offset", type=int)
+    length = request.content_length
+    if offset is None or offset < 0:
+        raise BadRequestError("offset is missing")
+    if length is None:
+        raise BadRequestError("the chunk needs a Content-Length")
+    if length > current_app.config["MAX_CHUNK_SIZE"] or length == 0:
+        abort(413)
+    try:
+        done = uploads.append(upload, offset, length, cast(BinaryIO, request.stream))
+    except uploads.WrongOffsetError:
+        return jsonify(
+            error=_("Resume from the offset given."), received=uploads.received(upload)
+        ), 409
+    return jsonify(received=done)
+
+
+@bp.post("/uploads/<upload_id>/finish")
+def finish_upload(upload_id: str) -> ResponseReturnValue:
+    """The whole envelope is here: store it as a submission."""
+    upload = _upload(upload_id)
+    keys = keyset.current(db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    submission = uploads.finish(upload, require_source(), keys)
+    return jsonify(ok=True, size=submission.size), 201
+
+
+@bp.delete("/uploads/<upload_id>")
+def cancel_upload(upload_id: str) -> ResponseReturnValue:
+    """The source pressed cancel: drop what was sent."""
+    uploads.cancel(_upload(upload_id))
+    return "", 204
+
+
+@bp.get("/replies")
+def list_replies() -> ResponseReturnValue:
+    """The logged-in source's replies (ids, sizes, days)."""
+    rows = replies_of(require_source())
+    return jsonify(
+        replies=[
+            {"id": r.id, "size": r.size, "created": r.created.isoformat(), "read": r.read}
+            for r in rows
+        ]
+    )
+
+
+def _reply(reply_id: str) -> Reply:
+    reply = reply_of(require_source(), reply_id)
+    if reply is None:
+        abort(404)
+    return reply
+
+
+@bp.get("/replies/<reply_id>")
+def get_reply(reply_id: str) -> ResponseReturnValue:
+    """A reply envelope, for the browser to open with the reply key."""
+    reply = _reply(reply_id)
+    return send_file(blobs().open("replies", reply.id), mimetype="application/octet-stream")
+
+
+@bp.post("/replies/<reply_id>/read")
+def mark_read(reply_id: str) -> ResponseReturnValue:
+    """The browser opened the reply: from now on the source may delete it."""
+    reply = _reply(reply_id)
+    reply.read = True
+    db.session().commit()
+    return jsonify(ok=True)
+
+
+@bp.delete("/replies/<reply_id>")
+def delete_reply(reply_id: str) -> ResponseReturnValue:
+    """Delete a reply that was read."""
+    if not delete_read_reply(_reply(reply_id)):
+        return jsonify(error=_("Read a reply before you delete it.")), 409
+    return "", 204

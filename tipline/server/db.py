@@ -1,0 +1,80 @@
+"""The database: one engine per app, one session per request, and Alembic migrations."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets foreign keys, WAL and a busy timeout so two workers can share it."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+        cursor.close()
+
+    return engine
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    """An Alembic config that runs ``migrations/`` on this engine."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, data_dir: Path, revision: str = "head") -> None:
+    """Bring the schema up to ``revision``; a file lock keeps two workers from racing."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema down to ``revision`` (for tests and rollbacks by an admin)."""
+    command.downgrade(alembic_config(engine), revision)
+
+
+def init_app(app: Flask) -> None:
+    """Bind an engine to the app, migrate if configured, close sessions after each request."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["tipline.engine"] = engine
+    if app.config["AUTO_MIGRATE"]:
+        upgrade(engine, Path(app.config["DATA_DIR"]))
+
+    @app.teardown_appcontext
+    def _close(_exc: BaseException | None) -> None:
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()
+
+
+def engine_of(app: Flask) -> Engine:
+    """The app's engine."""
+    engine: Engine = app.extensions["tipline.engine"]
+    return engine
+
+
+def session() -> Session:
+    """This request's session, made on first use."""
+    if "db" not in g:
+        g.db = Session(engine_of(current_app), expire_on_commit=False)
+    db: Session = g.db
+    return db

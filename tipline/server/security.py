@@ -1,0 +1,114 @@
+"""Response headers, cookies and logging: what keeps a source's browser and identity out of
+reach of third parties, of other sites, and of the server's own logs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.serving import WSGIRequestHandler
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Pages without scripts may load only our own CSS and images, and post forms only to us.
+CSP_PLAIN = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# Pages that seal in the browser add our own scripts, libsodium's WebAssembly (which needs
+# 'wasm-unsafe-eval' and nothing looser), our own Worker, and fetch() to us.
+CSP_CRYPTO = (
+    CSP_PLAIN + "; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'"
+)
+
+
+def crypto_page(view: F) -> F:
+    """Mark a view whose page runs the browser crypto, so it gets the wider CSP."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.csp = CSP_CRYPTO
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _headers(response: Response) -> Response:
+    headers = response.headers
+    # A Worker runs under the CSP of its own script's response, and the crypto Worker imports
+    # modules and compiles libsodium's WebAssembly: our scripts get the crypto policy.
+    is_script = request.endpoint == "static" and request.path.endswith((".js", ".mjs"))
+    headers["Content-Security-Policy"] = CSP_CRYPTO if is_script else g.get("csp", CSP_PLAIN)
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Cache-Control"] = "no-store"
+    headers["Pragma"] = "no-cache"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    headers.pop("Server", None)
+    # Last-Modified on static files is a precise time: drop it (ETags are content hashes).
+    headers.pop("Last-Modified", None)
+    return response
+
+
+SMALL_BODY = 64 * 1024  # a login form, a JSON call: far more than they need
+
+
+def _limit_body() -> None:
+    """Bound every request body before anything parses it: a whole submission only for the
+    no-JS form (streamed through the sealing spool), a chunk for a chunk, little elsewhere.
+    URL-encoded forms are read into memory whole, so they never get the large limit.
+    """
+    config = current_app.config
+    if request.endpoint == "source.submit" and request.mimetype == "multipart/form-data":
+        request.max_content_length = config["MAX_SUBMISSION_SIZE"] + (2 << 20)
+    elif request.endpoint == "api.upload_chunk":
+        request.max_content_length = config["MAX_CHUNK_SIZE"]
+    else:
+        request.max_content_length = SMALL_BODY
+
+
+def init_app(app: Flask) -> None:
+    """Headers on every response, cookie flags, and logs that name no one."""
+    app.config.update(
+        SESSION_COOKIE_NAME="tipline",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=bool(app.config["HTTPS"]),
+        SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(minutes=app.config["SESSION_MINUTES"]),
+        WTF_CSRF_TIME_LIMIT=None,  # a frightened source may take hours over a message
+        WTF_CSRF_SSL_STRICT=False,  # the check reads Referer, which Tor Browser and we strip
+        SEND_FILE_MAX_AGE_DEFAULT=None,
+        MAX_FORM_MEMORY_SIZE=1 << 20,  # the message field, in memory: never spooled to disk
+        MAX_FORM_PARTS=200,
+    )
+    app.before_request(_limit_body)  # registered before CSRFProtect, which parses forms
+    app.after_request(_headers)
+    quiet_logging()
+
+
+def quiet_logging() -> None:
+    """Keep request lines (with addresses) out of every log; warnings and errors stay."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("gunicorn.access").disabled = True
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's development server handler without the request log, which prints the client
+    address, the time to the second and the path of every request.
+    """
+
+    def address_string(self) -> str:
+        """Never the client address, even in an error line."""
+        return "-"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access log."""

@@ -1,0 +1,136 @@
+"""Sources, their sessions and their submissions: the logic both submission paths share."""
+
+from __future__ import annotations
+
+import time
+
+from flask import abort, current_app, g, session
+from sqlalchemy import select
+
+from ..crypto.codename import login_token_hash
+from ..crypto.primitives import random_below
+from ..wordlist import load_wordlist
+from . import db
+from .blobs import BlobStore
+from .models import Reply, Source, Submission, new_id
+
+
+def blobs() -> BlobStore:
+    """The app's blob store."""
+    store: BlobStore = current_app.extensions["tipline.blobs"]
+    return store
+
+
+def designation() -> str:
+    """A readable two-word name for journalists to tell sources apart; not the codename, and
+    not derived from it.
+    """
+    words = load_wordlist().words
+    return f"{words[random_below(len(words))]} {words[random_below(len(words))]}"
+
+
+def create_source(token_hash: bytes, reply_public_key: bytes) -> Source:
+    """Store a new source (derivations only) and log this session in as it."""
+    source = new_source(token_hash, reply_public_key)
+    db.session().add(source)
+    db.session().commit()
+    log_in(source)
+    return source
+
+
+def new_source(token_hash: bytes, reply_public_key: bytes) -> Source:
+    """A source row, not yet committed."""
+    return Source(
+        id=new_id(),
+        designation=designation(),
+        token_hash=token_hash,
+        reply_public_key=reply_public_key,
+    )
+
+
+def find_by_login_token(token: bytes) -> Source | None:
+    """The source a login token belongs to, if any."""
+    return (
+        db.session()
+        .scalars(select(Source).where(Source.token_hash == login_token_hash(token)))
+        .first()
+    )
+
+
+def _new_session() -> None:
+    """Start afresh (no session fixation); Flask-WTF caches this request's CSRF token in ``g``,
+    so drop that too, or the page would carry a token of the session just cleared.
+    """
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
+
+def log_in(source: Source) -> None:
+    """Mark the session as this source's, until ``SESSION_MINUTES`` from now."""
+    _new_session()
+    session["source"] = source.id
+    session["until"] = int(time.time()) + 60 * current_app.config["SESSION_MINUTES"]
+
+
+def log_out() -> None:
+    """Forget the source (the language choice goes too: it says something about a person)."""
+    _new_session()
+
+
+def current_source() -> Source | None:
+    """The logged-in source, or None (a session past its time counts as logged out)."""
+    source_id = session.get("source")
+    if not isinstance(source_id, str):
+        return None
+    if not isinstance(session.get("until"), int) or session["until"] < time.time():
+        session.clear()
+        return None
+    return db.session().get(Source, source_id)
+
+
+def require_source() -> Source:
+    """The logged-in source, or a 401 (the error page explains how to log in)."""
+    source = current_source()
+    if source is None:
+        abort(401)
+    return source
+
+
+def commit_submission(source: Source, submission_id: str, size: int) -> Submission:
+    """Commit the row of a blob that is already durable (and the source, if it is new in this
+    session); remove the blob if that fails, so nothing is left half stored.
+    """
+    row = Submission(id=submission_id, source_id=source.id, size=size)
+    try:
+        db.session().add(source)
+        db.session().add(row)
+        db.session().commit()
+    except BaseException:
+        db.session().rollback()
+        blobs().delete("submissions", submission_id)
+        raise
+    return row
+
+
+def replies_of(source: Source) -> list[Reply]:
+    """A source's replies, oldest first."""
+    query = select(Reply).where(Reply.source_id == source.id).order_by(Reply.created, Reply.id)
+    return list(db.session().scalars(query).all())
+
+
+def reply_of(source: Source, reply_id: str) -> Reply | None:
+    """One of the source's replies (another source's id is simply not found)."""
+    reply = db.session().get(Reply, reply_id)
+    return reply if reply is not None and reply.source_id == source.id else None
+
+
+def delete_read_reply(reply: Reply) -> bool:
+    """Delete a reply the source has read; False (and nothing done) if it is unread, since it
+    may hold something they have not seen.
+    """
+    if not reply.read:
+        return False
+    db.session().delete(reply)
+    db.session().commit()
+    blobs().delete("replies", reply.id)
+    return True

@@ -1,0 +1,196 @@
+"""Resumable uploads of envelopes sealed in the browser.
+
+The header comes first, in the request that creates the upload, and is checked with
+``tipline.crypto.format.parse_header``: known active key ids, a plausible size. The server writes
+it as the first bytes of the partial file; the browser then sends the rest in chunks at explicit
+offsets. The partial file's length is the acknowledged offset, read under a lock, so two
+requests for one upload cannot interleave and a dropped connection resumes exactly where the
+last acknowledged chunk ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import delete, select
+from werkzeug.exceptions import ClientDisconnected
+
+from ..crypto import format as fmt
+from ..crypto.errors import EnvelopeFormatError, TiplineError
+from ..crypto.inner import MAX_PLAINTEXT
+from ..crypto.padding import MIN_PLAINTEXT, padded_length
+from . import db
+from .blobs import BlobStore
+from .keyset import Current
+from .models import Source, Submission, Upload, new_id, this_hour
+from .sources import blobs, commit_submission
+
+
+class UploadError(TiplineError):
+    """the upload was refused"""
+
+
+class StaleKeysError(UploadError):
+    """this page was loaded before the newsroom changed its keys. Reload the page and send
+    your tip again; nothing was stored"""
+
+
+class WrongOffsetError(UploadError):
+    """that part of the upload does not follow the part the server has"""
+
+
+def plausible_size(size: int, stanzas: int) -> bool:
+    """Whether ``size`` is exactly the size of some envelope v1 with this many stanzas: a
+    Padmé-padded plaintext of at least ``MIN_PLAINTEXT`` bytes, cut into chunks of 64 KiB.
+    """
+    payload = size - fmt.header_size(stanzas)
+    if payload <= 0:
+        return False
+    chunks = -(-payload // (fmt.CHUNK_SIZE + fmt.ABYTES))
+    plaintext = payload - chunks * fmt.ABYTES
+    return (
+        MIN_PLAINTEXT <= plaintext <= MAX_PLAINTEXT
+        and padded_length(plaintext) == plaintext
+        and fmt.ciphertext_size(plaintext, stanzas) == size
+    )
+
+
+def max_envelope_size(max_submission: int) -> int:
+    """The largest envelope a source may upload for ``max_submission`` bytes of content."""
+    return fmt.ciphertext_size(padded_length(max_submission), fmt.MAX_STANZAS)
+
+
+def check_header(header: bytes, size: int, keys: Current, max_size: int) -> fmt.Header:
+    """Refuse a header that is malformed, not sealed to exactly the active keys, or a size that
+    no envelope has or that is over the limit.
+    """
+    if len(header) > fmt.MAX_HEADER_SIZE:
+        raise UploadError("the envelope header is too long")
+    try:
+        parsed = fmt.parse_header(header)
+    except EnvelopeFormatError as exc:
+        raise UploadError(f"the envelope is malformed: {exc.detail}") from exc
+    if len(header) != fmt.header_size(len(parsed.stanzas)):
+        raise UploadError("the envelope header has trailing bytes")
+    if set(parsed.key_ids) != keys.manifest.key_ids():
+        raise StaleKeysError()
+    if size > max_size:
+        raise UploadError("the submission is larger than this tip line accepts")
+    if not plausible_size(size, len(parsed.stanzas)):
+        raise UploadError("the announced size is not the size of an envelope")
+    return parsed
+
+
+def expire_old(store: BlobStore, hours: int) -> None:
+    """Drop unfinished uploads older than ``hours`` (rounded to the hour, like their rows)."""
+    cutoff = this_hour() - datetime.timedelta(hours=hours)
+    session = db.session()
+    stale = session.scalars(select(Upload.id).where(Upload.created < cutoff)).all()
+    for upload_id in stale:
+        with contextlib.suppress(FileNotFoundError):
+            store.upload_path(upload_id).unlink()
+    if stale:
+        session.execute(delete(Upload).where(Upload.id.in_(stale)))
+        session.commit()
+
+
+def create(source: Source, header: bytes, size: int, keys: Current) -> Upload:
+    """Start an upload whose envelope begins with ``header``."""
+    store = blobs()
+    store.check_space(size)
+    upload = Upload(id=new_id(), source_id=source.id, size=size, manifest_version=keys.version)
+    path = store.upload_path(upload.id)
+    with path.open("xb") as out:
+        out.write(header)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        db.session().add(upload)
+        db.session().commit()
+    except BaseException:
+        path.unlink()
+        raise
+    return upload
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[BinaryIO]:
+    """The partial file, open for appending and exclusively locked."""
+    try:
+        handle = path.open("r+b")
+    except FileNotFoundError as exc:
+        raise UploadError("this upload no longer exists; start again") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield handle
+
+
+def received(upload: Upload) -> int:
+    """How many bytes the server has acknowledged."""
+    with locked(blobs().upload_path(upload.id)) as handle:
+        return os.fstat(handle.fileno()).st_size
+
+
+def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
+    """Append ``length`` bytes from ``body`` at ``offset``; durable before it is acknowledged.
+
+    A body that ends early (the circuit dropped) is cut off again, so the next attempt starts
+    from the last acknowledged byte.
+    """
+    store = blobs()
+    with locked(store.upload_path(upload.id)) as handle:
+        have = os.fstat(handle.fileno()).st_size
+        if offset != have:
+            raise WrongOffsetError()
+        if have + length > upload.size:
+            raise UploadError("that is more than the announced size")
+        store.check_space(length)
+        handle.seek(have)
+        try:
+            remaining = length
+            while remaining:
+                piece = body.read(min(remaining, 1 << 16))
+                if not piece:
+                    raise ClientDisconnected()
+                handle.write(piece)
+                remaining -= len(piece)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.truncate(have)
+            raise
+        return have + length
+
+
+def finish(upload: Upload, source: Source, keys: Current | None) -> Submission:
+    """Turn a complete upload into a stored submission: keys checked again, file moved into the
+    blob store, row committed, upload forgotten.
+    """
+    store = blobs()
+    path = store.upload_path(upload.id)
+    with locked(path) as handle:
+        if os.fstat(handle.fileno()).st_size != upload.size:
+            raise UploadError("the upload is not complete yet")
+        header = handle.read(fmt.MAX_HEADER_SIZE)
+        if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
+            cancel(upload)
+            raise StaleKeysError()
+        os.fsync(handle.fileno())
+        submission_id = new_id()
+        store.adopt("submissions", submission_id, path)
+    db.session().delete(upload)
+    return commit_submission(source, submission_id, upload.size)
+
+
+def cancel(upload: Upload) -> None:
+    """Forget an upload and its bytes."""
+    with contextlib.suppress(FileNotFoundError):
+        blobs().upload_path(upload.id).unlink()
+    db.session().delete(upload)
+    db.session().commit()
