@@ -32,7 +32,17 @@ from tipline.server import create_app, db, keyset
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("uploads", "submissions", "replies", "sources", "manifests")
+TABLES = (
+    "uploads",
+    "submissions",
+    "replies",
+    "sources",
+    "manifests",
+    "api_tokens",
+    "accounts",
+    "audit_log",
+    "settings",
+)
 
 
 @dataclass
@@ -175,3 +185,78 @@ def sealed_submission(
     out = io.BytesIO()
     seal(out, recipients, inner, [io.BytesIO(d) for d in files.values()])
     return out.getvalue()
+
+
+# -- Journalist and admin side ------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at its minimum cost in tests (the real cost is checked in test_accounts.py)."""
+    import nacl.pwhash
+
+    from tipline.server import accounts
+
+    monkeypatch.setattr(accounts, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(accounts, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
+
+
+@dataclass
+class Staff:
+    """A staff account made for a test: its password and TOTP secret."""
+
+    username: str
+    password: str
+    secret: str
+
+
+def make_staff(app: Flask, username: str, admin: bool = False) -> Staff:
+    """An account with TOTP already enrolled."""
+    import pyotp
+
+    from tipline.server import accounts
+
+    password = accounts.generate_passphrase()
+    secret = pyotp.random_base32(32)
+    with app.app_context():
+        made = accounts.create(db.session(), username, password, is_admin=admin)
+        made.totp_secret = secret
+        db.session().commit()
+    return Staff(username, password, secret)
+
+
+def next_code(app: Flask, staff: Staff) -> str:
+    """A TOTP code the server will take now: the earliest allowed step not yet used."""
+    import time
+
+    import pyotp
+
+    from tipline.server import accounts
+
+    with app.app_context():
+        last = accounts.by_username(db.session(), staff.username).totp_last_step  # type: ignore[union-attr]
+    step = max(int(time.time()) // 30 - 1, last + 1)
+    return str(pyotp.TOTP(staff.secret).generate_otp(step))
+
+
+def staff_login(app: Flask, client: FlaskClient, staff: Staff) -> Any:
+    """Log in through the login form; returns the response."""
+    token = page_token(client.get("/journalist/login").text)
+    return client.post(
+        "/journalist/login",
+        data={
+            "csrf_token": token,
+            "username": staff.username,
+            "password": staff.password,
+            "code": next_code(app, staff),
+        },
+    )
+
+
+def page_token(text: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', text)
+    if found is None:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', text)
+    assert found, text[:500]
+    return found.group(1)

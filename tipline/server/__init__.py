@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` (a dict, for tests) overrides the environment."""
-    from . import api, db, errors, i18n, security, source
+    from . import admin, api, auth, db, errors, i18n, journalist, journalist_api, security, source
     from .blobs import BlobStore
     from .extensions import csrf, limiter
     from .spooled import SealingRequest
@@ -40,4 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(source.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(journalist.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(journalist_api.bp)
+    csrf.exempt(journalist_api.bp)  # bearer tokens, never cookies: nothing to forge
     return app

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from ..crypto.codename import login_token_hash
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
-from . import db, keyset, uploads
+from . import db, keyset, settings, uploads
 from .extensions import limiter
 from .models import Reply, Upload
 from .sources import (
@@ -62,7 +62,7 @@ def _int(body: dict[str, Any], name: str) -> int:
 
 def _keys() -> keyset.Current:
     keys = keyset.current(db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"])
-    if keys is None:
+    if keys is None or not settings.current().submissions_open:
         abort(503)
     return keys
 
@@ -119,7 +119,7 @@ def create_upload() -> ResponseReturnValue:
         raise uploads.StaleKeysError()
     header = _b64(body, "header", None)
     size = _int(body, "size")
-    max_size = uploads.max_envelope_size(current_app.config["MAX_SUBMISSION_SIZE"])
+    max_size = uploads.max_envelope_size(settings.max_submission_size())
     uploads.check_header(header, size, keys, max_size)
     uploads.expire_old(blobs(), current_app.config["UPLOAD_TTL_HOURS"])
     upload = uploads.create(source, header, size, keys)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import click
+from flask import Flask
+from sqlalchemy.orm import Session
 
 from ..crypto.encoding import b64e
 from ..crypto.errors import ManifestError, TiplineError
@@ -82,6 +86,93 @@ def manifest_install(file: BinaryIO) -> None:
     click.echo(
         f"tipline-server: installed key manifest version {body.version} "
         f"({len(body.recipients)} recipient keys)",
+        err=True,
+    )
+
+
+@contextlib.contextmanager
+def _app_db() -> Iterator[tuple[Flask, Session]]:
+    """The configured app's database session, for one command."""
+    from . import create_app, db
+
+    app = create_app()
+    try:
+        with app.app_context():
+            yield app, db.session()
+    finally:
+        db.engine_of(app).dispose()
+
+
+def _add_account(username: str, is_admin: bool) -> None:
+    from . import accounts, audit
+
+    with _app_db() as (_app, session):
+        passphrase = accounts.generate_passphrase()
+        made = accounts.create(session, username, passphrase, is_admin=is_admin)
+        role = "admin" if is_admin else "journalist"
+        audit.record(session, "tipline-server", "add-account", f"{made.username} ({role})")
+    click.echo(f"tipline-server: {role} {made.username} added; their passphrase:", err=True)
+    click.echo(passphrase)
+    click.echo("tipline-server: they set up two-factor login at their first login", err=True)
+
+
+@cli.command("create-admin")
+@click.argument("username")
+def create_admin(username: str) -> None:
+    """Create the first admin account (refused once an admin exists: add more in /admin/)."""
+    from . import accounts
+
+    with _app_db() as (_app, session):
+        if accounts.count_admins(session):
+            raise accounts.AccountError("an admin exists already; add accounts in /admin/")
+    _add_account(username, True)
+
+
+@cli.command("add-journalist")
+@click.argument("username")
+def add_journalist(username: str) -> None:
+    """Add a journalist account; its generated passphrase is printed once, on stdout."""
+    _add_account(username, False)
+
+
+@cli.command("install-manifest")
+@click.argument("file", type=click.File("rb"))
+@click.option("--yes", is_flag=True, help="Install without asking (after showing the summary).")
+def install_manifest(file: BinaryIO, yes: bool) -> None:
+    """Verify a signed key manifest, show the keys it adds and retires, and install it."""
+    from ..crypto.manifest import MAX_SIGNED_MANIFEST
+    from . import audit, manifests
+
+    data = file.read(MAX_SIGNED_MANIFEST + 1)
+    with _app_db() as (app, session):
+        org = app.config["ORG_PUBLIC_KEY_BYTES"]
+        summary = manifests.preview(session, data, org)
+        for line in summary.lines():
+            click.echo(f"tipline-server: {line}", err=True)
+        if not yes and not click.confirm("Install it?", err=True):
+            raise click.exceptions.Abort()
+        manifests.install(session, data, org)
+        audit.record(
+            session,
+            "tipline-server",
+            "install-manifest",
+            f"version {summary.version}: {len(summary.added)} added, "
+            f"{len(summary.retired)} retired",
+        )
+    click.echo(f"tipline-server: installed key manifest version {summary.version}", err=True)
+
+
+@cli.command("retention")
+def retention_command() -> None:
+    """Delete the ciphertext the retention settings say has expired (run daily by a timer)."""
+    from . import retention
+    from .sources import blobs
+
+    with _app_db() as (_app, session):
+        swept = retention.run(session, blobs())
+    click.echo(
+        f"tipline-server: retention deleted {swept.submissions} submissions "
+        f"and {swept.replies} replies",
         err=True,
     )
 

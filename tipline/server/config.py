@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN": "30 per minute",
     "RATELIMIT_SUBMIT": "30 per minute",
     "RATELIMIT_ENABLED": True,
+    # Journalist and admin side (docs/ADMIN.md)
+    "STAFF_IDLE_MINUTES": 30,  # a staff session ends after this long without a request
+    "STAFF_SESSION_HOURS": 12,  # and after this long in all
+    "SECRET_KEY_FALLBACKS": [],  # old session keys still accepted while they are rotated out
+    "MAX_REPLY_BUNDLE": 512 * MIB,  # the largest reply bundle a journalist may upload
 }
 
 
@@ -46,6 +51,8 @@ def _coerce(key: str, value: Any) -> Any:
     default = DEFAULTS[key]
     if not isinstance(value, str) or default is None or isinstance(default, str):
         return value
+    if isinstance(default, list):  # a comma-separated list
+        return [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(default, bool):
         if value.lower() in {"1", "true", "yes", "on"}:
             return True
@@ -107,7 +114,20 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         config["AUTO_MIGRATE"] = str(config["DATABASE_URL"]).startswith("sqlite")
     if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(data_dir)
-    for key in ("MAX_SUBMISSION_SIZE", "MAX_CHUNK_SIZE", "MIN_FREE_BYTES", "SESSION_MINUTES"):
+    fallbacks = config["SECRET_KEY_FALLBACKS"]
+    if not isinstance(fallbacks, list) or any(
+        not isinstance(k, str) or len(k) < 32 for k in fallbacks
+    ):
+        raise ConfigError("TIPLINE_SECRET_KEY_FALLBACKS must be keys of 32 characters or more")
+    for key in (
+        "MAX_SUBMISSION_SIZE",
+        "MAX_CHUNK_SIZE",
+        "MIN_FREE_BYTES",
+        "SESSION_MINUTES",
+        "STAFF_IDLE_MINUTES",
+        "STAFF_SESSION_HOURS",
+        "MAX_REPLY_BUNDLE",
+    ):
         if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
             raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
     if config["MAX_CHUNK_SIZE"] < 64 * 1024:

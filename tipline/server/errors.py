@@ -37,6 +37,8 @@ def respond(status: int, message: str) -> ResponseReturnValue:
     """A JSON error for the API, an HTML page for everything else."""
     if request.path.startswith("/api/"):
         return jsonify(error=message), status
+    if request.path.startswith(("/journalist", "/admin")):
+        return render_template("journalist/error.html", message=message, status=status), status
     return render_template("source/error.html", message=message, status=status), status
 
 

@@ -5,10 +5,12 @@ no code). Chosen from ``?lang=``, then the session, then Accept-Language.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from babel import Locale
 from flask import Flask, current_app, request, session
 from flask_babel import get_locale
+from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import babel
 
@@ -23,7 +25,7 @@ def available() -> list[str]:
 
 def select_locale() -> str:
     """The language for this request."""
-    languages: list[str] = current_app.config["LANGUAGES"]
+    languages = offered()
     asked = request.args.get("lang")
     if asked in languages:
         session["lang"] = asked
@@ -32,6 +34,28 @@ def select_locale() -> str:
     if kept in languages:
         return str(kept)
     return request.accept_languages.best_match(languages) or "en"
+
+
+def offered() -> list[str]:
+    """The languages the admin offers (all of them if the settings cannot be read)."""
+    from . import settings
+
+    try:
+        return settings.languages()
+    except SQLAlchemyError:
+        everything: list[str] = current_app.config["LANGUAGES"]
+        return everything
+
+
+def _context() -> dict[str, Any]:
+    """The language switch shows only the offered languages; pages show the org's name."""
+    from . import settings
+
+    try:
+        org_name = settings.current().org_name
+    except SQLAlchemyError:
+        org_name = ""
+    return {"language_names": language_names(offered()), "org_name": org_name}
 
 
 def language_names(codes: list[str]) -> list[tuple[str, str]]:
@@ -47,3 +71,4 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["language_names"] = language_names(app.config["LANGUAGES"])
     app.jinja_env.globals["get_locale"] = get_locale
+    app.context_processor(_context)

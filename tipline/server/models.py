@@ -7,7 +7,18 @@ from __future__ import annotations
 import datetime
 import secrets
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -40,6 +51,10 @@ class Source(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     reply_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     created: Mapped[datetime.date] = mapped_column(Date, default=today)
+    starred: Mapped[bool] = mapped_column(Boolean, default=False)  # by a journalist
+
+    # The journalist list pages walk this index by key (no OFFSET scans).
+    __table_args__ = (Index("ix_sources_created_id", "created", "id"),)
 
 
 class Submission(Base):
@@ -50,6 +65,14 @@ class Submission(Base):
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[datetime.date] = mapped_column(Date, default=today)
+    downloaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    downloaded_on: Mapped[datetime.date | None] = mapped_column(Date, default=None)
+
+    __table_args__ = (
+        Index("ix_submissions_source_received_id", "source_id", "received", "id"),
+        Index("ix_submissions_downloaded_received_id", "downloaded", "received", "id"),
+        Index("ix_submissions_downloaded_on", "downloaded_on"),
+    )
 
 
 class Reply(Base):
@@ -81,3 +104,57 @@ class InstalledManifest(Base):
     version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     file: Mapped[bytes] = mapped_column(LargeBinary)
     installed: Mapped[datetime.date] = mapped_column(Date, default=today)
+
+
+class Account(Base):
+    """A journalist or admin: an Argon2id password hash and a TOTP secret (staff, not sources,
+    so the throttling time is kept to the second).
+    """
+
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_pending: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime.datetime | None] = mapped_column(DateTime, default=None)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime.date] = mapped_column(Date, default=today)
+
+
+class ApiToken(Base):
+    """A bearer token for the journalist API; only its BLAKE2b hash is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    label: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime.date] = mapped_column(Date, default=today)
+
+
+class AuditEntry(Base):
+    """One admin action: who, what, when. Never a source's data (counts at most)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Setting(Base):
+    """One instance setting an admin changed (JSON); missing means the default."""
+
+    __tablename__ = "settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -71,6 +71,10 @@ def _limit_body() -> None:
         request.max_content_length = config["MAX_SUBMISSION_SIZE"] + (2 << 20)
     elif request.endpoint == "api.upload_chunk":
         request.max_content_length = config["MAX_CHUNK_SIZE"]
+    elif request.endpoint in ("journalist.replies", "journalist_api.upload_replies"):
+        request.max_content_length = config["MAX_REPLY_BUNDLE"] + (1 << 20)
+    elif request.endpoint in ("admin.manifest_upload", "admin.manifest_confirm"):
+        request.max_content_length = 512 * 1024  # a signed manifest is at most 96 KiB
     else:
         request.max_content_length = SMALL_BODY
 

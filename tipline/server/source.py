@@ -18,7 +18,7 @@ from ..crypto.encoding import b64e
 from ..crypto.errors import CodenameError
 from ..crypto.keys import fingerprint
 from ..wordlist import load_wordlist
-from . import db, keyset
+from . import db, keyset, settings
 from .extensions import limiter
 from .formpath import FormError, check_submission, collect_parts, seal_to_blob
 from .forms import ActionForm, CodenameForm, SubmitForm
@@ -67,7 +67,7 @@ def _page_data(keys: keyset.Current | None = None) -> dict[str, Any]:
     return {
         "org_public_key": b64e(current_app.config["ORG_PUBLIC_KEY_BYTES"]),
         "manifest_version": keys.version if keys else "",
-        "max_size": current_app.config["MAX_SUBMISSION_SIZE"],
+        "max_size": settings.max_submission_size(),
         "chunk_size": min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
     }
 
@@ -90,14 +90,14 @@ def submit() -> ResponseReturnValue:
     form = SubmitForm()
     keys = _keys()
     source = current_source()
-    if keys is None:
+    if keys is None or not settings.current().submissions_open:
         return render_template("source/closed.html"), 503
     error = None
     if form.validate_on_submit():
         try:
             message = form.message.data or ""
             parts = collect_parts(request.files.getlist(form.files.name))
-            check_submission(message, parts, current_app.config["MAX_SUBMISSION_SIZE"])
+            check_submission(message, parts, settings.max_submission_size())
             codename = None
             if source is None:
                 codename = generate(load_wordlist())

@@ -1,0 +1,209 @@
+"""The admin interface (/admin/): accounts, the signed key manifest, instance settings and the
+audit log. Every change is recorded in the audit log with who made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import replace
+
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from ..crypto.errors import ManifestError
+from ..crypto.keys import fingerprint
+from ..crypto.manifest import MAX_SIGNED_MANIFEST
+from . import accounts, audit, db, keyset, manifests, settings
+from .auth import account, staff_required
+from .forms import ActionForm
+from .models import Account
+from .spooled import SpoolFile
+from .staff_forms import ManifestConfirmForm, ManifestUploadForm, NewAccountForm, SettingsForm
+from .transfer import ID
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MIB = 1 << 20
+
+
+def _settings_form(formdata: bool) -> SettingsForm:
+    current = settings.current()
+    form = SettingsForm() if formdata else SettingsForm(formdata=None)
+    form.languages.choices = [(code, code) for code in current_app.config["LANGUAGES"]]
+    if not formdata:
+        form.org_name.data = current.org_name
+        form.submissions_open.data = current.submissions_open
+        form.max_submission_size.data = current.max_submission_size // MIB
+        form.retention_days_after_download.data = current.retention_days_after_download
+        form.retention_max_days.data = current.retention_max_days
+        form.languages.data = list(current.languages) or list(current_app.config["LANGUAGES"])
+    return form
+
+
+def _page(status: int = 200, **extra: object) -> ResponseReturnValue:
+    session = db.session()
+    keys = keyset.current(session, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    values: dict[str, object] = {
+        "accounts": session.query(Account).order_by(Account.username).all(),
+        "new_account": NewAccountForm(formdata=None),
+        "settings_form": _settings_form(False),
+        "upload": ManifestUploadForm(formdata=None),
+        "action": ActionForm(),
+        "keys": keys,
+        "fingerprint": fingerprint(current_app.config["ORG_PUBLIC_KEY_BYTES"]),
+        "audit_log": audit.recent(session, 50),
+        "me": account(),
+        "message": None,
+        "error": None,
+        "passphrase": None,
+    }
+    values.update(extra)
+    return render_template("admin/index.html", **values), status
+
+
+@bp.get("/")
+@staff_required(admin=True)
+def index() -> ResponseReturnValue:
+    """Accounts, keys, settings and the audit log on one page."""
+    return _page()
+
+
+def _account(account_id: str) -> Account:
+    if not ID.match(account_id):
+        abort(404)
+    found = db.session().get(Account, account_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/accounts")
+@staff_required(admin=True)
+def add_account() -> ResponseReturnValue:
+    """Add a journalist (or admin) with a generated passphrase, shown once."""
+    form = NewAccountForm()
+    if not form.validate_on_submit():
+        return _page(400, error="The form expired or the username is missing.")
+    passphrase = accounts.generate_passphrase()
+    try:
+        made = accounts.create(
+            db.session(), form.username.data, passphrase, is_admin=bool(form.is_admin.data)
+        )
+    except accounts.AccountError as exc:
+        return _page(400, error=exc.message)
+    role = "admin" if made.is_admin else "journalist"
+    audit.record(db.session(), account().username, "add-account", f"{made.username} ({role})")
+    return _page(201, message=f"Account {made.username} made.", passphrase=passphrase)
+
+
+@bp.post("/accounts/<account_id>/<change>")
+@staff_required(admin=True)
+def change_account(account_id: str, change: str) -> ResponseReturnValue:
+    """Reset a password (a new passphrase is shown once) or 2FA, disable or enable."""
+    target = _account(account_id)
+    if not ActionForm().validate_on_submit():
+        return _page(400, error="The form expired. Nothing was changed.")
+    session, me = db.session(), account()
+    passphrase = None
+    if change == "reset-password":
+        passphrase = accounts.generate_passphrase()
+        accounts.set_password(session, target, passphrase)
+    elif change == "reset-2fa":
+        accounts.reset_totp(session, target)
+    elif change in ("disable", "enable"):
+        if change == "disable" and target.id == me.id:
+            return _page(400, error="You cannot disable your own account.")
+        if change == "disable" and target.is_admin and accounts.count_admins(session) <= 1:
+            return _page(400, error="The last admin cannot be disabled.")
+        accounts.set_disabled(session, target, change == "disable")
+    else:
+        abort(404)
+    audit.record(session, me.username, change, target.username)
+    if target.id == me.id and change != "enable":
+        return redirect(url_for("auth.login"), 303)
+    return _page(
+        message=f"{change.replace('-', ' ').capitalize()}: {target.username}.",
+        passphrase=passphrase,
+    )
+
+
+@bp.post("/settings")
+@staff_required(admin=True)
+def save_settings() -> ResponseReturnValue:
+    """Store the instance settings (the source side reads them on its next request)."""
+    form = _settings_form(True)
+    if not form.validate_on_submit():
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        return _page(400, error=f"The settings were not saved: {errors or 'the form expired'}.")
+    value = replace(
+        settings.Settings(),
+        org_name=(form.org_name.data or "").strip(),
+        submissions_open=bool(form.submissions_open.data),
+        max_submission_size=(form.max_submission_size.data or 0) * MIB,
+        retention_days_after_download=form.retention_days_after_download.data or 0,
+        retention_max_days=form.retention_max_days.data or 0,
+        languages=tuple(form.languages.data or ()),
+    )
+    try:
+        settings.check(
+            value,
+            current_app.config["LANGUAGES"],
+            int(current_app.config["MAX_SUBMISSION_SIZE"]),
+        )
+    except settings.SettingsError as exc:
+        return _page(400, error=f"The settings were not saved: {exc.message}.")
+    changed = settings.save(db.session(), value)
+    if changed:
+        audit.record(db.session(), account().username, "settings", ", ".join(changed))
+    return _page(message="Settings saved.")
+
+
+def _read_upload(form: ManifestUploadForm) -> bytes:
+    stream = form.manifest.data.stream
+    source = stream.reader() if isinstance(stream, SpoolFile) else stream
+    data: bytes = source.read(MAX_SIGNED_MANIFEST + 1)
+    if len(data) > MAX_SIGNED_MANIFEST:
+        raise ManifestError("the file is larger than a signed manifest can be")
+    return data
+
+
+@bp.post("/manifest")
+@staff_required(admin=True)
+def manifest_upload() -> ResponseReturnValue:
+    """Check an uploaded manifest and show what it would change; nothing is installed yet."""
+    form = ManifestUploadForm()
+    if not form.validate_on_submit():
+        return _page(400, error="Choose a signed key manifest file (the form may have expired).")
+    try:
+        data = _read_upload(form)
+        summary = manifests.preview(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    except ManifestError as exc:
+        return _page(400, error=f"{exc.message}. Nothing was installed.")
+    confirm = ManifestConfirmForm(formdata=None)
+    confirm.manifest.data = base64.b64encode(data).decode("ascii")
+    return render_template("admin/manifest.html", summary=summary, form=confirm, me=account())
+
+
+@bp.post("/manifest/confirm")
+@staff_required(admin=True)
+def manifest_confirm() -> ResponseReturnValue:
+    """Install the manifest the summary showed (every rule is checked again)."""
+    form = ManifestConfirmForm()
+    if not form.validate_on_submit():
+        return _page(400, error="The form expired. Nothing was installed.")
+    try:
+        data = base64.b64decode(form.manifest.data, validate=True)
+    except (binascii.Error, ValueError):
+        return _page(400, error="The manifest was damaged on the way. Nothing was installed.")
+    try:
+        summary = manifests.preview(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+        manifests.install(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    except ManifestError as exc:
+        return _page(400, error=f"{exc.message}. Nothing was installed.")
+    audit.record(
+        db.session(),
+        account().username,
+        "install-manifest",
+        f"version {summary.version}: {len(summary.added)} added, {len(summary.retired)} retired",
+    )
+    return _page(message=f"Key manifest version {summary.version} is now in force.")

@@ -1,0 +1,208 @@
+"""The journalist JSON API (/api/journalist/): the same operations as the pages, for scripts,
+authenticated by a bearer token (``Authorization: Bearer tl_...``) made on the account page.
+
+Tokens are stored hashed. Cookies are ignored here, so there is no CSRF to guard against.
+The routes are described in docs/openapi.json, served at /api/journalist/openapi.json; a test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from .. import bundle
+from . import accounts, audit, db, transfer
+from .extensions import limiter
+from .journalist import export_response
+from .models import Account, Source
+from .sources import blobs
+
+bp = Blueprint("journalist_api", __name__, url_prefix="/api/journalist")
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+MAX_JSON = 128 * 1024
+
+
+@bp.before_request
+def _authenticate() -> ResponseReturnValue | None:
+    if request.endpoint == "journalist_api.openapi":
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    found = None
+    if scheme.lower() == "bearer" and token:
+        found = accounts.account_for_token(db.session(), token.strip())
+    if found is None:
+        response = jsonify(error="a valid bearer token is needed (make one on your account page)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tipline"'
+        return response, 401
+    g.api_account = found
+    return None
+
+
+def _me() -> Account:
+    found: Account = g.api_account
+    return found
+
+
+def _json() -> dict[str, Any]:
+    if (request.content_length or 0) > MAX_JSON:
+        abort(413)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise transfer.TransferError("send a JSON object")
+    return body
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        raise transfer.TransferError("ids must be a list of submission ids")
+    return transfer.check_ids(ids)
+
+
+def _limit() -> int:
+    value = request.args.get("limit", transfer.PAGE, type=int)
+    if value is None or not 1 <= value <= transfer.MAX_PAGE:
+        raise transfer.TransferError(f"limit must be 1 to {transfer.MAX_PAGE}")
+    return value
+
+
+@bp.errorhandler(transfer.TransferError)
+@bp.errorhandler(bundle.BundleError)
+def _refused(exc: Exception) -> ResponseReturnValue:
+    message = exc.message if isinstance(exc, transfer.TransferError | bundle.BundleError) else ""
+    return jsonify(error=message), 400
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI document describing this API."""
+    return Response(OPENAPI.read_bytes(), mimetype="application/json")
+
+
+@bp.get("/sources")
+def sources() -> ResponseReturnValue:
+    """Sources, newest first, a page at a time (``after`` is the ``next`` of the last page)."""
+    rows, following = transfer.list_sources(db.session(), request.args.get("after"), _limit())
+    return jsonify(
+        sources=[
+            {
+                "id": r.id,
+                "designation": r.designation,
+                "created": r.created.isoformat(),
+                "starred": r.starred,
+                "submissions": r.submissions,
+                "new": r.new,
+                "last_received": r.last_received.isoformat() if r.last_received else None,
+            }
+            for r in rows
+        ],
+        next=following,
+    )
+
+
+def _source(source_id: str) -> Source:
+    found = db.session().get(Source, source_id) if transfer.ID.match(source_id) else None
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/sources/<source_id>/submissions")
+def submissions(source_id: str) -> ResponseReturnValue:
+    """One source's submissions (metadata only), newest first."""
+    found = _source(source_id)
+    rows, following = transfer.list_submissions(
+        db.session(),
+        blobs(),
+        found.id,
+        transfer.key_labels(db.session()),
+        request.args.get("after"),
+        _limit(),
+    )
+    return jsonify(
+        submissions=[
+            {
+                "id": r.id,
+                "source_id": r.source_id,
+                "size": r.size,
+                "received": r.received.isoformat(),
+                "downloaded": r.downloaded,
+                "sealed_to": list(r.keys),
+            }
+            for r in rows
+        ],
+        next=following,
+    )
+
+
+@bp.post("/sources/<source_id>/star")
+def star(source_id: str) -> ResponseReturnValue:
+    """Set or clear a source's star."""
+    found = _source(source_id)
+    starred = _json().get("starred")
+    if not isinstance(starred, bool):
+        raise transfer.TransferError("starred must be true or false")
+    transfer.set_star(db.session(), found, starred)
+    return jsonify(starred=starred)
+
+
+@bp.post("/export")
+def export() -> ResponseReturnValue:
+    """An export bundle of the submissions named in ``ids``, or of all new ones (``new``)."""
+    body = _json()
+    if body.get("new") is True:
+        rows = transfer.new_submissions(db.session())
+        if not rows:
+            return jsonify(error="there is nothing new"), 404
+    else:
+        rows = transfer.selected(db.session(), _ids(body))
+    mark = body.get("mark_downloaded", True)
+    if not isinstance(mark, bool):
+        raise transfer.TransferError("mark_downloaded must be true or false")
+    audit.record(db.session(), _me().username, "export", f"{len(rows)} submissions (API)")
+    return export_response(transfer.export_items(db.session(), rows), mark=mark)
+
+
+@bp.post("/submissions/downloaded")
+def downloaded() -> ResponseReturnValue:
+    """Mark submissions as downloaded."""
+    changed = transfer.mark_downloaded(db.session(), _ids(_json()))
+    return jsonify(marked=changed)
+
+
+@bp.post("/submissions/delete")
+def delete() -> ResponseReturnValue:
+    """Delete submissions (the API has no confirmation page: the caller confirms by sending
+    ``"confirm": true``).
+    """
+    body = _json()
+    if body.get("confirm") is not True:
+        raise transfer.TransferError('send "confirm": true to delete')
+    count = transfer.delete_submissions(db.session(), blobs(), _ids(body))
+    audit.record(db.session(), _me().username, "delete-submissions", f"{count} submissions (API)")
+    return jsonify(deleted=count)
+
+
+@bp.post("/replies")
+@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
+def upload_replies() -> ResponseReturnValue:
+    """A reply bundle as the request body (application/octet-stream), streamed."""
+    if request.mimetype != "application/octet-stream":
+        raise transfer.TransferError("send the bundle as application/octet-stream")
+    if request.content_length is None:
+        raise transfer.TransferError("the bundle needs a Content-Length")
+    result = transfer.import_replies(db.session(), blobs(), cast(BinaryIO, request.stream))
+    audit.record(db.session(), _me().username, "upload-replies", f"{result.added} added (API)")
+    return jsonify(added=result.added, already=result.already), 201
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document, parsed (for tests and tools)."""
+    loaded: dict[str, Any] = json.loads(OPENAPI.read_text("utf-8"))
+    return loaded

@@ -1,0 +1,376 @@
+"""What journalists do with sources and submissions, shared by the pages and the JSON API:
+keyset-paginated lists (metadata only), stars, export bundles, marking downloaded, deleting,
+and importing reply bundles made on the desk.
+
+Lists walk an index by key (``after`` the last row seen), never by OFFSET, so the hundredth page
+costs what the first does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from .. import bundle
+from ..crypto import format as fmt
+from ..crypto.encoding import b64d, load_json
+from ..crypto.errors import EnvelopeFormatError, TiplineError
+from ..crypto.keys import key_id
+from ..crypto.manifest import MAX_KEY_MANIFEST, MAX_SIGNED_MANIFEST
+from .blobs import BlobStore
+from .models import InstalledManifest, Reply, Source, Submission, Upload, today
+from .uploads import plausible_size
+
+ID = re.compile(r"\A[0-9a-f]{32}\Z")
+PAGE = 50
+MAX_PAGE = 200
+MAX_SELECTION = 1000
+
+
+class TransferError(TiplineError):
+    """the request was refused"""
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One line of the sources list."""
+
+    id: str
+    designation: str
+    created: datetime.date
+    starred: bool
+    submissions: int
+    new: int
+    last_received: datetime.date | None
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """One submission, metadata only."""
+
+    id: str
+    source_id: str
+    size: int
+    received: datetime.date
+    downloaded: bool
+    keys: tuple[str, ...]  # labels (or key ids) of the keys it is sealed to
+
+
+def check_ids(ids: Sequence[object], limit: int = MAX_SELECTION) -> list[str]:
+    """A bounded list of distinct well-formed ids, or ``TransferError``."""
+    if len(ids) > limit:
+        raise TransferError(f"select at most {limit} items at a time")
+    out: dict[str, None] = {}
+    for value in ids:
+        if not isinstance(value, str) or not ID.match(value):
+            raise TransferError("an id is not valid")
+        out[value] = None
+    return list(out)
+
+
+def _cursor(after: str | None) -> tuple[datetime.date, str] | None:
+    """Parse ``YYYY-MM-DD.id``, the position a list page continues after."""
+    if not after:
+        return None
+    day, _, row_id = after.partition(".")
+    try:
+        parsed = datetime.date.fromisoformat(day)
+    except ValueError as exc:
+        raise TransferError("the page position is not valid") from exc
+    if not ID.match(row_id):
+        raise TransferError("the page position is not valid")
+    return parsed, row_id
+
+
+def cursor_of(day: datetime.date, row_id: str) -> str:
+    """The position after a row, for the next page's link."""
+    return f"{day.isoformat()}.{row_id}"
+
+
+def list_sources(
+    db: Session, after: str | None = None, limit: int = PAGE
+) -> tuple[list[SourceRow], str | None]:
+    """Sources, newest first, with their counts; and the position of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Source).order_by(Source.created.desc(), Source.id.desc()).limit(limit + 1)
+    position = _cursor(after)
+    if position is not None:
+        day, row_id = position
+        query = query.where(
+            or_(Source.created < day, and_(Source.created == day, Source.id < row_id))
+        )
+    sources = list(db.scalars(query).all())
+    more = len(sources) > limit
+    sources = sources[:limit]
+    counts: dict[str, tuple[int, int, datetime.date | None]] = {}
+    if sources:
+        grouped = db.execute(
+            select(
+                Submission.source_id,
+                func.count(),
+                func.sum(case((Submission.downloaded, 0), else_=1)),
+                func.max(Submission.received),
+            )
+            .where(Submission.source_id.in_([s.id for s in sources]))
+            .group_by(Submission.source_id)
+        ).all()
+        counts = {r[0]: (int(r[1]), int(r[2] or 0), r[3]) for r in grouped}
+    rows = [
+        SourceRow(s.id, s.designation, s.created, s.starred, *counts.get(s.id, (0, 0, None)))
+        for s in sources
+    ]
+    following = cursor_of(sources[-1].created, sources[-1].id) if more else None
+    return rows, following
+
+
+def key_labels(db: Session) -> dict[bytes, str]:
+    """Key id → label, from every manifest ever installed (so retired keys keep their names).
+    Each was verified when it was installed; here the labels are only shown, so a row that
+    no longer parses is skipped rather than trusted.
+    """
+    labels: dict[bytes, str] = {}
+    files = db.scalars(select(InstalledManifest.file).order_by(InstalledManifest.version)).all()
+    for file in files:
+        try:
+            outer = load_json(file, MAX_SIGNED_MANIFEST, TransferError, "manifest")
+            body = load_json(
+                b64d(outer.get("body"), None, TransferError, "body"),
+                MAX_KEY_MANIFEST,
+                TransferError,
+                "body",
+            )
+            for entry in body.get("recipients", []):
+                labels[bytes.fromhex(entry["key_id"])] = str(entry["label"])[:64]
+        except (TiplineError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return labels
+
+
+def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
+    """The key ids in a stored envelope's header (it says nothing else without a secret key)."""
+    try:
+        with store.open(kind, blob_id) as blob:
+            head = blob.read(fmt.PREAMBLE_SIZE + 1)
+            size = fmt.header_size_from_prefix(head)
+            return fmt.parse_header(head + blob.read(size - len(head))).key_ids
+    except (OSError, EnvelopeFormatError):
+        return ()
+
+
+def list_submissions(
+    db: Session,
+    store: BlobStore,
+    source_id: str,
+    labels: dict[bytes, str],
+    after: str | None = None,
+    limit: int = PAGE,
+) -> tuple[list[SubmissionRow], str | None]:
+    """One source's submissions, newest first, and the position of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = (
+        select(Submission)
+        .where(Submission.source_id == source_id)
+        .order_by(Submission.received.desc(), Submission.id.desc())
+        .limit(limit + 1)
+    )
+    position = _cursor(after)
+    if position is not None:
+        day, row_id = position
+        query = query.where(
+            or_(
+                Submission.received < day,
+                and_(Submission.received == day, Submission.id < row_id),
+            )
+        )
+    found = list(db.scalars(query).all())
+    more = len(found) > limit
+    found = found[:limit]
+    rows = []
+    for s in found:
+        ids = sealed_to(store, "submissions", s.id)
+        names = tuple(labels.get(k, k.hex()[:8]) for k in ids)
+        rows.append(SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, names))
+    following = cursor_of(found[-1].received, found[-1].id) if more else None
+    return rows, following
+
+
+def set_star(db: Session, source: Source, starred: bool) -> None:
+    """Star or unstar a source."""
+    source.starred = starred
+    db.commit()
+
+
+def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
+    """The submissions with these ids, in the order given; ``TransferError`` if one is gone."""
+    ids = check_ids(ids)
+    if not ids:
+        raise TransferError("select at least one submission")
+    rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise TransferError(f"{len(missing)} of the selected submissions no longer exist")
+    return [rows[i] for i in ids]
+
+
+def new_submissions(db: Session, limit: int = bundle.MAX_BUNDLE_ITEMS) -> list[Submission]:
+    """Every submission not yet downloaded, oldest first."""
+    query = (
+        select(Submission)
+        .where(~Submission.downloaded)
+        .order_by(Submission.received, Submission.id)
+        .limit(limit)
+    )
+    return list(db.scalars(query).all())
+
+
+def export_items(db: Session, rows: Sequence[Submission]) -> list[bundle.ExportItem]:
+    """The bundle manifest's items for these submissions."""
+    source_ids = {r.source_id for r in rows}
+    names: dict[str, str] = {}
+    for chunk in _chunks(sorted(source_ids), 500):
+        query = select(Source.id, Source.designation).where(Source.id.in_(chunk))
+        names.update({r[0]: r[1] for r in db.execute(query).all()})
+    return [
+        bundle.ExportItem(r.id, r.source_id, names[r.source_id], r.received.isoformat(), r.size)
+        for r in rows
+    ]
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def export_stream(store: BlobStore, items: Sequence[bundle.ExportItem]) -> Iterator[bytes]:
+    """The export bundle, chunk by chunk (constant memory, whatever the total size)."""
+
+    def open_item(item: bundle.Item) -> BinaryIO:
+        return store.open("submissions", item.id)
+
+    return bundle.bundle_chunks(bundle.KIND_EXPORT, items, open_item)
+
+
+def mark_downloaded(db: Session, ids: Sequence[str], limit: int = MAX_SELECTION) -> int:
+    """Mark submissions as downloaded (the retention clock starts); returns how many changed."""
+    total = 0
+    for chunk in _chunks(check_ids(ids, limit), 500):
+        result = db.execute(
+            update(Submission)
+            .where(Submission.id.in_(chunk), ~Submission.downloaded)
+            .values(downloaded=True, downloaded_on=today())
+        )
+        total += int(result.rowcount)  # type: ignore[attr-defined]
+    db.commit()
+    return total
+
+
+def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int:
+    """Delete submissions: rows first (committed), then their blobs."""
+    ids = check_ids(ids)
+    gone = list(db.scalars(select(Submission.id).where(Submission.id.in_(ids))).all())
+    if gone:
+        db.execute(delete(Submission).where(Submission.id.in_(gone)))
+        db.commit()
+    for submission_id in gone:
+        store.delete("submissions", submission_id)
+    return len(gone)
+
+
+def delete_source(db: Session, store: BlobStore, source: Source) -> int:
+    """Delete a source with every submission, reply and unfinished upload it has."""
+    subs = list(db.scalars(select(Submission.id).where(Submission.source_id == source.id)).all())
+    reps = list(db.scalars(select(Reply.id).where(Reply.source_id == source.id)).all())
+    ups = list(db.scalars(select(Upload.id).where(Upload.source_id == source.id)).all())
+    for model in (Submission, Reply, Upload):
+        db.execute(delete(model).where(model.source_id == source.id))
+    db.delete(source)
+    db.commit()
+    for blob_id in subs:
+        store.delete("submissions", blob_id)
+    for blob_id in reps:
+        store.delete("replies", blob_id)
+    for upload_id in ups:
+        with contextlib.suppress(FileNotFoundError):
+            store.upload_path(upload_id).unlink()
+    return len(subs)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What a reply bundle added."""
+
+    added: int
+    already: int
+
+
+def import_replies(db: Session, store: BlobStore, src: BinaryIO) -> ImportResult:
+    """Store the replies of a reply bundle, all or nothing.
+
+    Before anything is stored: every source must be known, and each envelope's header must
+    parse and be sealed to its source's reply key. A reply whose id is already here is
+    skipped (the same bundle twice adds nothing twice). A bundle that is damaged anywhere,
+    even in its last byte, leaves nothing behind.
+    """
+    reader = bundle.BundleReader(src, bundle.KIND_REPLY)
+    items = reader.items
+    source_ids = sorted({i.source_id for i in items})
+    reply_keys: dict[str, bytes] = {}
+    for chunk in _chunks(source_ids, 500):
+        query = select(Source.id, Source.reply_public_key).where(Source.id.in_(chunk))
+        reply_keys.update({r[0]: r[1] for r in db.execute(query).all()})
+    unknown = [s for s in source_ids if s not in reply_keys]
+    if unknown:
+        raise bundle.BundleError(f"it names {len(unknown)} source(s) this server does not know")
+    existing: set[str] = set()
+    for chunk in _chunks([i.id for i in items], 500):
+        existing.update(db.scalars(select(Reply.id).where(Reply.id.in_(chunk))).all())
+    limit = int(current_app.config["MAX_REPLY_BUNDLE"])
+    written: list[Reply] = []
+    try:
+        for entry in reader:
+            item = entry.item
+            if item.size > limit:
+                raise bundle.BundleError("a reply in it is larger than this server accepts")
+            if item.id in existing:
+                if not entry.finish():
+                    raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
+                continue
+            reply_key_id = key_id(reply_keys[item.source_id])
+            written.append(Reply(id=item.id, source_id=item.source_id, size=item.size, read=False))
+            store.write("replies", item.id, functools.partial(_copy_reply, entry, reply_key_id))
+            if not entry.finish():
+                raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
+        # Iteration ended: the final checksum matched and nothing trails it.
+        db.add_all(written)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        for row in written:
+            store.delete("replies", row.id)
+        raise
+    return ImportResult(len(written), len(existing))
+
+
+def _copy_reply(entry: bundle.BundleEntry, reply_key_id: bytes, out: BinaryIO) -> None:
+    """Copy one reply envelope, checking its header and size on the way."""
+    head = entry.read(fmt.MAX_HEADER_SIZE)
+    try:
+        header = fmt.parse_header(head)
+    except EnvelopeFormatError as exc:
+        raise bundle.BundleError(f"a reply is not a well-formed envelope: {exc.detail}") from exc
+    if reply_key_id not in header.key_ids:
+        raise bundle.BundleError("a reply is not sealed to its source's reply key")
+    if not plausible_size(entry.item.size, len(header.stanzas)):
+        raise bundle.BundleError("a reply's size is not the size of an envelope")
+    out.write(head)
+    for chunk in entry.chunks():
+        out.write(chunk)
