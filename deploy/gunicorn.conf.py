@@ -1,0 +1,68 @@
+"""gunicorn settings for a Tipline server behind nginx (docs/DEPLOY.md).
+
+Run by ``deploy/systemd/tipline.service`` as
+``gunicorn -c /opt/tipline/src/deploy/gunicorn.conf.py``; systemd hands over the listening
+socket (``tipline.socket``, a Unix socket only nginx may open), so gunicorn never sees a client
+address at all. The logging settings are the app's own (``tipline.server.gunicorn_conf``): no
+access log, warnings and errors only, to stderr and so to the journal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tipline.crypto.errors import TiplineError
+from tipline.server import gunicorn_conf as _app
+from tipline.server.config import load_config
+
+# The app's logging and proxy settings, imported rather than repeated.
+accesslog = _app.accesslog
+disable_redirect_access_to_syslog = _app.disable_redirect_access_to_syslog
+errorlog = _app.errorlog
+loglevel = _app.loglevel
+forwarded_allow_ips = _app.forwarded_allow_ips
+proxy_allow_ips = _app.proxy_allow_ips
+
+wsgi_app = "tipline.server.wsgi:app"
+# Used only when started by hand; under systemd the socket unit's file descriptor wins.
+bind = ["unix:/run/tipline/gunicorn.sock"]
+
+# A small server (1 to 2 cores, 1 to 2 GiB of memory). Threads, not processes: a no-JS upload
+# from a slow Tor circuit holds its thread for as long as the source's upload takes (hours for
+# a large file), and a gthread worker keeps answering the arbiter meanwhile, where a sync worker
+# would be killed by the timeout in the middle of the upload. Every request streams its body
+# (the app never holds a whole upload in memory), so threads cost little memory.
+worker_class = "gthread"
+workers = 2
+threads = 8  # 16 requests at once; more wait in nginx's queue
+# How long a worker may go silent before the arbiter kills it (a hung process, not a long
+# request: gthread workers keep notifying the arbiter while their threads stream uploads).
+timeout = _app.timeout
+# On restart, uploads in progress get this long to finish; systemd waits longer
+# (TimeoutStopSec in tipline.service) so it never cuts them first.
+graceful_timeout = 120
+keepalive = 5
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+
+# Request line and header limits: within nginx's large_client_header_buffers (8 KiB each) in
+# deploy/nginx/tipline-common.conf, so a request nginx passes is one gunicorn accepts.
+# Body sizes are bounded by the app per endpoint (tipline.server.security._limit_body) and by
+# nginx's client_max_body_size, rendered from the same configuration (deploy/render.py).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Files the app writes (blobs, spools, the SQLite database) are for the service user only.
+umask = 0o077
+
+
+def on_starting(server: Any) -> None:
+    """Check the configuration once, before any worker forks, so a mistake is one clear line
+    in the journal rather than every worker failing in turn.
+    """
+    try:
+        load_config()
+    except TiplineError as exc:
+        raise SystemExit(f"tipline-server: {exc}") from None

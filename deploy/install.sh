@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Tipline installer for a fresh Debian 12 server: packages, a service user, the code and its
+# virtualenv, the configuration (with a generated session key, kept 0600), PostgreSQL or
+# SQLite, migrations, nginx, the two Tor onion services and the systemd units. See
+# docs/DEPLOY.md.
+#
+# Safe to run again: every file is written only if its content, mode or owner differs, secrets
+# already made are kept, and the last line says how many things changed ("0 changes" on a
+# second run with the same options).
+#
+#   sudo deploy/install.sh --org-key org.pub.json --manifest manifest.signed.json
+#
+# --root DIR writes every file under DIR instead of / and runs no system command (it prints
+# them): for tests and for reviewing what an install would write.
+set -euo pipefail
+umask 022
+
+usage() {
+    cat <<'EOF'
+usage: install.sh [options]
+  --org-key FILE        the org public key file from the desk (needed on the first run)
+  --manifest FILE       a signed key manifest from the desk to install (first run, or newer)
+  --database KIND       postgresql (default) or sqlite
+  --wheelhouse DIR      install Python packages from DIR only (pip --no-index)
+  --root DIR            write under DIR, run no system command (tests, review)
+  -h, --help            this text
+EOF
+}
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ORG_KEY="" MANIFEST="" DATABASE="postgresql" WHEELHOUSE="" ROOT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --org-key) ORG_KEY="${2:?--org-key needs a file}"; shift 2 ;;
+        --manifest) MANIFEST="${2:?--manifest needs a file}"; shift 2 ;;
+        --database) DATABASE="${2:?--database needs postgresql or sqlite}"; shift 2 ;;
+        --wheelhouse) WHEELHOUSE="${2:?--wheelhouse needs a folder}"; shift 2 ;;
+        --root) ROOT="$(mkdir -p "${2:?--root needs a folder}" && cd "$2" && pwd)"; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+done
+
+die() { echo "install: $*" >&2; exit 1; }
+say() { echo "install: $*"; }
+
+case "$DATABASE" in postgresql | sqlite) ;; *) die "--database is postgresql or sqlite" ;; esac
+
+USER_NAME=tipline
+OPT=/opt/tipline
+APP="$OPT/src"
+VENV="$OPT/venv"
+ETC=/etc/tipline
+CONFIG="$ETC/tipline.toml"
+STATE=/var/lib/tipline
+CHANGES=0
+
+# Python with tipline importable: the server's venv, or (with --root, where no venv is made)
+# the one named by TIPLINE_PYTHON.
+if [ -n "$ROOT" ]; then
+    PY="${TIPLINE_PYTHON:-python3}"
+else
+    PY="$VENV/bin/python"
+fi
+
+changed() { CHANGES=$((CHANGES + 1)); say "$*"; }
+
+# A system command: run it, or with --root only show it.
+run() {
+    if [ -n "$ROOT" ]; then
+        echo "install: would run: $*"
+    else
+        "$@"
+    fi
+}
+
+# put SRC DEST MODE OWNER: install a file if its content, mode or owner differs.
+put() {
+    local src="$1" dest="$ROOT$2" mode="$3" owner="$4"
+    mkdir -p "$(dirname "$dest")"
+    if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
+        if [ "$(stat -c %a "$dest")" != "${mode#0}" ]; then
+            chmod "$mode" "$dest"
+            changed "fixed the mode of $2"
+        fi
+    else
+        install -m "$mode" "$src" "$dest"
+        changed "wrote $2"
+    fi
+    own "$2" "$owner"
+}
+
+# own PATH USER:GROUP: set the owner (not under --root, where the users do not exist).
+own() {
+    [ -n "$ROOT" ] && return 0
+    if [ "$(stat -c %U:%G "$1")" != "$2" ]; then
+        chown "$2" "$1"
+        changed "set the owner of $1 to $2"
+    fi
+}
+
+folder() {  # folder PATH MODE OWNER
+    if [ ! -d "$ROOT$1" ]; then
+        mkdir -p "$ROOT$1"
+        changed "made $1"
+    fi
+    if [ "$(stat -c %a "$ROOT$1")" != "${2#0}" ]; then
+        chmod "$2" "$ROOT$1"
+        changed "set the mode of $1 to $2"
+    fi
+    own "$1" "$3"
+}
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# --- 1. the machine ---------------------------------------------------------------------
+if [ -z "$ROOT" ]; then
+    [ "$(id -u)" -eq 0 ] || die "run as root (sudo)"
+    # shellcheck disable=SC1091  # a system file, read for VERSION_ID
+    . /etc/os-release
+    if [ "${ID:-}" != debian ] || [ "${VERSION_ID:-}" != 12 ]; then
+        say "warning: made for Debian 12, this is ${PRETTY_NAME:-unknown}"
+    fi
+fi
+[ -f "$SRC/static/build/libsodium.js" ] || die "$SRC/static/build is missing: run 'make static' in the source tree first"
+
+# --- 2. Debian packages -------------------------------------------------------------------
+packages=(python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor)
+[ "$DATABASE" = postgresql ] && packages+=(postgresql)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ -z "$ROOT" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+        changed "installed ${missing[*]}"
+    else
+        say "would install: ${missing[*]}"
+    fi
+fi
+
+# --- 3. the service user ------------------------------------------------------------------
+if [ -z "$ROOT" ] && ! getent passwd "$USER_NAME" >/dev/null; then
+    adduser --system --group --home "$STATE" --no-create-home --shell /usr/sbin/nologin \
+        --gecos "Tipline server" "$USER_NAME"
+    changed "made the system user $USER_NAME"
+fi
+
+# --- 4. the code, and its virtualenv ---------------------------------------------------------
+# The app finds templates/, static/ and migrations/ next to its package, so the tree is copied
+# whole and installed in editable mode.
+folder "$OPT" 0755 root:root
+if [ "$SRC" != "$ROOT$APP" ]; then
+    mkdir -p "$ROOT$APP"
+    synced="$(rsync -a --delete --checksum --itemize-changes \
+        --exclude=/.git/ --exclude=/.venv/ --exclude=/node_modules/ --exclude=/instance/ \
+        --exclude=/wheelhouse/ --exclude=/build/ --exclude=/dist/ --exclude='*.egg-info/' \
+        --exclude=__pycache__/ --exclude=/.mypy_cache/ --exclude=/.ruff_cache/ \
+        --exclude=/.pytest_cache/ --exclude=/.hypothesis/ --exclude=/.ci/ \
+        --chown=root:root --chmod=D755,F644 "$SRC/" "$ROOT$APP/" | wc -l)"
+    [ "$synced" -eq 0 ] || changed "copied the code to $APP ($synced files and folders)"
+fi
+stamp_want="$(cat "$ROOT$APP/pyproject.toml" "$ROOT$APP/constraints.txt" | sha256sum | cut -c1-64) ${WHEELHOUSE:+offline}"
+if [ "$(cat "$ROOT$VENV/.tipline-installed" 2>/dev/null || true)" != "$stamp_want" ]; then
+    if [ -z "$ROOT" ]; then
+        [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+        pip=("$VENV/bin/pip" install --quiet --disable-pip-version-check -c "$APP/constraints.txt")
+        [ -n "$WHEELHOUSE" ] && pip+=(--no-index --find-links "$WHEELHOUSE")
+        "${pip[@]}" -e "${APP}[server]"
+    else
+        say "would run: python3 -m venv $VENV; pip install -c constraints.txt -e '${APP}[server]'"
+    fi
+    mkdir -p "$ROOT$VENV"
+    echo "$stamp_want" >"$ROOT$VENV/.tipline-installed"
+    changed "installed the Python packages into $VENV"
+fi
+
+# --- 5. configuration ---------------------------------------------------------------------
+folder "$ETC" 0750 "root:$USER_NAME"
+org_b64=""
+if [ -n "$ORG_KEY" ]; then
+    org_b64="$("$PY" - "$ORG_KEY" <<'EOF'
+import sys
+from tipline.crypto.encoding import b64e
+from tipline.crypto.errors import TiplineError
+from tipline.crypto.keys import OrgPublic, load_key_file
+try:
+    with open(sys.argv[1], "rb") as f:
+        key = load_key_file(f.read(8192))
+except (OSError, TiplineError) as exc:
+    sys.exit(f"install: {sys.argv[1]}: {exc}")
+if not isinstance(key, OrgPublic):
+    sys.exit(f"install: {sys.argv[1]} is not an org public key file (tipline-org-public)")
+print(b64e(key.public_key))
+EOF
+)"
+fi
+if [ ! -f "$ROOT$CONFIG" ]; then
+    [ -n "$org_b64" ] || die "the first run needs --org-key (the org public key file made on the desk)"
+    if [ "$DATABASE" = postgresql ]; then
+        # Peer authentication through PostgreSQL's Unix socket: no password to keep.
+        db_url="postgresql+psycopg:///tipline?host=/var/run/postgresql"
+    else
+        db_url="sqlite:///$STATE/tipline.db"
+    fi
+    secret="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    (
+        umask 077
+        cat >"$TMP/tipline.toml" <<EOF
+# Tipline server configuration, made by deploy/install.sh. Every setting and its default:
+# tipline/server/config.py; what they mean: docs/DEPLOY.md. Keep this file 0600: it holds the
+# session key. After a change: systemctl restart tipline (and re-run install.sh if you change
+# a size limit, so nginx's limits follow).
+DATA_DIR = "$STATE"
+ORG_PUBLIC_KEY = "$org_b64"
+DATABASE_URL = "$db_url"
+SECRET_KEY = "$secret"
+EOF
+    )
+    put "$TMP/tipline.toml" "$CONFIG" 0600 "$USER_NAME:$USER_NAME"
+else
+    if [ "$(stat -c %a "$ROOT$CONFIG")" != 600 ]; then
+        chmod 600 "$ROOT$CONFIG"
+        changed "set the mode of $CONFIG to 600"
+    fi
+    own "$CONFIG" "$USER_NAME:$USER_NAME"
+    if [ -n "$org_b64" ] && ! grep -qxF "ORG_PUBLIC_KEY = \"$org_b64\"" "$ROOT$CONFIG"; then
+        die "$CONFIG names another org key; changing it is not an upgrade (see docs/DEPLOY.md)"
+    fi
+fi
+export TIPLINE_CONFIG_FILE="$ROOT$CONFIG"
+
+# --- 6. the database ----------------------------------------------------------------------
+if [ "$DATABASE" = postgresql ] && [ -z "$ROOT" ]; then
+    psql_q() { runuser -u postgres -- psql -XtAq -c "$1"; }
+    if [ "$(psql_q "SELECT 1 FROM pg_roles WHERE rolname = '$USER_NAME'")" != 1 ]; then
+        runuser -u postgres -- createuser "$USER_NAME"
+        changed "made the PostgreSQL role $USER_NAME"
+    fi
+    if [ "$(psql_q "SELECT 1 FROM pg_database WHERE datname = 'tipline'")" != 1 ]; then
+        runuser -u postgres -- createdb -O "$USER_NAME" tipline
+        changed "made the PostgreSQL database tipline"
+    fi
+fi
+folder "$STATE" 0700 "$USER_NAME:$USER_NAME"
+as_tipline=(runuser -u "$USER_NAME" -- env "TIPLINE_CONFIG_FILE=$CONFIG" "$VENV/bin/tipline-server")
+run "${as_tipline[@]}" db upgrade
+if [ -n "$MANIFEST" ]; then
+    want="$(sha256sum <"$MANIFEST" | cut -c1-64)"
+    if [ "$(cat "$ROOT$ETC/manifest.sha256" 2>/dev/null || true)" != "$want" ]; then
+        cp "$MANIFEST" "$TMP/manifest.json"
+        chmod 644 "$TMP/manifest.json"
+        run "${as_tipline[@]}" install-manifest --yes "$TMP/manifest.json"
+        echo "$want" >"$ROOT$ETC/manifest.sha256"
+        changed "installed the key manifest $MANIFEST"
+    fi
+fi
+
+# --- 7. nginx -------------------------------------------------------------------------------
+"$PY" "$ROOT$APP/deploy/render.py" nginx "$ROOT$APP/deploy/nginx/tipline.conf" >"$TMP/site.conf"
+before=$CHANGES
+put "$ROOT$APP/deploy/nginx/tipline-common.conf" /etc/nginx/snippets/tipline-common.conf 0644 root:root
+put "$TMP/site.conf" /etc/nginx/sites-available/tipline.conf 0644 root:root
+if [ "$(readlink "$ROOT/etc/nginx/sites-enabled/tipline.conf" 2>/dev/null || true)" != /etc/nginx/sites-available/tipline.conf ]; then
+    mkdir -p "$ROOT/etc/nginx/sites-enabled"
+    ln -sfn /etc/nginx/sites-available/tipline.conf "$ROOT/etc/nginx/sites-enabled/tipline.conf"
+    changed "enabled the nginx site"
+fi
+if [ -e "$ROOT/etc/nginx/sites-enabled/default" ] || [ -L "$ROOT/etc/nginx/sites-enabled/default" ]; then
+    rm -f "$ROOT/etc/nginx/sites-enabled/default"
+    changed "disabled nginx's default site (it listens on every address)"
+fi
+if [ "$CHANGES" -ne "$before" ]; then
+    run nginx -t -q
+    run systemctl reload-or-restart nginx
+fi
+
+# --- 8. Tor ---------------------------------------------------------------------------------
+before=$CHANGES
+if [ -f "$ROOT/etc/tor/torrc" ] && [ ! -f "$ROOT/etc/tor/torrc.before-tipline" ] &&
+    ! cmp -s "$ROOT$APP/deploy/tor/torrc" "$ROOT/etc/tor/torrc"; then
+    cp -p "$ROOT/etc/tor/torrc" "$ROOT/etc/tor/torrc.before-tipline"
+    changed "kept Debian's torrc as /etc/tor/torrc.before-tipline"
+fi
+put "$ROOT$APP/deploy/tor/torrc" /etc/tor/torrc 0644 root:root
+if [ "$CHANGES" -ne "$before" ]; then
+    run tor --verify-config -f /etc/tor/torrc --defaults-torrc /usr/share/tor/tor-service-defaults-torrc
+    run systemctl restart tor
+fi
+
+# --- 9. systemd -----------------------------------------------------------------------------
+before=$CHANGES
+for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer; do
+    put "$ROOT$APP/deploy/systemd/$unit" "/etc/systemd/system/$unit" 0644 root:root
+done
+if [ "$CHANGES" -ne "$before" ]; then
+    run systemctl daemon-reload
+    run systemctl restart tipline.socket
+    run systemctl try-restart tipline.service
+fi
+for unit in tipline.socket tipline.service tipline-retention.timer nginx tor; do
+    if [ -n "$ROOT" ]; then
+        say "would run: systemctl enable --now $unit"
+    elif ! systemctl is-enabled --quiet "$unit" || ! systemctl is-active --quiet "$unit"; then
+        systemctl enable --now --quiet "$unit"
+        changed "enabled and started $unit"
+    fi
+done
+# The app reads its code at start: after an upgrade of the code, restart it (uploads in
+# progress get gunicorn's graceful_timeout to finish).
+if [ -z "$ROOT" ] && [ "${synced:-0}" -ne 0 ]; then
+    systemctl restart tipline.service
+fi
+
+# --- 10. what the admin needs next ----------------------------------------------------------
+onion() {
+    local file="$ROOT/var/lib/tor/$1/hostname" i
+    for i in $(seq 1 60); do
+        [ -f "$file" ] && { cat "$file"; return 0; }
+        [ -n "$ROOT" ] && break
+        [ "$i" -lt 60 ] && sleep 1
+    done
+    echo "(not made yet: see journalctl -u tor@default)"
+}
+fingerprint="$("$PY" - "$ROOT$CONFIG" <<'EOF'
+import sys, tomllib
+from tipline.crypto.encoding import b64d
+from tipline.crypto.keys import fingerprint
+with open(sys.argv[1], "rb") as f:
+    key = tomllib.load(f)["ORG_PUBLIC_KEY"]
+print(fingerprint(b64d(key, 32, ValueError, "ORG_PUBLIC_KEY")))
+EOF
+)"
+cat <<EOF
+
+Source onion (publish it):      http://$(onion tipline-source)/
+Journalist onion (never publish; needs a client key, deploy/onion_auth.py add NAME):
+                                http://$(onion tipline-journalist)/
+Org key fingerprint to publish (website, print, social media):
+                                $fingerprint
+Next, once: the first admin account (prints its passphrase), then journalists' onion keys:
+  runuser -u $USER_NAME -- env TIPLINE_CONFIG_FILE=$CONFIG $VENV/bin/tipline-server create-admin NAME
+  $VENV/bin/python $APP/deploy/onion_auth.py add NAME && systemctl reload tor
+install: $CHANGES changes
+EOF

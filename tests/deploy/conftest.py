@@ -1,0 +1,207 @@
+"""The shipped deployment files, rendered into temporary prefixes and run for real.
+
+Only paths and ports are rewritten (each rewrite checks that the text it replaces is in the
+shipped file, so a change there fails here rather than being silently not tested). nginx, tor,
+systemd-analyze and shellcheck are Debian packages; a missing one is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+HEADERS_MORE = Path("/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so")
+PACKAGES = {
+    "nginx": "nginx libnginx-mod-http-headers-more-filter",
+    "tor": "tor",
+    "systemd-analyze": "systemd",
+    "shellcheck": "shellcheck",
+}
+
+# A visitor as distinctive as possible: its own loopback address (Linux answers on all of
+# 127/8), a User-Agent, a Referer and a forged forwarding header. None may appear in any log.
+CLIENT_ADDR = "127.83.91.7"
+DISTINCTIVE = {
+    "User-Agent": "DeployProbe/9.4 (distinctive-agent)",
+    "Referer": "http://distinctive-referer.example/deploy-leak",
+    "X-Forwarded-For": "198.51.100.77",
+}
+
+
+def need(tool: str) -> str:
+    """The path of a Debian tool the test needs, or a failure that says how to get it."""
+    found = shutil.which(tool)
+    if found is None:
+        pytest.fail(f"{tool} is missing: apt-get install {PACKAGES[tool]}")
+    return found
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def replace_all(text: str, replacements: dict[str, str]) -> str:
+    """``text`` with each key replaced, failing if a key is not in it."""
+    for old, new in replacements.items():
+        assert old in text, f"the shipped file no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Nginx:
+    """nginx running the shipped site from a temporary prefix."""
+
+    prefix: Path
+    conf: Path
+    source_port: int
+    journalist_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def render_nginx(prefix: Path, upstream: Path, error_level: str = "emerg") -> Nginx:
+    """The shipped site and snippet under ``prefix``, in an nginx.conf like Debian's: the main
+    error log and an http-level access log stay on, so the site must switch them off itself.
+    """
+    prefix.mkdir(parents=True, exist_ok=True)
+    source_port, journalist_port = free_port(), free_port()
+    common = replace_all(
+        (DEPLOY / "nginx" / "tipline-common.conf").read_text(),
+        {
+            "error_log /var/log/nginx/tipline-error.log emerg;": (
+                f"error_log {prefix}/tipline-error.log {error_level};"
+            )
+        },
+    )
+    site = replace_all(
+        (DEPLOY / "nginx" / "tipline.conf").read_text(),
+        {
+            "/etc/nginx/snippets/tipline-common.conf": str(prefix / "tipline-common.conf"),
+            "unix:/run/tipline/gunicorn.sock": f"unix:{upstream}",
+            "127.0.0.1:8080": f"127.0.0.1:{source_port}",
+            "127.0.0.1:8081": f"127.0.0.1:{journalist_port}",
+        },
+    )
+    (prefix / "tipline-common.conf").write_text(common)
+    (prefix / "tipline.conf").write_text(site)
+    temp = "\n".join(
+        f"    {kind}_temp_path {prefix}/{kind}-temp;"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"load_module {HEADERS_MORE};\n{user}worker_processes 1;\npid {prefix}/nginx.pid;\n"
+        f"error_log {prefix}/main-error.log;\n"
+        "events { worker_connections 128; }\n"
+        "http {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n"
+        f"{temp}\n    access_log {prefix}/access.log;\n    include {prefix}/tipline.conf;\n}}\n"
+    )
+    logs = [prefix / n for n in ("tipline-error.log", "main-error.log", "access.log")]
+    return Nginx(prefix, conf, source_port, journalist_port, logs=logs)
+
+
+def start_nginx(nginx: Nginx) -> Nginx:
+    """Run nginx in the foreground (its stderr into the prefix) until it answers."""
+    binary = need("nginx")
+    if not HEADERS_MORE.exists():
+        pytest.fail(f"{HEADERS_MORE} is missing: apt-get install {PACKAGES['nginx']}")
+    stderr = nginx.prefix / "nginx.stderr"
+    nginx.logs.append(stderr)
+    with stderr.open("wb") as out:
+        nginx.proc = subprocess.Popen(
+            [binary, "-p", str(nginx.prefix), "-c", str(nginx.conf), "-g", "daemon off;"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for(lambda: _connects(("127.0.0.1", nginx.source_port)), "nginx", stderr)
+    return nginx
+
+
+def _connects(address: tuple[str, int] | str) -> bool:
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(ready: object, what: str, log: Path) -> None:
+    """Poll ``ready()`` for up to 20 s; fail with the log if it never is."""
+    assert callable(ready)
+    for _ in range(200):
+        if ready():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not start: {log.read_text(errors='replace')}")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class Client:
+    """A visitor from ``CLIENT_ADDR`` with distinctive headers and one session cookie."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=30, source_address=(CLIENT_ADDR, 0)
+        )
+        sent = {**DISTINCTIVE, **(headers or {})}
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        with contextlib.closing(conn):
+            conn.request(method, path, body=body, headers=sent)
+            reply = conn.getresponse()
+            data = reply.read()
+        for cookie in reply.headers.get_all("Set-Cookie") or []:
+            name, _, rest = cookie.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        return Response(reply.status, reply.headers, data)
+
+
+def python_tool(name: str) -> str:
+    """A console script installed next to this interpreter (tipline-server, gunicorn)."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{path} is missing: install the project (make setup)"
+    return str(path)

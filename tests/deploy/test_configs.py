@@ -1,0 +1,338 @@
+"""The shipped configuration files, checked by the tools that will read them: nginx -t,
+tor --verify-config (and a real, offline Tor start), systemd-analyze verify and security, and
+the gunicorn settings and nginx limits against the app's own values.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import runpy
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.public import PrivateKey
+
+from tipline.server.config import DEFAULTS
+
+from .conftest import DEPLOY, REPO, need, python_tool, render_nginx
+
+sys.path.insert(0, str(DEPLOY))
+import onion_auth
+import render
+
+UNITS = (
+    "tipline.socket",
+    "tipline.service",
+    "tipline-retention.service",
+    "tipline-retention.timer",
+)
+
+
+# --- nginx ---------------------------------------------------------------------------------
+
+
+def test_nginx_accepts_the_shipped_site(tmp_path: Path) -> None:
+    nginx = render_nginx(tmp_path, tmp_path / "gunicorn.sock")
+    done = subprocess.run(
+        [need("nginx"), "-t", "-p", str(tmp_path), "-c", str(nginx.conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "test is successful" in done.stderr
+
+
+def test_shipped_limits_are_the_apps_defaults() -> None:
+    shipped = (DEPLOY / "nginx" / "tipline.conf").read_text()
+    assert render.render_nginx(shipped, DEFAULTS) == shipped
+    bigger = render.render_nginx(shipped, {**DEFAULTS, "MAX_SUBMISSION_SIZE": 10 << 30})
+    assert f"client_max_body_size {(10 << 30) + (2 << 20)};  # tipline:MAX_" in bigger
+    with pytest.raises(SystemExit, match="unknown limit"):
+        render.render_nginx("client_max_body_size 1;  # tipline:NOPE\n", DEFAULTS)
+
+
+def test_every_body_limit_follows_the_app() -> None:
+    """An unmarked client_max_body_size would not follow a changed app limit."""
+    for name in ("tipline.conf", "tipline-common.conf"):
+        for line in (DEPLOY / "nginx" / name).read_text().splitlines():
+            if line.strip().startswith("client_max_body_size"):
+                assert render.MARKED.match(line), line
+
+
+def test_the_gunicorn_and_nginx_header_limits_agree() -> None:
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    common = (DEPLOY / "nginx" / "tipline-common.conf").read_text()
+    _count, size = re.search(r"large_client_header_buffers (\d+) (\d+)k;", common).groups()  # type: ignore[union-attr]
+    assert settings["limit_request_line"] <= int(size) * 1024
+    assert settings["limit_request_field_size"] <= int(size) * 1024
+    assert settings["accesslog"] is None and settings["loglevel"] == "warning"
+    assert settings["worker_class"] == "gthread"  # a sync worker dies on a slow upload
+    assert settings["wsgi_app"] == "tipline.server.wsgi:app"
+
+
+def test_gunicorn_stops_at_once_on_a_bad_configuration(tmp_path: Path) -> None:
+    bad = tmp_path / "tipline.toml"
+    bad.write_text('ORG_PUBLIC_KEY = "not base64"\n')
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(DEPLOY / "gunicorn.conf.py"),
+            "-b",
+            f"unix:{tmp_path}/g.sock",
+        ],
+        env={"TIPLINE_CONFIG_FILE": str(bad), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "tipline-server: " in done.stderr and "ORG_PUBLIC_KEY" in done.stderr
+    assert "Booting worker" not in done.stderr
+
+
+# --- Tor -----------------------------------------------------------------------------------
+
+
+def render_torrc(tmp_path: Path, extra: str = "") -> Path:
+    text = (DEPLOY / "tor" / "torrc").read_text()
+    assert "/var/lib/tor/" in text
+    torrc = tmp_path / "torrc"
+    torrc.write_text(text.replace("/var/lib/tor/", f"{tmp_path}/") + extra)
+    (tmp_path / "data").mkdir(mode=0o700, exist_ok=True)
+    return torrc
+
+
+def tor_command(tmp_path: Path, torrc: Path, *extra: str) -> list[str]:
+    return [
+        need("tor"),
+        "-f",
+        str(torrc),
+        "--defaults-torrc",
+        "/dev/null",
+        "--DataDirectory",
+        str(tmp_path / "data"),
+        *extra,
+    ]
+
+
+def test_tor_accepts_the_shipped_torrc(tmp_path: Path) -> None:
+    done = subprocess.run(
+        tor_command(tmp_path, render_torrc(tmp_path), "--verify-config"),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout
+    assert "Configuration was valid" in done.stdout
+
+
+def test_tor_refuses_a_broken_torrc(tmp_path: Path) -> None:
+    """The check above can fail: a misspelt option is an error."""
+    torrc = render_torrc(tmp_path, "HiddenServicePoWDefencesEnabled 1\n")
+    done = subprocess.run(
+        tor_command(tmp_path, torrc, "--verify-config"), capture_output=True, text=True
+    )
+    assert done.returncode != 0
+
+
+def test_torrc_has_two_onions_with_pow() -> None:
+    blocks = re.split(r"(?m)^HiddenServiceDir ", (DEPLOY / "tor" / "torrc").read_text())[1:]
+    assert [b.split("\n", 1)[0] for b in blocks] == [
+        "/var/lib/tor/tipline-source/",
+        "/var/lib/tor/tipline-journalist/",
+    ]
+    source, journalist = blocks
+    assert "HiddenServicePort 80 127.0.0.1:8080" in source
+    assert "HiddenServicePort 80 127.0.0.1:8081" in journalist
+    for block in blocks:
+        assert "HiddenServiceVersion 3" in block and "HiddenServicePoWDefensesEnabled 1" in block
+    site = (DEPLOY / "nginx" / "tipline.conf").read_text()
+    assert "listen 127.0.0.1:8080 default_server;" in site
+    assert "listen 127.0.0.1:8081 default_server;" in site
+
+
+def run_tor_until(tmp_path: Path, torrc: Path, marker: str, log: Path) -> str:
+    """Start Tor with the network off (it still makes the onion keys and reads the client
+    keys), wait for ``marker`` in its log, stop it, and return the log."""
+    proc = subprocess.Popen(
+        tor_command(
+            tmp_path,
+            torrc,
+            "--DisableNetwork",
+            "1",
+            "--SocksPort",
+            "0",
+            "--Log",
+            f"info file {log}",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            if log.exists() and marker in log.read_text(errors="replace"):
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        assert marker in text, text[-2000:]
+        return text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_journalist_onion_client_authorisation_with_real_tor(tmp_path: Path) -> None:
+    torrc = render_torrc(tmp_path)
+    hs = tmp_path / "tipline-journalist"
+    run_tor_until(tmp_path, torrc, "hs_service_load_all_keys", tmp_path / "first.log")
+    for _ in range(50):
+        if (hs / "hostname").exists():
+            break
+        time.sleep(0.1)
+    onion = (hs / "hostname").read_text().strip()
+    assert re.fullmatch(r"[a-z2-7]{56}\.onion", onion)
+    done = subprocess.run(
+        [sys.executable, str(DEPLOY / "onion_auth.py"), "add", "alice", "--hs-dir", str(hs)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    line = re.search(r"(?m)^  ([a-z2-7]{56}):descriptor:x25519:([A-Z2-7]{52})$", done.stdout)
+    assert line and line.group(1) + ".onion" == onion
+    secret = base64.b32decode(line.group(2) + "====")
+    public = bytes(PrivateKey(secret).public_key)
+    auth = hs / "authorized_clients" / "alice.auth"
+    assert auth.read_text() == f"descriptor:x25519:{onion_auth.b32(public)}\n"
+    assert auth.stat().st_mode & 0o777 == 0o600
+    log = run_tor_until(
+        tmp_path, torrc, "Loaded a client authorization key file alice.auth", tmp_path / "2.log"
+    )
+    assert not [x for x in log.splitlines() if "[warn]" in x and "auth" in x.lower()]
+    # The same name twice is refused; the first key stays.
+    again = subprocess.run(
+        [sys.executable, str(DEPLOY / "onion_auth.py"), "add", "alice", "--hs-dir", str(hs)],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode != 0 and "exists" in again.stderr
+    assert auth.read_text() == f"descriptor:x25519:{onion_auth.b32(public)}\n"
+
+
+@pytest.mark.parametrize("name", ["", "../x", "Alice", "a" * 33, "a b"])
+def test_onion_auth_refuses_bad_names(tmp_path: Path, name: str) -> None:
+    (tmp_path / "hostname").write_text("a" * 56 + ".onion\n")
+    with pytest.raises(SystemExit, match="a name is"):
+        onion_auth.add(name, tmp_path)
+    assert not (tmp_path / "authorized_clients").exists()
+
+
+def test_onion_auth_needs_the_onion(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="start Tor once"):
+        onion_auth.add("bob", tmp_path)
+
+
+# --- systemd -------------------------------------------------------------------------------
+
+
+def render_units(tmp_path: Path) -> list[Path]:
+    """The units with the installed paths pointed at this checkout (verify checks that each
+    command exists); nothing else changes."""
+    bin_dir = Path(python_tool("gunicorn")).parent
+    paths = []
+    for unit in UNITS:
+        text = (DEPLOY / "systemd" / unit).read_text()
+        text = text.replace("/opt/tipline/venv/bin/", f"{bin_dir}/")
+        text = text.replace("/opt/tipline/src/", f"{REPO}/")
+        (tmp_path / unit).write_text(text)
+        paths.append(tmp_path / unit)
+    return paths
+
+
+def test_systemd_verifies_the_units(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [need("systemd-analyze"), "verify", "--man=no", *map(str, render_units(tmp_path))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
+
+
+def test_systemd_verify_would_catch_a_mistake(tmp_path: Path) -> None:
+    (unit,) = [p for p in render_units(tmp_path) if p.name == "tipline.service"]
+    unit.write_text(unit.read_text().replace("ProtectHome=yes", "ProtectHome=yes\nProtectHom=1"))
+    done = subprocess.run(
+        [need("systemd-analyze"), "verify", "--man=no", str(unit)], capture_output=True, text=True
+    )
+    assert "Unknown key" in done.stderr
+
+
+@pytest.mark.parametrize("unit", ["tipline.service", "tipline-retention.service"])
+def test_units_are_sandboxed(tmp_path: Path, unit: str) -> None:
+    path = {p.name: p for p in render_units(tmp_path)}[unit]
+    done = subprocess.run(
+        [need("systemd-analyze"), "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) <= 1.0, done.stdout
+    settings = directives(DEPLOY / "systemd" / unit)
+    for key, value in {
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectHome": "yes",
+        "User": "tipline",
+        "StateDirectory": "tipline",
+        "PrivateNetwork": "yes",
+    }.items():
+        assert settings.get(key) == [value], key
+    assert "ReadWritePaths" not in settings  # the state directory is the only writable place
+
+
+def directives(path: Path) -> dict[str, list[str]]:
+    """Every Key=Value of a unit file, in order (comments and sections left out)."""
+    found: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_both_services_have_the_same_sandbox() -> None:
+    def sandbox(unit: str) -> str:
+        return (
+            (DEPLOY / "systemd" / unit).read_text().split("# --- Sandbox", 1)[1].split("\n", 1)[1]
+        )
+
+    assert (
+        sandbox("tipline.service").split("[Install]")[0].strip()
+        == sandbox("tipline-retention.service").strip()
+    )
+
+
+def test_units_point_at_the_shipped_files() -> None:
+    service = directives(DEPLOY / "systemd" / "tipline.service")
+    assert service["ExecStart"] == [
+        "/opt/tipline/venv/bin/gunicorn -c /opt/tipline/src/deploy/gunicorn.conf.py"
+    ]
+    retention = directives(DEPLOY / "systemd" / "tipline-retention.service")
+    assert retention["ExecStart"] == ["/opt/tipline/venv/bin/tipline-server retention"]
+    socket = directives(DEPLOY / "systemd" / "tipline.socket")
+    assert socket["ListenStream"] == ["/run/tipline/gunicorn.sock"]
+    assert (
+        "server unix:/run/tipline/gunicorn.sock;" in (DEPLOY / "nginx" / "tipline.conf").read_text()
+    )
+    timer: dict[str, Any] = directives(DEPLOY / "systemd" / "tipline-retention.timer")
+    assert timer["Persistent"] == ["true"]
