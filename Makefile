@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 export TIPLINE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: setup run test lint typecheck pytest vectors bench-crypto bench-submit bench-upload clean
+.PHONY: static jstest
+.PHONY: wheelhouse bench-desk
 
 # Compiled Flask-Babel catalogues: one per translations/<lang>/LC_MESSAGES/messages.po.
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-setup: $(VENV)/.installed node_modules/.installed $(CATALOGUES)
+setup: $(VENV)/.installed node_modules/.installed $(CATALOGUES) static
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -24,6 +26,10 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The browser crypto's libsodium.js (WebAssembly build) and word list, into static/build/.
+static: $(VENV)/.installed node_modules/.installed
+	$(PY) tools/build_static.py
 
 run: setup
 	$(VENV)/bin/tipline-server demo
@@ -38,7 +44,11 @@ typecheck: setup
 pytest: setup
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck pytest jstest
+
+# The browser crypto under node's own test runner (every shared vector, tests/js/).
+jstest: setup
+	node --test tests/js/
 
 # Vectors are committed; remake them only when docs/SPEC.md changes.
 vectors: setup
@@ -55,3 +65,18 @@ bench-upload: setup
 
 clean:
 	rm -rf $(VENV) node_modules static/build $(CATALOGUES)
+
+# Wheels of the desk and everything it needs, for the air-gapped machine (docs/DESK.md):
+# there, pip install --no-index --find-links wheelhouse 'tipline[desk]'
+WHEELHOUSE ?= wheelhouse
+wheelhouse: $(VENV)/.installed
+	rm -rf $(WHEELHOUSE)
+	$(VENV)/bin/pip wheel --quiet --disable-pip-version-check -c constraints.txt \
+		-w $(WHEELHOUSE) '.[desk]'
+
+bench-desk: setup
+	$(PY) bench/desk.py
+
+.PHONY: bench-journalist
+bench-journalist: setup
+	$(PY) bench/journalist.py

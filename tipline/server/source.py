@@ -116,7 +116,14 @@ def submit() -> ResponseReturnValue:
         error = _("The form expired. Please send it again.")
     status = 400 if error else 200
     return render_template(
-        "source/submit.html", form=form, source=source, error=error, data=_page_data(keys)
+        "source/submit.html",
+        form=form,
+        source=source,
+        error=error,
+        # A returning source's reply key lets the browser seal for them too.
+        data={**_page_data(keys), "reply_public_key": b64e(source.reply_public_key)}
+        if source
+        else _page_data(keys),
     ), status
 
 

@@ -1,0 +1,108 @@
+// Every shared vector in tests/vectors/ through the JavaScript readers (docs/SPEC.md §6), as
+// tests/test_vectors.py runs them through Python: one expected outcome per file.
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { test } from "node:test";
+
+import { derive, loadWordlist, normalize } from "../../static/js/codename.js";
+import {
+  CodenameError, EnvelopeContentError, EnvelopeFormatError, EnvelopeOpenError, ManifestError,
+  TiplineError, b64d, b64e, fromUtf8,
+} from "../../static/js/encoding.js";
+import { openEnvelope } from "../../static/js/envelope.js";
+import { verifyManifest } from "../../static/js/manifest.js";
+
+const ROOT = new URL("../../", import.meta.url);
+const DIR = new URL("tests/vectors/", ROOT);
+const FILES = readdirSync(DIR).filter((f) => f.endsWith(".json")).sort();
+const ERRORS = {
+  format_error: EnvelopeFormatError,
+  open_error: EnvelopeOpenError,
+  content_error: EnvelopeContentError,
+  manifest_error: ManifestError,
+  codename_error: CodenameError,
+};
+const wordlist = loadWordlist(readFileSync(new URL("static/build/eff-long.txt", ROOT), "utf-8"));
+const bytes = (text) => b64d(text, null, TiplineError, "vector field");
+
+function load(name) {
+  return JSON.parse(readFileSync(new URL(name, DIR), "utf-8"));
+}
+
+// The inner manifest as Python's json.loads(inner.encode()) shows it.
+function innerJson(inner) {
+  return {
+    type: "tipline-inner", v: 1, kind: inner.kind, sealed_by: inner.sealedBy, message: inner.message,
+    reply_public_key: inner.replyPublicKey === null ? null : b64e(inner.replyPublicKey),
+    attachments: inner.attachments.map((a) => ({ name: a.name, size: a.size, type: a.type })),
+  };
+}
+
+const RUN = {
+  envelope(doc) {
+    const { inner, attachments } = openEnvelope(bytes(doc.envelope), doc.identities.map(bytes));
+    assert.deepEqual(innerJson(inner), doc.expected.inner);
+    assert.deepEqual(attachments.map(b64e), doc.expected.attachments);
+  },
+  manifest(doc) {
+    const m = verifyManifest(bytes(doc.signed), bytes(doc.org_public_key), doc.today, doc.installed_version);
+    assert.equal(m.version, doc.expected.version);
+    assert.deepEqual(
+      m.recipients.map((r) => ({ key_id: r.keyId, public_key: b64e(r.publicKey), label: r.label })),
+      doc.expected.recipients);
+  },
+  codename(doc) {
+    const norm = normalize(wordlist, doc.codename);
+    const derived = derive(norm);
+    assert.equal(norm, doc.expected.normalized);
+    assert.equal(b64e(derived.loginToken), doc.expected.login_token);
+    assert.equal(b64e(derived.tokenHash), doc.expected.token_hash);
+    assert.equal(b64e(derived.replyPublicKey), doc.expected.reply_public_key);
+  },
+};
+
+test("every outcome is covered", () => {
+  const outcomes = new Set(FILES.map((f) => { const d = load(f); return `${d.kind}/${d.outcome}`; }));
+  assert.ok(FILES.length >= 30);
+  for (const pair of ["envelope/ok", "envelope/format_error", "envelope/open_error",
+    "envelope/content_error", "manifest/ok", "manifest/manifest_error", "codename/ok",
+    "codename/codename_error"]) {
+    assert.ok(outcomes.has(pair), pair);
+  }
+});
+
+for (const file of FILES) {
+  test(`vector ${file}`, () => {
+    const doc = load(file);
+    if (doc.outcome === "ok") {
+      RUN[doc.kind](doc);
+    } else {
+      // Exactly the named error class: an open error must not pass as a format error.
+      assert.throws(() => RUN[doc.kind](doc), (error) => error.constructor === ERRORS[doc.outcome]);
+    }
+  });
+}
+
+test("open errors all read the same", () => {
+  const messages = new Set();
+  for (const file of FILES) {
+    const doc = load(file);
+    if (doc.outcome !== "open_error") continue;
+    try {
+      RUN.envelope(doc);
+      assert.fail(`${file} opened`);
+    } catch (error) {
+      assert.ok(error instanceof EnvelopeOpenError);
+      messages.add(error.message);
+    }
+  }
+  assert.deepEqual([...messages], ["the envelope could not be opened: it is damaged, truncated, "
+    + "or not sealed to any of your keys"]);
+});
+
+test("a vector's reply envelope text decodes as UTF-8", () => {
+  const doc = load("envelope-ok-reply.json");
+  const { inner } = openEnvelope(bytes(doc.envelope), doc.identities.map(bytes));
+  assert.equal(typeof inner.message, "string");
+  assert.equal(fromUtf8(new TextEncoder().encode(inner.message), TiplineError, "x"), inner.message);
+});
