@@ -63,6 +63,10 @@ bench-submit: setup
 bench-upload: setup
 	$(PY) bench/upload.py
 
+.PHONY: bench-seal-browser
+bench-seal-browser: setup
+	$(PY) bench/seal_browser.py
+
 clean:
 	rm -rf $(VENV) node_modules static/build $(CATALOGUES)
 
