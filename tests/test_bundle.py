@@ -254,3 +254,14 @@ def test_any_single_byte_change_is_caught(data: st.DataObject) -> None:
     # The only change a reader may let through is one its per-item checksum reports.
     assert not all(ok.values())
     assert set(got) == set(payload)
+
+
+def test_entry_digest_is_the_checked_blake2b_of_the_envelope() -> None:
+    items, data = export_items([CHUNK + 5])
+    for entry in BundleReader(io.BytesIO(make(KIND_EXPORT, items, data)), KIND_EXPORT):
+        with pytest.raises(BundleError, match="once it is finished"):
+            _ = entry.digest
+        entry.read(10)
+        assert entry.finish()
+        expected = nacl.hashlib.blake2b(data[entry.item.id], digest_size=32).digest()
+        assert entry.digest == expected

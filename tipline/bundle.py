@@ -208,6 +208,7 @@ class BundleEntry:
         self._reader = reader
         self._left = item.size
         self._digest = nacl.hashlib.blake2b(digest_size=HASH_BYTES)
+        self._final = b""
         self.ok: bool | None = None
 
     def read(self, n: int = -1) -> bytes:
@@ -231,8 +232,17 @@ class BundleEntry:
             for _ in self.chunks():
                 pass
             expected = self._reader._record(b"H", HASH_BYTES, exact=True)
-            self.ok = expected == self._digest.digest()
+            self._final = self._digest.digest()
+            self.ok = expected == self._final
         return self.ok
+
+    @property
+    def digest(self) -> bytes:
+        """BLAKE2b-256 of the envelope as read (after ``finish()``; equal to its H record when
+        ``ok``), so a reader that keeps the envelope need not hash it a second time."""
+        if self.ok is None:
+            raise BundleError("the item's digest is known only once it is finished")
+        return self._final
 
 
 class BundleReader:

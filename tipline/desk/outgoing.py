@@ -1,0 +1,181 @@
+"""What leaves the vault on request: attachments exported to a folder, and reply bundles."""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import nacl.hashlib
+import nacl.utils
+
+from ..bundle import KIND_REPLY, ReplyItem, write_bundle
+from ..crypto import envelope
+from ..crypto.errors import TiplineError
+from ..crypto.inner import MAX_ATTACHMENTS, Attachment, Inner
+from . import sealed
+from .errors import ExportRefusedError, UsageError
+from .text import safe_filename
+from .vault import Vault, today
+
+MAX_REPLY_ATTACHMENT = 1 << 30
+
+
+def export_item(vault: Vault, item_id: str, folder: Path, with_message: bool = False) -> list[Path]:
+    """Open an item's envelope and write its attachments into ``folder``, under safe names.
+
+    The names are made by the desk (``safe_filename``), never taken as paths from the envelope,
+    and an existing file is never overwritten. Attachments are written under temporary names and
+    renamed only after the whole envelope authenticated; on any failure nothing is left behind.
+    """
+    if not folder.is_dir():
+        raise ExportRefusedError(f"{folder} is not a folder")
+    temps: list[tuple[Path, str]] = []
+    handles: list[BinaryIO] = []
+
+    def sink(index: int, attachment: Attachment) -> BinaryIO:
+        tmp = folder / f".tipline-partial-{nacl.utils.random(8).hex()}"
+        handle = tmp.open("xb")
+        handles.append(handle)
+        temps.append((tmp, safe_filename(attachment.name, index, item_id)))
+        return handle
+
+    written: list[Path] = []
+    try:
+        with vault.item_file(item_id).open("rb") as src:
+            inner = envelope.open_envelope(src, vault.keyring.identities(), sink)
+        for handle in handles:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        if with_message:
+            tmp = folder / f".tipline-partial-{nacl.utils.random(8).hex()}"
+            tmp.write_text(inner.message, encoding="utf-8")
+            temps.append((tmp, f"{item_id[:8]}-message.txt"))
+        for tmp, name in temps:
+            target = _free_name(folder, name)
+            os.link(tmp, target)  # never replaces an existing file, unlike rename
+            written.append(target)
+    except TiplineError as exc:
+        for path in written:
+            path.unlink()
+        raise ExportRefusedError(exc.message) from exc
+    finally:
+        for handle in handles:
+            handle.close()
+        for tmp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return written
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    n = 2
+    while target.exists():
+        stem, dot, ext = name.rpartition(".")
+        target = folder / (f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})")
+        n += 1
+    return target
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply written on the desk: its id, source, and the bundle it went into."""
+
+    id: str
+    source_id: str
+    designation: str
+    bundle: Path
+
+
+def write_reply(
+    vault: Vault, source: str, message: str, attachments: list[Path], out: Path
+) -> Reply:
+    """Seal a reply to the source's reply key and the journalists' active keys, keep a copy in
+    the vault (the thread shows it), and write it as a reply bundle to ``out``.
+    """
+    source_id, designation, reply_pk = vault.store.resolve_source(source)
+    if reply_pk is None:
+        raise UsageError(f"no reply key is known for {designation}")
+    if not message.strip() and not attachments:
+        raise UsageError("the reply is empty")
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise UsageError(f"a reply carries at most {MAX_ATTACHMENTS} attachments")
+    active = [r.secret.public.public_key for r in vault.keyring.active()]
+    if not active:
+        raise UsageError("this vault has no active key to keep a copy of the reply")
+    if out.exists():
+        raise UsageError(f"{out} already exists")
+    files, sources = [], []
+    try:
+        for path in attachments:
+            handle = path.open("rb")
+            sources.append(handle)
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_REPLY_ATTACHMENT:
+                raise UsageError(f"{path.name} is larger than 1 GiB")
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            files.append(Attachment(path.name[:255] or "attachment", size, kind))
+        inner = Inner("reply", "desk", message, None, tuple(files))
+        reply_id = nacl.utils.random(16).hex()
+        final = vault.item_file(reply_id)
+        tmp = sealed.temp_name(final)
+        try:
+            with tmp.open("xb") as dst:
+                envelope.seal(
+                    dst, [reply_pk, *[pk for pk in active if pk != reply_pk]], inner, sources
+                )
+                dst.flush()
+                os.fsync(dst.fileno())
+            size, digest = file_digest(tmp)
+            tmp.replace(final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    except ValueError as exc:  # an attachment changed size while it was read
+        raise UsageError(str(exc)) from exc
+    finally:
+        for handle in sources:
+            handle.close()
+    vault.store.add_item(
+        item_id=reply_id,
+        source_id=source_id,
+        designation=designation,
+        reply_public_key=None,
+        direction="out",
+        received=today().isoformat(),
+        imported=today().isoformat(),
+        size=size,
+        digest=digest,
+        sealed_by="desk",
+        message=message,
+        attachments=[(a.name, a.size, a.type) for a in files],
+    )
+    vault.save_store()
+    item = ReplyItem(reply_id, source_id, size)
+    tmp_out = sealed.temp_name(out)
+    try:
+        with tmp_out.open("xb") as dst:
+            write_bundle(dst, KIND_REPLY, [item], lambda _: final.open("rb"))
+            dst.flush()
+            os.fsync(dst.fileno())
+        tmp_out.replace(out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_out.unlink()
+    return Reply(reply_id, source_id, designation, out)
+
+
+def file_digest(path: Path) -> tuple[int, bytes]:
+    """Size and BLAKE2b-256 of a file, read in 1 MiB pieces."""
+    digest = nacl.hashlib.blake2b(digest_size=32)
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.digest()
