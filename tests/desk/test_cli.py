@@ -20,7 +20,7 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
     from tipline.desk.cli import cli
 
     target = tmp_path / "new"
-    result = CliRunner().invoke(cli, ["--vault", str(target), "init", "--kdf", "test"],
+    result = CliRunner().invoke(cli, ["--vault", str(target), "init", "--kdf", "interactive"],
                                 input="a long passphrase\na long passphrase\n")
     assert result.exit_code == 0, result.output
     assert (target / "vault.key").is_file()
@@ -35,6 +35,9 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
                                input="short\nshort\n")
     assert short.exit_code == 2
     assert short.stderr == "tipline-desk: the passphrase must be at least 8 characters\n"
+    weak = CliRunner().invoke(cli, ["--vault", str(tmp_path / "z"), "init", "--kdf", "test"],
+                              input="a long passphrase\na long passphrase\n")
+    assert weak.exit_code == 2 and not (tmp_path / "z").exists()  # the test suite's preset only
 
 
 def test_wrong_passphrase_is_one_line(run: Run) -> None:

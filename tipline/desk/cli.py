@@ -19,7 +19,7 @@ from .importer import import_bundle
 from .outgoing import export_item, write_reply
 from .store import STATUSES
 from .text import fold, neutralise, one_line
-from .vault import KDF_PRESETS, Vault, today
+from .vault import USER_KDFS, Vault, today
 
 MAX_REPLY_TEXT = 1 << 19
 
@@ -41,7 +41,7 @@ def cli(vault: str | None) -> None:
 @cli.command()
 @click.option(
     "--kdf",
-    type=click.Choice(list(KDF_PRESETS)),
+    type=click.Choice(USER_KDFS),
     default="moderate",
     show_default=True,
     help="How hard the passphrase is to guess by brute force.",

@@ -12,7 +12,7 @@ from .common import ask_passphrase, opened, vault_path
 from .errors import UsageError
 from .maintenance import backup, rekey, restore, verify
 from .text import one_line
-from .vault import KDF_PRESETS, Vault, today
+from .vault import USER_KDFS, Vault, today
 
 
 @click.group("keys")
@@ -205,7 +205,7 @@ def restore_cmd(backup_file: Path, target: Path) -> None:
 
 
 @click.command("passphrase")
-@click.option("--kdf", type=click.Choice(list(KDF_PRESETS)), default="moderate")
+@click.option("--kdf", type=click.Choice(USER_KDFS), default="moderate")
 @click.pass_context
 def passphrase_cmd(ctx: click.Context, kdf: str) -> None:
     """Change the vault's passphrase."""

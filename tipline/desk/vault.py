@@ -49,6 +49,8 @@ KDF_PRESETS = {
     "interactive": (2, 64 << 20),
     "test": (1, 8 << 20),  # for the test suite only: fast and weak
 }
+# What a person may choose: the "test" preset is for the test suite's own vaults only.
+USER_KDFS = ("moderate", "sensitive", "interactive")
 VAULT_INFO = {"type": "tipline-desk-vault", "v": 1}
 
 
