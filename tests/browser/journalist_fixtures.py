@@ -142,7 +142,7 @@ def staff_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaffServ
         db.engine_of(app).dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin_context(chromium: Browser, staff_server: StaffServer) -> Iterator[BrowserContext]:
     """A browser logged in as the admin (once: each login spends a TOTP time step)."""
     context = chromium.new_context(accept_downloads=True)

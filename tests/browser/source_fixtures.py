@@ -118,13 +118,15 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         db.engine_of(app).dispose()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: sync Playwright keeps an asyncio loop running in this thread for
+# as long as it lives, and later tests (the desk's Textual pilot) need to run loops of their own.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
