@@ -1,4 +1,4 @@
-"""``tipline-server manifest install`` and ``db upgrade``."""
+"""``tipline-server install-manifest`` and ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -54,11 +54,12 @@ def test_install_and_rollback(tmp_path: Path, org_keys: Keys, run: Any) -> None:
     v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
     v1.write_bytes(org_keys.signed(1))
     v2.write_bytes(org_keys.signed(2, org_keys.alice, org_keys.bob))
-    first = run("manifest", "install", str(v1))
-    assert first.returncode == 0 and "version 1" in first.stderr, first.stderr
-    second = run("manifest", "install", str(v2))
-    assert second.returncode == 0 and "2 recipient keys" in second.stderr
-    rollback = run("manifest", "install", str(v1))
+    first = run("install-manifest", "--yes", str(v1))
+    assert first.returncode == 0 and "installed key manifest version 1" in first.stderr
+    second = run("install-manifest", "--yes", str(v2))
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count("  kept ") == 1 and second.stderr.count("  added ") == 1
+    rollback = run("install-manifest", "--yes", str(v1))
     assert rollback.returncode == 1
     assert rollback.stderr.startswith("tipline-server: the key manifest was refused")
     assert "not newer" in rollback.stderr and "Traceback" not in rollback.stderr
@@ -69,5 +70,5 @@ def test_bad_manifest_files(tmp_path: Path, run: Any, content: bytes) -> None:
     run("db", "upgrade")
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
-    result = run("manifest", "install", str(bad))
+    result = run("install-manifest", "--yes", str(bad))
     assert result.returncode == 1 and "Traceback" not in result.stderr

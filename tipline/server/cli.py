@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from ..crypto.encoding import b64e
-from ..crypto.errors import ManifestError, TiplineError
+from ..crypto.errors import TiplineError
 
 
 @click.group()
@@ -60,34 +60,6 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     click.echo("tipline-server: database is up to date", err=True)
-
-
-@cli.group("manifest")
-def manifest_group() -> None:
-    """Signed key manifests."""
-
-
-@manifest_group.command("install")
-@click.argument("file", type=click.File("rb"))
-def manifest_install(file: BinaryIO) -> None:
-    """Verify a signed key manifest against the org key and make it current."""
-    from ..crypto.manifest import MAX_SIGNED_MANIFEST
-    from . import create_app, db, keyset
-
-    data = file.read(MAX_SIGNED_MANIFEST + 1)
-    if len(data) > MAX_SIGNED_MANIFEST:
-        raise ManifestError("the file is larger than a signed manifest can be")
-    app = create_app()
-    try:
-        with app.app_context():
-            body = keyset.install(db.session(), data, app.config["ORG_PUBLIC_KEY_BYTES"])
-    finally:
-        db.engine_of(app).dispose()
-    click.echo(
-        f"tipline-server: installed key manifest version {body.version} "
-        f"({len(body.recipients)} recipient keys)",
-        err=True,
-    )
 
 
 @contextlib.contextmanager
