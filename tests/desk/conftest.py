@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,9 +33,10 @@ class Source:
     reply_secret: bytes
 
 
-def make_source(designation: str = "tidy otter") -> Source:
+def make_source(designation: str = "tidy otter", source_id: str | None = None) -> Source:
+    """A new source; pass ``source_id`` (32 hex digits) where it must not change between runs."""
     keys = derive(generate(load_wordlist()))
-    return Source(nacl.utils.random(16).hex(), designation, keys.reply_public_key,
+    return Source(source_id or nacl.utils.random(16).hex(), designation, keys.reply_public_key,
                   keys.reply_secret_key)
 
 
@@ -56,10 +58,11 @@ class Sub:
 
 
 def submission(recipients: list[bytes], source: Source, message: str,
-               files: Sequence[tuple[str, bytes]] = (), received: str = "2026-11-20") -> Sub:
+               files: Sequence[tuple[str, bytes]] = (), received: str = "2026-11-20",
+               item_id: str | None = None) -> Sub:
     data = seal_submission(recipients, source, message, files)
-    item = ExportItem(nacl.utils.random(16).hex(), source.id, source.designation, received,
-                      len(data))
+    item = ExportItem(item_id or nacl.utils.random(16).hex(), source.id, source.designation,
+                      received, len(data))
     return Sub(item, data)
 
 
@@ -70,14 +73,18 @@ def bundle_bytes(subs: list[Sub]) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def vault_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "vault"
+def create_vault(path: Path, added: datetime.date | None = None) -> Path:
+    """A vault with one journalist key, added today unless ``added`` fixes the date."""
     vault = Vault.create(path, PASS, kdf="test")
-    vault.keyring.add("Alice Reporter", today())
+    vault.keyring.add("Alice Reporter", added or today())
     vault.save_keyring()
     vault.close()
     return path
+
+
+@pytest.fixture
+def vault_dir(tmp_path: Path) -> Path:
+    return create_vault(tmp_path / "vault")
 
 
 def public_keys(vault_dir: Path) -> list[bytes]:

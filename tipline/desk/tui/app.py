@@ -39,11 +39,13 @@ class DeskApp(App[None]):
     #inbox { width: 45%; }
     #preview { width: 55%; border-left: solid $accent; padding: 0 1; }
     #filter { dock: top; }
-    #status { dock: bottom; height: 1; color: $text-muted; }
+    #main { height: 1fr; }
+    #status { height: 1; color: $text-muted; }  /* above the footer, not under it */
     .dialog { width: 80%; height: auto; max-height: 90%; border: thick $accent;
               background: $surface; padding: 1 2; }
     .composer TextArea { height: 12; }
     .buttons { height: auto; }
+    .dialog Label { width: 100%; }  /* wrap: a warning must be read whole */
     Confirm, Prompt, Composer, ActionMenu { align: center middle; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,7 +91,7 @@ class DeskApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ search words, #tag (enter)", id="filter")
-        with Horizontal():
+        with Horizontal(id="main"):
             yield OptionList(id="inbox")
             with VerticalScroll(id="preview"):
                 yield Static(Text("Select an item."), id="body")
@@ -145,7 +147,7 @@ class DeskApp(App[None]):
         what = f"filter: {chosen}" if chosen else "all items"
         search = f", search: {self.search_text}" if self.search_text else ""
         more = f" (first {shown}; narrow with / or f)" if total > shown else ""
-        self.say(f"{total} items, {what}{search}{more}")
+        self.say(f"{total} item{'' if total == 1 else 's'}, {what}{search}{more}")
         target = (
             keep
             if keep and any(o.id == keep for o in options)
