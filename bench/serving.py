@@ -4,6 +4,7 @@ and a baseline Flask app that only writes each request body to a file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import os
@@ -17,6 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Both the tip line and the baseline run under the deployed gunicorn settings (gthread workers
+# and threads, timeouts, limits); only the bind address and the worker count are overridden.
+DEPLOY_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 sys.path.insert(0, str(ROOT))
 
 from tipline.crypto import keys, manifest  # noqa: E402
@@ -68,7 +72,9 @@ def demo_keys(data_dir: Path) -> tuple[keys.OrgSecret, keys.RecipientSecret, byt
 def gunicorn(
     app: str, env: dict[str, str], workers: int
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Run gunicorn with the tip line's settings; yield the port and the master process."""
+    """Run gunicorn with deploy/gunicorn.conf.py (``workers`` overriding its count) on a
+    loopback port; yield the port and the master process.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -76,7 +82,7 @@ def gunicorn(
             "-m",
             "gunicorn",
             "-c",
-            "python:tipline.server.gunicorn_conf",
+            str(DEPLOY_CONF),
             "-w",
             str(workers),
             "-b",
@@ -87,7 +93,11 @@ def gunicorn(
         cwd=ROOT,
     )
     try:
-        for _ in range(200):
+        for _ in range(400):
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn for {app} stopped at start (status {proc.returncode})"
+                )
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/nothing")
@@ -95,6 +105,8 @@ def gunicorn(
                 break
             except OSError:
                 time.sleep(0.05)
+        else:
+            raise RuntimeError(f"gunicorn for {app} did not answer within 20 s")
         yield port, proc
     finally:
         proc.terminate()
@@ -107,6 +119,26 @@ def worker_pids(master: int) -> list[int]:
         ["/usr/bin/pgrep", "-P", str(master)], capture_output=True, text=True, check=False
     )
     return [int(p) for p in out.stdout.split()]
+
+
+def _cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU of a process (and of its children it has reaped, if asked)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    ticks = utime + stime + (cutime + cstime if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(master: int) -> float:
+    """CPU seconds used so far by a gunicorn master and all its workers, including workers
+    already recycled (``max_requests``) and reaped.
+    """
+    total = _cpu_seconds(master, children=True)
+    for pid in worker_pids(master):
+        # A worker that exited just now is counted with the master's children once reaped.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += _cpu_seconds(pid)
+    return total
 
 
 def peak_rss(pid: int) -> int:

@@ -81,7 +81,7 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
     page = source.post("/submit", data=body,
                        content_type=f"multipart/form-data; boundary={boundary}")
     assert page.status_code == 200
-    found = re.search(r'id="codename">([a-z ]+)<', page.text)
+    found = re.search(r'id="codename">([a-z -]+)<', page.text)
     assert found
     codename = found.group(1)
 

@@ -15,7 +15,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` (a dict, for tests) overrides the environment."""
-    from . import admin, api, auth, db, errors, i18n, journalist, journalist_api, security, source
+    from . import (
+        admin,
+        api,
+        auth,
+        cache,
+        db,
+        errors,
+        i18n,
+        journalist,
+        journalist_api,
+        security,
+        source,
+    )
     from .blobs import BlobStore
     from .extensions import csrf, limiter
     from .spooled import SealingRequest
@@ -33,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"]
     )
     security.init_app(app)
+    cache.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -4,6 +4,7 @@ no code). Chosen from ``?lang=``, then the session, then Accept-Language.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,14 @@ def _context() -> dict[str, Any]:
 
 def language_names(codes: list[str]) -> list[tuple[str, str]]:
     """Each language's name in that language, for the switch."""
+    return list(_names(tuple(codes)))
+
+
+@functools.lru_cache(maxsize=64)
+def _names(codes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Babel's names for ``codes``: every page shows them, and they never change."""
     names = [(code, Locale.parse(code).get_display_name(code) or code) for code in codes]
-    return [(code, name[:1].upper() + name[1:]) for code, name in names]
+    return tuple((code, name[:1].upper() + name[1:]) for code, name in names)
 
 
 def init_app(app: Flask) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
-from . import db
+from . import cache, db
 from .models import Setting
 
 MAX_ORG_NAME = 100
@@ -88,13 +88,16 @@ def save(session: Session, value: Settings) -> list[str]:
             else:
                 row.value = encoded
     session.commit()
+    if changed:
+        cache.of().changed()  # every worker reads the new values from its next request on
+        g.pop("tipline_settings", None)
     return changed
 
 
 def current() -> Settings:
-    """This request's settings (read once per request)."""
+    """This request's settings (read once per request, from the worker's cache: see cache.py)."""
     if "tipline_settings" not in g:
-        g.tipline_settings = load(db.session())
+        g.tipline_settings = cache.of().get("settings", lambda: load(db.session()))
     found: Settings = g.tipline_settings
     return found
 

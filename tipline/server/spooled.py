@@ -8,6 +8,7 @@ lives only in this request's memory) and no plaintext byte ever reaches a disk (
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from flask import Request, current_app
@@ -16,31 +17,51 @@ from ..crypto.spool import Spool, SpoolReader
 
 
 class SpoolFile:
-    """The file-like object the form parser writes an upload into: it encrypts on ``write``."""
+    """The file-like object the form parser writes an upload into: it encrypts on ``write``.
 
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._spool = Spool(file)
+    The temporary file is made at the first byte, not before: the no-JS form always sends a
+    file part, empty when no file was chosen, and most tips have none.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._file: BinaryIO | None = None
+        self._spool: Spool | None = None
+        self._ended = False
+
+    def _open(self) -> Spool:
+        if self._spool is None:
+            # An unnamed temporary file: unlinked at once, gone when the request closes it.
+            self._file = cast(BinaryIO, tempfile.TemporaryFile(dir=self._folder))  # noqa: SIM115
+            self._spool = Spool(self._file)
+        return self._spool
 
     @property
     def size(self) -> int:
         """How many plaintext bytes were written."""
-        return self._spool.size
+        return self._spool.size if self._spool is not None else 0
 
     def write(self, data: bytes) -> int:
         """Encrypt and append."""
-        return self._spool.write(data)
+        if self._ended:
+            raise ValueError("the spool is closed for writing")
+        if not data:
+            return 0
+        return self._open().write(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """The parser seeks to 0 when a part ends: that closes the spool for writing."""
         if offset != 0 or whence != 0:
             raise ValueError("a spool can only be rewound")
-        self._spool.close_writing()
+        self._ended = True
+        if self._spool is not None:
+            self._spool.close_writing()
         return 0
 
     def reader(self) -> SpoolReader:
         """Decrypt the part from the start, one chunk in memory at a time."""
-        return self._spool.reader()
+        self._ended = True
+        return self._open().reader()
 
     def read(self, size: int = -1, /) -> bytes:
         """Nobody reads the ciphertext as if it were the upload."""
@@ -48,7 +69,8 @@ class SpoolFile:
 
     def close(self) -> None:
         """Close and so delete the temporary file (it was unlinked at creation)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __getattr__(self, name: str) -> Any:
         # FileStorage probes attributes such as ``readable``; refuse anything unexpected.
@@ -65,7 +87,4 @@ class SealingRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        # An unnamed temporary file: unlinked at once, gone when the request closes it.
-        folder = current_app.extensions["tipline.blobs"].tmp
-        file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - the request closes it
-        return cast(IO[bytes], SpoolFile(file))
+        return cast(IO[bytes], SpoolFile(current_app.extensions["tipline.blobs"].tmp))

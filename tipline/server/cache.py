@@ -1,0 +1,122 @@
+"""Per-process caches of what every request reads and an admin rarely changes: the installed
+key manifest and the instance settings.
+
+Every worker keeps its own copy, checked on each use against a change stamp: a small file in
+``DATA_DIR`` that ``keyset.install`` and ``settings.save`` replace (atomically, by rename) right
+after they commit. Reading the stamp costs one small file read instead of a database query, and
+a change made through the app, the admin page or ``tipline-server`` reaches every worker of that
+data folder at their next request. A change made around the app (SQL typed into the database by
+hand) is picked up within ``TTL_SECONDS``, since every entry is also reloaded that often.
+
+Order makes this safe: a writer commits, then replaces the stamp; a reader reads the stamp, then
+queries. A reader that saw the old stamp may cache what it read before the commit, but stores it
+under the old stamp, which no longer matches at the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from flask import Flask, current_app
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+TTL_SECONDS = 10.0
+STAMP_NAME = "change-stamp"
+STAMP_SIZE = 64  # a stamp is 32 hex digits; anything longer is not ours
+
+
+@dataclass(frozen=True)
+class _Entry:
+    stamp: bytes
+    loaded: float
+    value: object
+
+
+class Cache:
+    """Values kept per process, valid while the stamp is unchanged and for ``ttl`` at most."""
+
+    def __init__(self, data_dir: Path, ttl: float = TTL_SECONDS) -> None:
+        self.stamp_path = data_dir / STAMP_NAME
+        self.ttl = ttl
+        self.clock: Callable[[], float] = time.monotonic  # tests move time forward
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def stamp(self) -> bytes:
+        """The stamp as it is now (empty before the first change)."""
+        try:
+            fd = os.open(self.stamp_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return os.read(fd, STAMP_SIZE)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            return b""
+        except OSError:
+            # Unreadable (say, left by a command run as another user): trust no cached value
+            # rather than one that may be stale; every call then reads the database again.
+            return b"unreadable " + secrets.token_hex(16).encode()
+
+    def get(self, name: str, load: Callable[[], T]) -> T:
+        """The cached value of ``name``, or ``load()`` if it may be out of date."""
+        now = self.clock()
+        stamp = self.stamp()  # before loading: see the module's note on order
+        entry = self._entries.get(name)
+        if entry is not None and entry.stamp == stamp and now - entry.loaded < self.ttl:
+            return cast(T, entry.value)
+        value = load()
+        self._entries[name] = _Entry(stamp, now, value)
+        return value
+
+    def changed(self) -> None:
+        """Something cached was committed anew: forget it here, and tell the other workers by
+        replacing the stamp.
+        """
+        with self._lock:
+            self._entries.clear()
+            temp = self.stamp_path.with_name(f".{STAMP_NAME}-{secrets.token_hex(8)}")
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    # Readable by the service user even if written by a command run as root
+                    # (the data folder itself is 0700: nobody else can reach it).
+                    os.fchmod(fd, 0o644)
+                    os.write(fd, secrets.token_hex(16).encode())
+                finally:
+                    os.close(fd)
+                os.replace(temp, self.stamp_path)
+            except OSError as exc:
+                # The change itself is committed; other workers see it within the TTL.
+                log.warning(
+                    "could not replace %s (%s): other workers may keep the old "
+                    "values for up to %d s",
+                    self.stamp_path.name,
+                    exc.strerror,
+                    self.ttl,
+                )
+            finally:
+                temp.unlink(missing_ok=True)
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its cache, stamped in its data folder."""
+    data_dir = Path(app.config["DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app.extensions["tipline.cache"] = Cache(data_dir)
+
+
+def of(app: Any = None) -> Cache:
+    """The cache of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    found: Cache = target.extensions["tipline.cache"]
+    return found
