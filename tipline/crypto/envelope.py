@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from typing import BinaryIO, Protocol
 
 import nacl.bindings as sodium
@@ -20,6 +21,7 @@ from .errors import EnvelopeContentError, EnvelopeOpenError
 from .inner import MAX_INNER_MANIFEST, MAX_PLAINTEXT, Attachment, Inner, parse_inner
 from .keys import key_id
 from .padding import padded_length
+from .pipeline import ReadAhead, Target, WriteBehind, fill, write_all
 from .stream import Puller
 
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
@@ -166,53 +168,148 @@ def _unwrap(src: Readable, identities: Sequence[bytes]) -> tuple[fmt.Header, byt
     raise EnvelopeOpenError()
 
 
+# Chunks per block, read or written behind (256 KiB). The same for both, so a copied
+# ciphertext block is handed to the writer with the plaintext block decrypted from it, and
+# never more than one waits for a hand-over (the read ring cannot run dry while one does).
+BLOCK_CHUNKS = 4
+DEPTH = 2  # blocks in flight on each helper thread
+COPY_DEPTH = 2  # more ciphertext blocks in flight when they are also copied (the desk's import)
+_FULL = fmt.CHUNK_SIZE + fmt.ABYTES
+
+
+class _Output:
+    """Where plaintext chunks are decrypted to, and how attachment bytes reach their files.
+
+    Writes happen at once until a large envelope (``threads`` given) has something to write;
+    from the next chunk on, chunks are decrypted into a ring of blocks that a ``WriteBehind``
+    thread writes out while the following block is decrypted.
+    """
+
+    def __init__(self, write_behind: bool) -> None:
+        self.allowed = write_behind
+        self.threads: ExitStack | None = None  # set for an envelope longer than one block
+        self.writer: WriteBehind | None = None
+        self.buffer: bytearray | None = None
+        self.wanted = False
+        self.used = 0
+
+    def slot(self) -> tuple[bytearray, int]:
+        """A buffer and an offset with room for one chunk's plaintext."""
+        if self.writer is None and self.wanted and self.threads is not None:
+            block = BLOCK_CHUNKS * fmt.CHUNK_SIZE
+            self.writer = self.threads.enter_context(WriteBehind(block, DEPTH))
+            self.used = 0
+        if self.writer is None:
+            if self.buffer is None:
+                self.buffer = bytearray(fmt.CHUNK_SIZE)
+            return self.buffer, 0
+        if self.used == BLOCK_CHUNKS:
+            self.writer.submit()  # the block's views are all written or queued by now
+            self.used = 0
+        self.used += 1
+        return self.writer.buffer(), (self.used - 1) * fmt.CHUNK_SIZE
+
+    def write(
+        self, target: Target, view: memoryview, release: Callable[[], None] | None = None
+    ) -> None:
+        """Write ``view`` now or behind; ``release`` is called once it is written."""
+        if self.writer is not None:
+            self.writer.write(target, view, release)
+            return
+        write_all(target, view)  # before the next chunk is decrypted over it
+        if release is not None:
+            release()
+        self.wanted = self.allowed
+
+    def drain(self) -> None:
+        """Wait until every byte written so far is with its target."""
+        if self.writer is not None:
+            self.writer.drain()
+
+
 class _ChunkReader:
     """Yields authenticated plaintext chunks; enforces FINAL, no empty chunks, no trailing data.
 
-    Each chunk is a view into a reused buffer, valid until the next one is pulled.
+    Ciphertext is read in blocks of whole chunks. With ``read_ahead``, a ``ReadAhead`` thread
+    reads every block after the first while this one decrypts. Each chunk is a view valid until
+    the next one is pulled.
     """
 
-    def __init__(self, src: Readable, payload_key: bytes, ss_header: bytes) -> None:
-        self.src = src
+    def __init__(
+        self,
+        src: Readable,
+        payload_key: bytes,
+        ss_header: bytes,
+        threads: ExitStack,
+        out: _Output,
+        copy_to: Target | None,
+        read_ahead: bool,
+    ) -> None:
+        self.src, self.threads, self.out, self.copy_to = src, threads, out, copy_to
+        self.read_ahead = read_ahead
         try:
             self.puller = Puller(payload_key, ss_header, fmt.CHUNK_SIZE)
         except (nacl.exceptions.CryptoError, ValueError) as exc:
             raise EnvelopeOpenError() from exc
         self.ad: bytes | None = fmt.PREAMBLE + ss_header
-        self.final = False
+        self.ahead: ReadAhead | None = None
 
-    def _fill(self) -> int:
-        """Read up to a whole ciphertext chunk into the puller's input buffer."""
-        buf, got = self.puller.inbuf, 0
-        readinto = getattr(self.src, "readinto", None)
-        while got < len(buf):
-            if readinto is not None:
-                n = readinto(memoryview(buf)[got:])
-            else:
-                piece = self.src.read(len(buf) - got)
-                buf[got : got + len(piece)] = piece
-                n = len(piece)
-            if not n:
-                break
-            got += n
-        return got
+    def _blocks(self) -> Iterator[memoryview]:
+        """Blocks of whole chunks (only the last may be short), then an empty one at the end."""
+        size = BLOCK_CHUNKS * _FULL
+        first = bytearray(size)
+        block = memoryview(first)[: fill(self.src, first)]
+        if len(block) < size:  # the whole stream fitted: no threads for a small envelope
+            yield block
+            yield memoryview(b"")
+            return
+        self.out.threads = self.threads
+        if not self.read_ahead:
+            while True:
+                yield block
+                block = (
+                    memoryview(first)[: fill(self.src, first)] if len(block) == size else block[:0]
+                )
+        depth = DEPTH + (COPY_DEPTH if self.copy_to is not None else 0)
+        ahead = self.ahead = self.threads.enter_context(ReadAhead(self.src, size, depth, first))
+        while True:
+            yield block
+            block = ahead.next()
 
     def chunks(self) -> Iterator[memoryview]:
-        full = fmt.CHUNK_SIZE + fmt.ABYTES
-        while not self.final:
-            size = self._fill()
-            result = self.puller.pull(size, self.ad) if size > fmt.ABYTES else None
-            if result is None:
-                raise EnvelopeOpenError()
-            chunk, tag = result
-            self.ad = None
-            if tag == TAG_FINAL:
-                self.final = True
-                if self.src.read(1):
+        blocks = self._blocks()
+        for block in blocks:
+            if not len(block):
+                raise EnvelopeOpenError()  # the stream ended before a FINAL chunk
+            pos = 0
+            while pos < len(block):
+                size = min(_FULL, len(block) - pos)
+                dst, at = self.out.slot()
+                result = (
+                    self.puller.pull_at(block, pos, size, dst, at, self.ad)
+                    if size > fmt.ABYTES
+                    else None
+                )
+                if result is None:
                     raise EnvelopeOpenError()
-            elif tag != TAG_MESSAGE or size < full:
-                raise EnvelopeOpenError()
-            yield chunk
+                length, tag = result
+                self.ad = None
+                pos += size
+                if pos == len(block) and self.copy_to is not None:
+                    # Every chunk of it is decrypted: write it (behind, when read ahead, its
+                    # buffer kept out of the read ring until the writer is done with it).
+                    if self.ahead is not None:
+                        self.out.write(self.copy_to, block, self.ahead.keep())
+                    else:
+                        write_all(self.copy_to, block)
+                if tag == TAG_FINAL:
+                    if pos < len(block) or len(next(blocks)):
+                        raise EnvelopeOpenError()  # bytes after the FINAL chunk
+                    yield memoryview(dst)[at : at + length]
+                    return
+                if tag != TAG_MESSAGE or size < _FULL:
+                    raise EnvelopeOpenError()
+                yield memoryview(dst)[at : at + length]
 
 
 class _Plaintext:
@@ -241,34 +338,59 @@ class _Plaintext:
         return self.pos == len(self.buffer) and next(self.chunks, None) is None
 
 
-def open_envelope(src: Readable, identities: Sequence[bytes], sink: Sink | None = None) -> Inner:
+def open_envelope(
+    src: Readable,
+    identities: Sequence[bytes],
+    sink: Sink | None = None,
+    *,
+    copy_to: Target | None = None,
+    read_ahead: bool = False,
+    write_behind: bool = True,
+) -> Inner:
     """Open an envelope with any of the X25519 secret keys in ``identities``.
 
     Attachment bytes go to ``sink(index, attachment)``'s file, or are checked and dropped when it
     returns None. They are unverified until this returns: on any error the caller MUST discard
-    everything the sink received.
+    everything the sink received. Every byte of the envelope read from ``src`` is also written
+    to ``copy_to`` when one is given (to store the envelope while opening it, in one pass); it
+    too is unverified until this returns.
+
+    With ``write_behind``, a large envelope's attachments (and, when read ahead, its copy) are
+    written on a helper thread while the next block is decrypted; with ``read_ahead``, another
+    reads ``src`` ahead (worth it when reading costs time of its own, as a bundle entry that
+    hashes what it reads does). They use a second core when there is one free, and end before
+    this returns or raises; an error on one is raised here as it would have been.
     """
     header, file_key = _unwrap(src, identities)
+    if copy_to is not None:
+        write_all(copy_to, header.encode())
     payload_key, _ = _keys(file_key)
-    plain = _Plaintext(_ChunkReader(src, payload_key, header.ss_header).chunks())
-    size = int.from_bytes(plain.read(4), "big")
-    if not 1 <= size <= MAX_INNER_MANIFEST:
-        raise EnvelopeContentError(f"the inner manifest length must be 1 to {MAX_INNER_MANIFEST}")
-    inner = parse_inner(plain.read(size))
-    length = 4 + size + sum(a.size for a in inner.attachments)
-    if length > MAX_PLAINTEXT:
-        raise EnvelopeContentError("the attachments are larger than the format allows")
-    for index, attachment in enumerate(inner.attachments):
-        out = sink(index, attachment) if sink is not None else None
-        for piece in plain.pieces(attachment.size):
-            if out is not None:
-                out.write(piece)
-    padding = padded_length(length) - length
-    for piece in plain.pieces(padding):
-        if piece != _ZEROS[: len(piece)]:  # memoryview comparison: memcmp, not a Python loop
-            raise EnvelopeContentError("the padding is not zero")
-    if not plain.at_end():
-        raise EnvelopeContentError("the plaintext is longer than its padded length")
+    out = _Output(write_behind)
+    with ExitStack() as threads:
+        reader = _ChunkReader(src, payload_key, header.ss_header, threads, out, copy_to, read_ahead)
+        plain = _Plaintext(reader.chunks())
+        size = int.from_bytes(plain.read(4), "big")
+        if not 1 <= size <= MAX_INNER_MANIFEST:
+            raise EnvelopeContentError(
+                f"the inner manifest length must be 1 to {MAX_INNER_MANIFEST}"
+            )
+        inner = parse_inner(plain.read(size))
+        length = 4 + size + sum(a.size for a in inner.attachments)
+        if length > MAX_PLAINTEXT:
+            raise EnvelopeContentError("the attachments are larger than the format allows")
+        for index, attachment in enumerate(inner.attachments):
+            out.drain()  # the sink sees the earlier attachments' files complete, as before
+            target = sink(index, attachment) if sink is not None else None
+            for piece in plain.pieces(attachment.size):
+                if target is not None:
+                    out.write(target, piece)
+        padding = padded_length(length) - length
+        for piece in plain.pieces(padding):
+            if piece != _ZEROS[: len(piece)]:  # memoryview comparison: memcmp, not a Python loop
+                raise EnvelopeContentError("the padding is not zero")
+        if not plain.at_end():
+            raise EnvelopeContentError("the plaintext is longer than its padded length")
+        out.drain()
     return inner
 
 
