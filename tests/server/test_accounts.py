@@ -139,8 +139,14 @@ def test_logout_needs_csrf_and_ends_session(app: Flask) -> None:
     assert client.post("/journalist/logout").status_code == 400
     assert client.get("/journalist/").status_code == 200
     token = page_token(client.get("/journalist/").text)
+    cookie = client.get_cookie("tipline")
+    assert cookie is not None
+    copied = app.test_client()  # someone who copied the cookie before the logout
+    copied.set_cookie("tipline", cookie.value)
+    assert copied.get("/journalist/").status_code == 200
     assert client.post("/journalist/logout", data={"csrf_token": token}).status_code == 303
     assert client.get("/journalist/").status_code == 303
+    assert copied.get("/journalist/").status_code == 303
 
 
 def test_idle_session_times_out(app: Flask) -> None:

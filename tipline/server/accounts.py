@@ -169,6 +169,12 @@ def reset_totp(db: Session, account: Account) -> None:
     db.commit()
 
 
+def end_sessions(db: Session, account: Account) -> None:
+    """Log the account out everywhere: every copy of every session cookie stops working."""
+    account.session_epoch += 1
+    db.commit()
+
+
 def set_disabled(db: Session, account: Account, disabled: bool) -> None:
     """Disable (every session and token stops working) or enable an account."""
     account.disabled = disabled

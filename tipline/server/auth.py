@@ -182,9 +182,13 @@ def enrol() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
+    """End the session, and with it every other session of the account: a cookie copied
+    from this browser must not outlive the logout."""
     if not ActionForm().validate_on_submit():
         abort(400)
+    me = current_account()
+    if me is not None:
+        accounts.end_sessions(db.session(), me)
     _new_session()
     return redirect(url_for("auth.login"), 303)
 
