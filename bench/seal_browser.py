@@ -20,20 +20,13 @@ from pathlib import Path
 from playwright.sync_api import Route, sync_playwright
 from serving import ROOT, demo_keys, gunicorn
 
+from tests.browser.debian_chromium import launch
 from tipline.crypto.codename import derive, generate
 from tipline.crypto.encoding import b64e
 from tipline.server.security import CSP_CRYPTO
 from tipline.wordlist import load_wordlist
 
 GOAL_MB_S = 100.0
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>seal bench</title>
 <input type="file" id="file"><script type="module" src="bench.js"></script>"""
 SCRIPT = b"""import { CryptoWorker } from "/static/js/source/common.js";
@@ -88,7 +81,7 @@ def main() -> None:
             "TIPLINE_RATELIMIT_ENABLED": "false",
         }
         with gunicorn("tipline.server.wsgi:app", env, 1) as (port, _), sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = launch(pw)
             origin = f"http://127.0.0.1:{port}"
 
             def serve(route: Route) -> None:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,7 +22,7 @@ from tipline.server import accounts, create_app, db, keyset
 from tipline.server.models import Source, Submission, new_id
 
 from ..server.conftest import sealed_submission
-from .source_fixtures import _free_port
+from .source_fixtures import gunicorn
 
 
 @dataclass
@@ -100,45 +96,15 @@ def staff_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaffServ
         db.session().commit()
     source_id, reply_key, ids = _seed(app, alice)
     env = {
-        **os.environ,
         "TIPLINE_DATA_DIR": str(data_dir),
         "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
         "TIPLINE_RATELIMIT_ENABLED": "false",
         "TIPLINE_MIN_FREE_BYTES": "0",
     }
-    port = _free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:tipline.server.gunicorn_conf",
-                "-w",
-                "2",
-                "-b",
-                f"127.0.0.1:{port}",
-                "tipline.server.wsgi:app",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(url + "/journalist/login", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start: {log.read_text()}")
-        yield StaffServer(url, app, org, alice, password, secret, source_id, reply_key, ids)
+        with gunicorn(env, log, "/journalist/login") as url:
+            yield StaffServer(url, app, org, alice, password, secret, source_id, reply_key, ids)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         db.engine_of(app).dispose()
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,8 @@ from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
 from tipline.server import create_app, db, keyset
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from .debian_chromium import CHROMIUM, launch
+
 # Values a careless server would log or store; none may appear anywhere afterwards.
 DISTINCTIVE = {
     "X-Forwarded-For": "203.0.113.197",
@@ -60,28 +54,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("source-server")
-    data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
-    tmp_dir.mkdir()
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Test journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    signed = manifest.sign_manifest(
-        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
-    )
-    env = {
-        **os.environ,
-        "TIPLINE_DATA_DIR": str(data_dir),
-        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
-        "TIPLINE_RATELIMIT_ENABLED": "false",
-        "TIPLINE_MIN_FREE_BYTES": "0",
-        "TMPDIR": str(tmp_dir),
-    }
-    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
-    with app.app_context():
-        keyset.install(db.session(), signed, org.public.public_key)
+@contextmanager
+def gunicorn(env: dict[str, str], log: Path, ready: str) -> Iterator[str]:
+    """Serve tipline.server.wsgi:app with gunicorn (2 workers, the production settings in
+    tipline.server.gunicorn_conf) on a free loopback port, with ``env`` added to this process's
+    environment and its output in ``log``. Yields the URL once ``ready`` (a path) answers; stops
+    the server afterwards, even if it never came up.
+    """
     port = _free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -97,24 +76,51 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 f"127.0.0.1:{port}",
                 "tipline.server.wsgi:app",
             ],
-            env=env,
+            env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    try:  # the server must stop even if it never came up
+    try:
         for _ in range(100):
             try:
-                with urllib.request.urlopen(url + "/", timeout=1):
+                with urllib.request.urlopen(url + ready, timeout=1):
                     break
             except OSError:
                 time.sleep(0.1)
         else:
             pytest.fail(f"gunicorn did not start: {log.read_text()}")
-        yield Server(url, data_dir, tmp_dir, log, journalist, app)
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("source-server")
+    data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
+    tmp_dir.mkdir()
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate("Test journalist")
+    today = datetime.datetime.now(datetime.UTC).date()
+    signed = manifest.sign_manifest(
+        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
+    )
+    env = {
+        "TIPLINE_DATA_DIR": str(data_dir),
+        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
+        "TIPLINE_RATELIMIT_ENABLED": "false",
+        "TIPLINE_MIN_FREE_BYTES": "0",
+        "TMPDIR": str(tmp_dir),
+    }
+    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
+    with app.app_context():
+        keyset.install(db.session(), signed, org.public.public_key)
+    try:
+        with gunicorn(env, log, "/") as url:
+            yield Server(url, data_dir, tmp_dir, log, journalist, app)
+    finally:
         db.engine_of(app).dispose()
 
 
@@ -130,7 +136,7 @@ def playwright() -> Iterator[Playwright]:
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = launch(playwright)
     yield browser
     browser.close()
 
