@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import http.client
+import json
 import os
 import re
 import socket
@@ -24,7 +25,9 @@ DEPLOY_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 sys.path.insert(0, str(ROOT))
 
 from tipline.crypto import keys, manifest  # noqa: E402
+from tipline.crypto.codename import derive, generate  # noqa: E402
 from tipline.crypto.encoding import b64e  # noqa: E402
+from tipline.wordlist import load_wordlist  # noqa: E402
 
 BASELINE_APP = """
 import os, uuid
@@ -66,6 +69,18 @@ def demo_keys(data_dir: Path) -> tuple[keys.OrgSecret, keys.RecipientSecret, byt
         keyset.install(db.session(), signed, org.public.public_key)
     db.engine_of(app).dispose()
     return org, journalist, signed
+
+
+def tipline_env(data_dir: Path, org: keys.OrgSecret) -> dict[str, str]:
+    """The tip line's environment for a bench: ``data_dir`` (see ``demo_keys``) and the org
+    key, with rate limits off and no free-space floor.
+    """
+    return {
+        "TIPLINE_DATA_DIR": str(data_dir),
+        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
+        "TIPLINE_RATELIMIT_ENABLED": "false",
+        "TIPLINE_MIN_FREE_BYTES": "0",
+    }
 
 
 @contextmanager
@@ -174,3 +189,50 @@ class Session:
         found = re.search(rb'name="csrf-token" content="([^"]+)"', page)
         assert found, page[:300]
         self.token = found.group(1).decode()
+
+    def register(self) -> bytes:
+        """Register a new codename's login token and reply key, as the submit page does, then
+        take the new session's CSRF token; return the reply public key.
+        """
+        derived = derive(generate(load_wordlist()))
+        status, _ = self.request(
+            "POST",
+            "/api/source/register",
+            json.dumps(
+                {
+                    "login_token": b64e(derived.login_token),
+                    "reply_public_key": b64e(derived.reply_public_key),
+                }
+            ),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 201
+        self.refresh()
+        return derived.reply_public_key
+
+    def create_upload(self, header: bytes, size: int) -> str:
+        """Announce an upload of an envelope of ``size`` bytes with this header; return its id."""
+        status, data = self.request(
+            "POST",
+            "/api/source/uploads",
+            json.dumps({"manifest_version": 1, "header": b64e(header), "size": size}),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 201, data
+        return str(json.loads(data)["id"])
+
+    def put_chunk(self, upload_id: str, offset: int, piece: bytes) -> int:
+        """Send the bytes at ``offset``; return how many bytes the server now has."""
+        status, data = self.request(
+            "PUT",
+            f"/api/source/uploads/{upload_id}?offset={offset}",
+            piece,
+            {"Content-Type": "application/octet-stream"},
+        )
+        assert status == 200, data
+        return int(json.loads(data)["received"])
+
+    def finish_upload(self, upload_id: str) -> None:
+        """Finish an upload: the server checks and stores the envelope."""
+        status, data = self.request("POST", f"/api/source/uploads/{upload_id}/finish")
+        assert status == 201, data

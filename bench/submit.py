@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import re
 import tempfile
@@ -29,12 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving import BASELINE_APP, ROOT, Session, demo_keys, gunicorn, server_cpu
+from serving import BASELINE_APP, ROOT, Session, demo_keys, gunicorn, server_cpu, tipline_env
 from sqlalchemy import insert
 
 from tipline.crypto import format as fmt
 from tipline.crypto.codename import derive, generate
-from tipline.crypto.encoding import b64e
 from tipline.crypto.envelope import seal
 from tipline.crypto.inner import Inner
 from tipline.wordlist import load_wordlist
@@ -190,44 +188,15 @@ def form_submission(session: Session) -> None:
 def browser_submission(keys: list[bytes], reply_key: bytes) -> Callable[[Session], None]:
     def one(session: Session) -> None:
         if not getattr(session, "registered", False):
-            derived = derive(generate(load_wordlist()))
-            status, _ = session.request(
-                "POST",
-                "/api/source/register",
-                json.dumps(
-                    {
-                        "login_token": b64e(derived.login_token),
-                        "reply_public_key": b64e(derived.reply_public_key),
-                    }
-                ),
-                {"Content-Type": "application/json"},
-            )
-            assert status == 201
-            session.refresh()
+            session.register()
             session.registered = True  # type: ignore[attr-defined]
         out = io.BytesIO()
         seal(out, keys, Inner("submission", "browser", MESSAGE, reply_key))
         envelope = out.getvalue()
         size = fmt.header_size_from_prefix(envelope[:11])
-        status, data = session.request(
-            "POST",
-            "/api/source/uploads",
-            json.dumps(
-                {"manifest_version": 1, "header": b64e(envelope[:size]), "size": len(envelope)}
-            ),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 201, data
-        upload_id = json.loads(data)["id"]
-        status, data = session.request(
-            "PUT",
-            f"/api/source/uploads/{upload_id}?offset={size}",
-            envelope[size:],
-            {"Content-Type": "application/octet-stream"},
-        )
-        assert status == 200, data
-        status, data = session.request("POST", f"/api/source/uploads/{upload_id}/finish")
-        assert status == 201, data
+        upload_id = session.create_upload(envelope[:size], len(envelope))
+        session.put_chunk(upload_id, size, envelope[size:])
+        session.finish_upload(upload_id)
 
     return one
 
@@ -244,12 +213,7 @@ def main() -> None:
         (base / "baseline").mkdir()
         (base / "baseline_app.py").write_text(BASELINE_APP)
         org, journalist, _ = demo_keys(base / "data")
-        env = {
-            "TIPLINE_DATA_DIR": str(base / "data"),
-            "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
-            "TIPLINE_RATELIMIT_ENABLED": "false",
-            "TIPLINE_MIN_FREE_BYTES": "0",
-        }
+        env = tipline_env(base / "data", org)
         # The deployed gunicorn settings check the tip line's configuration before forking,
         # so the baseline gets the same environment (and ignores it).
         baseline_env = {**env, "BENCH_BASELINE_DIR": str(base / "baseline"), "PYTHONPATH": tmp}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
-import json
 import os
 import tempfile
 import time
@@ -23,14 +22,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from serving import ROOT, Session, demo_keys, gunicorn, peak_rss, worker_pids
+from serving import ROOT, Session, demo_keys, gunicorn, peak_rss, tipline_env, worker_pids
 
 from tipline.crypto import format as fmt
-from tipline.crypto.codename import derive, generate
-from tipline.crypto.encoding import b64e
 from tipline.crypto.envelope import seal
 from tipline.crypto.inner import Attachment, Inner
-from tipline.wordlist import load_wordlist
 
 MIB = 1 << 20
 
@@ -66,28 +62,10 @@ def baseline(size: int, folder: Path) -> float:
     return elapsed
 
 
-def register(session: Session) -> bytes:
-    derived = derive(generate(load_wordlist()))
-    status, _ = session.request(
-        "POST",
-        "/api/source/register",
-        json.dumps(
-            {
-                "login_token": b64e(derived.login_token),
-                "reply_public_key": b64e(derived.reply_public_key),
-            }
-        ),
-        {"Content-Type": "application/json"},
-    )
-    assert status == 201
-    session.refresh()
-    return derived.reply_public_key
-
-
 def browser_path(port: int, size: int, chunk: int, journalist: bytes, folder: Path) -> float:
     """Seal here, then time the chunked upload and finish."""
     session = Session(port)
-    reply_key = register(session)
+    reply_key = session.register()
     envelope = folder / "envelope.bin"
     inner = Inner("submission", "browser", "bench", reply_key, (Attachment("big.bin", size),))
     with envelope.open("wb") as out:
@@ -97,26 +75,10 @@ def browser_path(port: int, size: int, chunk: int, journalist: bytes, folder: Pa
         prefix = src.read(11)
         header = prefix + src.read(fmt.header_size_from_prefix(prefix) - len(prefix))
         start = time.monotonic()
-        status, data = session.request(
-            "POST",
-            "/api/source/uploads",
-            json.dumps({"manifest_version": 1, "header": b64e(header), "size": total}),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 201, data
-        upload_id, offset = json.loads(data)["id"], len(header)
+        upload_id, offset = session.create_upload(header, total), len(header)
         while offset < total:
-            piece = src.read(chunk)
-            status, data = session.request(
-                "PUT",
-                f"/api/source/uploads/{upload_id}?offset={offset}",
-                piece,
-                {"Content-Type": "application/octet-stream"},
-            )
-            assert status == 200, data
-            offset = json.loads(data)["received"]
-        status, data = session.request("POST", f"/api/source/uploads/{upload_id}/finish")
-        assert status == 201, data
+            offset = session.put_chunk(upload_id, offset, src.read(chunk))
+        session.finish_upload(upload_id)
     envelope.unlink()
     return time.monotonic() - start
 
@@ -169,10 +131,7 @@ def main() -> None:
         disk = baseline(size, base)
         org, journalist, _ = demo_keys(base / "data")
         env = {
-            "TIPLINE_DATA_DIR": str(base / "data"),
-            "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
-            "TIPLINE_RATELIMIT_ENABLED": "false",
-            "TIPLINE_MIN_FREE_BYTES": "0",
+            **tipline_env(base / "data", org),
             "TIPLINE_MAX_CHUNK_SIZE": str(max(args.chunk_mib, 1) * MIB),
         }
         results = {}
