@@ -11,10 +11,11 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
@@ -28,6 +29,7 @@ from tipline.crypto.encoding import b64e
 from tipline.crypto.envelope import seal
 from tipline.crypto.inner import Attachment, Inner
 from tipline.server import create_app, db, keyset
+from tipline.server.cli import main as server_main
 
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -150,6 +152,45 @@ def clean_database(database_url: str) -> Iterator[None]:
     """Empty the shared PostgreSQL database after a test that writes to it directly."""
     yield
     _truncate(database_url)
+
+
+class CliResult(NamedTuple):
+    """What one ``tipline-server`` run left: its exit code, standard output and standard error."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(
+    tmp_path: Path,
+    org_keys: Keys,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clean_database: None,
+) -> Callable[..., CliResult]:
+    """Run ``tipline-server`` in this process, as the entry point does, on this test's data
+    folder, org key and database; ``stdin``, when given, is what it reads from standard input.
+    """
+    monkeypatch.setenv("TIPLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TIPLINE_ORG_PUBLIC_KEY", b64e(org_keys.org.public.public_key))
+    monkeypatch.setenv("TIPLINE_DATABASE_URL", database_url)
+
+    def call(*args: str, stdin: str | None = None) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["tipline-server", *args])
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = 0
+        try:
+            server_main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return call
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ logout, admin resets, secret-key rotation, and the ``tipline-server`` account co
 from __future__ import annotations
 
 import re
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import nacl.pwhash
@@ -16,12 +15,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tipline.crypto.encoding import b64e
 from tipline.server import accounts, db
-from tipline.server.cli import main
 from tipline.server.models import Account, AuditEntry
 
-from .conftest import Keys, Staff, make_staff, next_code, page_token, staff_login
+from .conftest import CliResult, Staff, make_staff, next_code, page_token, staff_login
 
 
 def test_password_strength_and_passphrase() -> None:
@@ -218,37 +215,16 @@ def test_login_form_is_bounded_and_needs_csrf(app: Flask) -> None:
     assert client.post("/journalist/login", data={"x": "y" * 100_000}).status_code == 413
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    monkeypatch.setattr(sys, "argv", ["tipline-server", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_accounts(
-    tmp_path: Path,
-    org_keys: Keys,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    clean_database: None,
-) -> None:
-    monkeypatch.setenv("TIPLINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TIPLINE_ORG_PUBLIC_KEY", b64e(org_keys.org.public.public_key))
-    monkeypatch.setenv("TIPLINE_DATABASE_URL", database_url)
+def test_cli_accounts(monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]) -> None:
     monkeypatch.setenv("TIPLINE_AUTO_MIGRATE", "true")
-    code, out, err = _cli(monkeypatch, capsys, "create-admin", "chief")
+    code, out, err = run_cli("create-admin", "chief")
     assert code == 0, err
     assert len(out.split()) == 7 and "passphrase" in err and out.strip() not in err
-    code, _, err = _cli(monkeypatch, capsys, "create-admin", "second")
+    code, _, err = run_cli("create-admin", "second")
     assert code == 1 and "an admin exists already" in err
-    code, out, err = _cli(monkeypatch, capsys, "add-journalist", "lee")
+    code, out, err = run_cli("add-journalist", "lee")
     assert code == 0 and len(out.split()) == 7
-    code, _, err = _cli(monkeypatch, capsys, "add-journalist", "Bad Name")
+    code, _, err = run_cli("add-journalist", "Bad Name")
     assert code == 1 and "username" in err
     staff = Staff("lee", out.strip(), "")
     from tipline.server import create_app

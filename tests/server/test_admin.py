@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,10 @@ from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
 from tipline.crypto import keys
-from tipline.crypto.encoding import b64e
 from tipline.server import db, keyset, retention, settings
-from tipline.server.cli import main
 from tipline.server.models import AuditEntry, Submission
 
-from .conftest import Keys, make_staff, page_token, staff_login
+from .conftest import CliResult, Keys, make_staff, page_token, staff_login
 from .test_journalist import multipart, store_source
 
 
@@ -119,28 +117,17 @@ def test_bad_manifests_are_refused(app: Flask, org_keys: Keys, admin: FlaskClien
 def test_cli_install_manifest_shows_summary(
     tmp_path: Path,
     org_keys: Keys,
-    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    clean_database: None,
+    run_cli: Callable[..., CliResult],
 ) -> None:
-    monkeypatch.setenv("TIPLINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TIPLINE_ORG_PUBLIC_KEY", b64e(org_keys.org.public.public_key))
-    monkeypatch.setenv("TIPLINE_DATABASE_URL", database_url)
     monkeypatch.setenv("TIPLINE_AUTO_MIGRATE", "true")
     v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
     v1.write_bytes(org_keys.signed(1))
     v2.write_bytes(org_keys.signed(2, org_keys.alice, org_keys.bob))
 
     def run(*args: str, answer: str = "") -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["tipline-server", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        return code, capsys.readouterr().err
+        result = run_cli(*args, stdin=answer)
+        return result.returncode, result.stderr
 
     code, err = run("install-manifest", "--yes", str(v1))
     assert code == 0 and "added" in err and "installed key manifest version 1" in err
