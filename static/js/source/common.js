@@ -1,5 +1,6 @@
-// Shared by the source page controllers: translated strings, the CSRF header, the WebAssembly
-// probe, and the crypto Worker client. Nothing here is loaded from anywhere but this server.
+// Shared by the source page controllers: translated strings, the status line, the CSRF header,
+// the WebAssembly probe, and the crypto Worker client. Nothing here is loaded from anywhere but
+// this server.
 
 export function strings() {
   const el = document.getElementById("strings");
@@ -8,6 +9,14 @@ export function strings() {
     for (const [name, value] of Object.entries(values)) text = text.replace(`{${name}}`, value);
     return text;
   };
+}
+
+// The page's status line (#path-notice): which path the page takes, and what went wrong.
+export function say(text, isError = false) {
+  const notice = document.getElementById("path-notice");
+  notice.textContent = text;
+  notice.className = isError ? "error" : "notice";
+  notice.hidden = false;
 }
 
 export function csrfToken() {

@@ -2,17 +2,10 @@
 // derives the login token (sent) and the reply key (kept in this page's memory only) and opens
 // each reply here. Without it, the form posts the codename and the server opens the replies
 // for that one page.
-import { api, refreshCsrf, startCrypto, strings } from "./common.js";
+import { api, refreshCsrf, say, startCrypto, strings } from "./common.js";
 
 const t = strings();
 const form = document.getElementById("codename-form");
-const notice = document.getElementById("path-notice");
-
-function say(text, isError = false) {
-  notice.textContent = text;
-  notice.className = isError ? "error" : "notice";
-  notice.hidden = false;
-}
 
 async function main() {
   if (!form) return;

@@ -1,18 +1,11 @@
 // The submit page. With WebAssembly: make the codename, seal in the Worker, upload in
 // resumable chunks, show the codename. Without: say so and leave the plain form, which the
 // server seals on arrival. The page never sends plaintext when it seals itself.
-import { api, formatBytes, refreshCsrf, startCrypto, strings } from "./common.js";
+import { api, formatBytes, refreshCsrf, say, startCrypto, strings } from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
 const t = strings();
 const form = document.getElementById("submit-form");
-const notice = document.getElementById("path-notice");
-
-function say(text, isError = false) {
-  notice.textContent = text;
-  notice.className = isError ? "error" : "notice";
-  notice.hidden = false;
-}
 
 async function main() {
   if (!form) return;
@@ -102,7 +95,7 @@ async function send(crypto, manifestVersion) {
     // Nothing on this view may lead away from the only copy of the codename.
     document.querySelector("header nav")?.setAttribute("hidden", "");
   }
-  notice.hidden = true;
+  document.getElementById("path-notice").hidden = true;
   done.hidden = false;
   done.focus();
 }
