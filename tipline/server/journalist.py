@@ -74,11 +74,7 @@ def source(source_id: str) -> ResponseReturnValue:
     found = _source(source_id)
     try:
         rows, following = transfer.list_submissions(
-            db.session(),
-            blobs(),
-            found.id,
-            transfer.key_labels(db.session()),
-            request.args.get("after"),
+            db.session(), blobs(), found.id, request.args.get("after")
         )
     except transfer.TransferError as exc:
         return _error(exc.message)

@@ -118,12 +118,7 @@ def submissions(source_id: str) -> ResponseReturnValue:
     """One source's submissions (metadata only), newest first."""
     found = _source(source_id)
     rows, following = transfer.list_submissions(
-        db.session(),
-        blobs(),
-        found.id,
-        transfer.key_labels(db.session()),
-        request.args.get("after"),
-        _limit(),
+        db.session(), blobs(), found.id, request.args.get("after"), _limit()
     )
     return jsonify(
         submissions=[

@@ -170,11 +170,13 @@ def list_submissions(
     db: Session,
     store: BlobStore,
     source_id: str,
-    labels: dict[bytes, str],
     after: str | None = None,
     limit: int = PAGE,
 ) -> tuple[list[SubmissionRow], str | None]:
-    """One source's submissions, newest first, and the position of the next page."""
+    """One source's submissions, newest first, each with the labels of the keys it is sealed
+    to, and the position of the next page.
+    """
+    labels = key_labels(db)
     limit = max(1, min(limit, MAX_PAGE))
     query = (
         select(Submission)
