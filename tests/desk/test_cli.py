@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pytest
 
 from tipline.bundle import KIND_REPLY, BundleReader
 from tipline.crypto import envelope
 from tipline.crypto.manifest import verify_manifest
 from tipline.desk.vault import today
 
-from .conftest import PASS, Run, bundle_bytes, make_source, public_keys, submission
+from .conftest import PASS, Run, Source, Sub, bundle_bytes, make_source, public_keys, submission
+
+Imported = Callable[..., Sub]
+
+
+@pytest.fixture
+def imported(tmp_path: Path, vault_dir: Path, run: Run) -> Imported:
+    """Seal a submission from a source to the vault's active keys and import it in a bundle."""
+
+    def one(source: Source, message: str, files: Sequence[tuple[str, bytes]] = ()) -> Sub:
+        sub = submission(public_keys(vault_dir), source, message, files)
+        bundle = tmp_path / "b.tlb"
+        bundle.write_bytes(bundle_bytes([sub]))
+        run("import", str(bundle))
+        return sub
+
+    return one
 
 
 def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run) -> None:
@@ -104,16 +123,11 @@ def test_import_triage_and_search(tmp_path: Path, vault_dir: Path, run: Run) -> 
     assert "tipline-desk: no item" in run("show", "ffff", code=1).stderr
 
 
-def test_export_writes_safe_names_only_on_request(tmp_path: Path, vault_dir: Path,
-                                                   run: Run) -> None:
-    pks = public_keys(vault_dir)
-    source = make_source()
-    sub = submission(pks, source, "see files", [
+def test_export_writes_safe_names_only_on_request(tmp_path: Path, run: Run,
+                                                   imported: Imported) -> None:
+    sub = imported(make_source(), "see files", [
         ("../../etc/passwd", b"one"), ("/abs/path.txt", b"two"), ("CON", b"three"),
         ("evil\x1b[2J\u202etxt.exe", b"four"), ("ok.pdf", b"five"), ("ok.pdf", b"six")])
-    bundle = tmp_path / "b.tlb"
-    bundle.write_bytes(bundle_bytes([sub]))
-    run("import", str(bundle))
     out = tmp_path / "out"
     out.mkdir()
     assert list(out.iterdir()) == []  # importing wrote nothing in plaintext anywhere
@@ -131,14 +145,10 @@ def test_export_writes_safe_names_only_on_request(tmp_path: Path, vault_dir: Pat
     assert (out / f"{prefix}-01-passwd (2)").read_bytes() == b"one"
 
 
-def test_ansi_and_long_lines_are_neutralised(tmp_path: Path, vault_dir: Path, run: Run) -> None:
-    pks = public_keys(vault_dir)
+def test_ansi_and_long_lines_are_neutralised(run: Run, imported: Imported) -> None:
     hostile = "hi\x1b]0;pwned\x07\x1b[31mred\r\u202eevil\u0000" + "A" * 1_000_000
     source = make_source("tidy otter")
-    sub = submission(pks, source, hostile[:500_000], [("a\x1b[1mname\x9b", b"x")])
-    bundle = tmp_path / "b.tlb"
-    bundle.write_bytes(bundle_bytes([sub]))
-    run("import", str(bundle))
+    sub = imported(source, hostile[:500_000], [("a\x1b[1mname\x9b", b"x")])
     for output in (run("list").stdout, run("show", sub.item.id[:8]).stdout,
                    run("search", "hi").stdout):
         assert "\x1b" not in output and "\r" not in output and "\u202e" not in output
@@ -148,13 +158,10 @@ def test_ansi_and_long_lines_are_neutralised(tmp_path: Path, vault_dir: Path, ru
     assert max(len(line) for line in shown.splitlines()) <= 200
 
 
-def test_reply_goes_to_the_source_and_the_journalists(tmp_path: Path, vault_dir: Path,
-                                                      run: Run) -> None:
-    pks = public_keys(vault_dir)
+def test_reply_goes_to_the_source_and_the_journalists(tmp_path: Path, run: Run,
+                                                      imported: Imported) -> None:
     source = make_source("tidy otter")
-    bundle = tmp_path / "b.tlb"
-    bundle.write_bytes(bundle_bytes([submission(pks, source, "hello")]))
-    run("import", str(bundle))
+    imported(source, "hello")
     attachment = tmp_path / "questions.txt"
     attachment.write_bytes(b"1. who?\n")
     out = tmp_path / "reply.tlb"
@@ -181,12 +188,9 @@ def test_reply_goes_to_the_source_and_the_journalists(tmp_path: Path, vault_dir:
                                    code=2).stderr
 
 
-def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: Run) -> None:
-    pks = public_keys(vault_dir)
-    bundle = tmp_path / "b.tlb"
-    sub = submission(pks, make_source(), "before the rotation")
-    bundle.write_bytes(bundle_bytes([sub]))
-    run("import", str(bundle))
+def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: Run,
+                                          imported: Imported) -> None:
+    sub = imported(make_source(), "before the rotation")
     run("manifest", "--out", str(tmp_path / "m0.json"), code=1)  # no org key yet
     fp = run("keys", "org-create").stdout.split("fingerprint ")[1].strip()
     run("keys", "org-export", "--out", str(tmp_path / "org.json"))
@@ -228,12 +232,8 @@ def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: 
     assert "secret" not in (tmp_path / "bob.pub.json").read_text()
 
 
-def test_delete_asks_first(tmp_path: Path, vault_dir: Path, run: Run) -> None:
-    pks = public_keys(vault_dir)
-    sub = submission(pks, make_source(), "delete me")
-    bundle = tmp_path / "b.tlb"
-    bundle.write_bytes(bundle_bytes([sub]))
-    run("import", str(bundle))
+def test_delete_asks_first(vault_dir: Path, run: Run, imported: Imported) -> None:
+    sub = imported(make_source(), "delete me")
     run("delete", sub.item.id[:8], input=PASS + "\nn\n", code=2)
     assert (vault_dir / "items" / f"{sub.item.id}.env").exists()
     run("delete", sub.item.id[:8], input=PASS + "\ny\n")
@@ -241,13 +241,10 @@ def test_delete_asks_first(tmp_path: Path, vault_dir: Path, run: Run) -> None:
     assert "nothing here" in run("list").stderr
 
 
-def test_reply_from_standard_input_after_the_passphrase(tmp_path: Path, vault_dir: Path,
-                                                        run: Run) -> None:
-    pks = public_keys(vault_dir)
+def test_reply_from_standard_input_after_the_passphrase(tmp_path: Path, run: Run,
+                                                        imported: Imported) -> None:
     source = make_source("tidy otter")
-    bundle = tmp_path / "b.tlb"
-    bundle.write_bytes(bundle_bytes([submission(pks, source, "hello")]))
-    run("import", str(bundle))
+    imported(source, "hello")
     out = tmp_path / "reply.tlb"
     run("reply", "tidy", "--message-file", "-", "--out", str(out), code=1,
         input=PASS + "\nx\n")  # "tidy" is neither a designation nor an id prefix

@@ -9,6 +9,7 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..bundle import MAX_BUNDLE_ITEM
@@ -19,7 +20,7 @@ from ..crypto.keys import key_id
 from . import sealed
 from .errors import BackupError, KeyringError, UsageError
 from .keyring import MAX_KEYRING
-from .outgoing import file_digest
+from .outgoing import file_digest, replace_hashed
 from .vault import MAX_TRIAGE, MAX_VAULT_KEY, Vault
 
 Progress = Callable[[int], None] | None
@@ -105,17 +106,9 @@ def rekey(vault: Vault, progress: Progress = None) -> int:
         wanted = {key_id(pk) for pk in recipients}
         if set(header.key_ids) == wanted:
             continue
-        tmp = sealed.temp_name(path)
-        try:
-            with path.open("rb") as src, tmp.open("xb") as dst:
-                envelope.rewrap(src, dst, identities, recipients)
-                dst.flush()
-                os.fsync(dst.fileno())
-            size, digest = file_digest(tmp)
-            tmp.replace(path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        with path.open("rb") as src:
+            rewrap = partial(envelope.rewrap, src, identities=identities, recipients=recipients)
+            size, digest = replace_hashed(path, rewrap)
         vault.store.set_digest(item_id, digest, size)
         vault.save_store()  # after each file, so the database always matches the disk
         changed += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -123,19 +124,10 @@ def write_reply(
         inner = Inner("reply", "desk", message, None, tuple(files))
         reply_id = nacl.utils.random(16).hex()
         final = vault.item_file(reply_id)
-        tmp = sealed.temp_name(final)
-        try:
-            with tmp.open("xb") as dst:
-                envelope.seal(
-                    dst, [reply_pk, *[pk for pk in active if pk != reply_pk]], inner, sources
-                )
-                dst.flush()
-                os.fsync(dst.fileno())
-            size, digest = file_digest(tmp)
-            tmp.replace(final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        recipients = [reply_pk, *[pk for pk in active if pk != reply_pk]]
+        size, digest = replace_hashed(
+            final, lambda dst: envelope.seal(dst, recipients, inner, sources)
+        )
     except ValueError as exc:  # an attachment changed size while it was read
         raise UsageError(str(exc)) from exc
     finally:
@@ -168,6 +160,25 @@ def write_reply(
         with contextlib.suppress(FileNotFoundError):
             tmp_out.unlink()
     return Reply(reply_id, source_id, designation, out)
+
+
+def replace_hashed(path: Path, write: Callable[[BinaryIO], object]) -> tuple[int, bytes]:
+    """Write a new file through ``write`` under a temporary name beside ``path``, fsync it,
+    hash it, then rename it over ``path``; return its size and BLAKE2b-256. After a failure
+    ``path`` is as it was and the temporary file is gone.
+    """
+    tmp = sealed.temp_name(path)
+    try:
+        with tmp.open("xb") as dst:
+            write(dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        size, digest = file_digest(tmp)
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return size, digest
 
 
 def file_digest(path: Path) -> tuple[int, bytes]:
