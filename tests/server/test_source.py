@@ -207,12 +207,23 @@ def test_replies_page_with_codename_opens_them(app: Flask, org_keys: Keys) -> No
     assert "second letter" in page.text
 
 
-def test_logout_forgets_the_session(client: FlaskClient) -> None:
-    _submit_and_codename(client)
+def test_logout_forgets_the_session(app: Flask, client: FlaskClient) -> None:
+    codename = _submit_and_codename(client)
     assert client.get("/replies").status_code == 200
+    cookie = client.get_cookie("tipline")
+    assert cookie is not None
+    copied = app.test_client()  # a copy of the cookie, taken before the logout
+    copied.set_cookie("tipline", cookie.value)
+    assert copied.get("/replies").status_code == 200
     page = client.post("/logout", data={"csrf_token": csrf_token(client)})
     assert "close Tor Browser" in page.text
     assert client.get("/replies").status_code == 401
+    assert copied.get("/replies").status_code == 401
+    # The codename still works: logging in again starts a new, valid session.
+    again = app.test_client()
+    login = again.post("/login", data={"csrf_token": csrf_token(again, "/login"),
+                                       "codename": codename})
+    assert login.status_code == 200 and again.get("/replies").status_code == 200
 
 
 def test_language_from_header_and_switch(client: FlaskClient) -> None:

@@ -52,6 +52,8 @@ class Source(Base):
     reply_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     created: Mapped[datetime.date] = mapped_column(Date, default=today)
     starred: Mapped[bool] = mapped_column(Boolean, default=False)  # by a journalist
+    # Advanced at logout, so a copy of the session cookie dies with it.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     # The journalist list pages walk this index by key (no OFFSET scans).
     __table_args__ = (Index("ix_sources_created_id", "created", "id"),)

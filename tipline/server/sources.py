@@ -69,11 +69,17 @@ def log_in(source: Source) -> None:
     """Mark the session as this source's, until ``SESSION_MINUTES`` from now."""
     _new_session()
     session["source"] = source.id
+    session["epoch"] = source.session_epoch
     session["until"] = int(time.time()) + 60 * current_app.config["SESSION_MINUTES"]
 
 
 def log_out() -> None:
-    """Forget the source (the language choice goes too: it says something about a person)."""
+    """Forget the source (the language choice goes too: it says something about a person),
+    and end every other session of theirs: a copied cookie must not outlive the logout."""
+    source = current_source()
+    if source is not None:
+        source.session_epoch += 1
+        db.session().commit()
     _new_session()
 
 
@@ -85,7 +91,11 @@ def current_source() -> Source | None:
     if not isinstance(session.get("until"), int) or session["until"] < time.time():
         session.clear()
         return None
-    return db.session().get(Source, source_id)
+    source = db.session().get(Source, source_id)
+    if source is None or session.get("epoch") != source.session_epoch:
+        session.clear()
+        return None
+    return source
 
 
 def require_source() -> Source:
