@@ -84,3 +84,8 @@ bench-desk: setup
 .PHONY: bench-journalist
 bench-journalist: setup
 	$(PY) bench/journalist.py
+
+# deploy/install.sh run for real in fresh Debian 12 chroots (root, network, ~2 minutes; not in `make test`).
+.PHONY: test-install
+test-install: setup
+	deploy/test-in-chroot.sh

@@ -65,12 +65,28 @@ fi
 
 changed() { CHANGES=$((CHANGES + 1)); say "$*"; }
 
+# systemd must be running to start units; in a chroot or a container it is not, and the
+# installer then installs and (if systemctl is there) enables everything, skips what needs a
+# running systemd, and lists what it skipped at the end.
+SYSTEMD=1
+[ -z "$ROOT" ] && [ ! -d /run/systemd/system ] && SYSTEMD=0
+SKIPPED=()
+
 # A system command: run it, or with --root only show it.
 run() {
     if [ -n "$ROOT" ]; then
         echo "install: would run: $*"
     else
         "$@"
+    fi
+}
+
+# service ACTION...: systemctl ACTION..., or without a running systemd note it as skipped.
+service() {
+    if [ "$SYSTEMD" -eq 0 ]; then
+        SKIPPED+=("systemctl $*")
+    else
+        run systemctl "$@"
     fi
 }
 
@@ -111,8 +127,17 @@ folder() {  # folder PATH MODE OWNER
     own "$1" "$3"
 }
 
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+# The port of the local PostgreSQL cluster (Debian's psql finds the default cluster), or stop
+# with what to do if none runs.
+pg_port() {
+    runuser -u postgres -- psql -XtAq -c "SHOW port" 2>/dev/null ||
+        die "PostgreSQL is not running (pg_lsclusters shows it; without systemd: pg_ctlcluster 15 main start)"
+}
+
+TMP="$(mktemp -d)"  # root's only (the new configuration is made here)
+PUBLIC="$(mktemp -d)"  # for what the service user must read: the manifest it installs
+chmod 755 "$PUBLIC"
+trap 'rm -rf "$TMP" "$PUBLIC"' EXIT
 
 # --- 1. the machine ---------------------------------------------------------------------
 if [ -z "$ROOT" ]; then
@@ -126,7 +151,7 @@ fi
 [ -f "$SRC/static/build/libsodium.js" ] || die "$SRC/static/build is missing: run 'make static' in the source tree first"
 
 # --- 2. Debian packages -------------------------------------------------------------------
-packages=(python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor)
+packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor)
 [ "$DATABASE" = postgresql ] && packages+=(postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
@@ -135,7 +160,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ -z "$ROOT" ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+        # No recommended packages: they would bring a mail server (exim4) and more onto a
+        # machine that should run nothing but what is listed here.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
         changed "installed ${missing[*]}"
     else
         say "would install: ${missing[*]}"
@@ -151,11 +178,13 @@ fi
 
 # --- 4. the code, and its virtualenv ---------------------------------------------------------
 # The app finds templates/, static/ and migrations/ next to its package, so the tree is copied
-# whole and installed in editable mode.
+# whole and installed in editable mode. Folders' times are not copied: Python writes
+# __pycache__ into them when the installer runs the code, and the next run would see that as
+# a change.
 folder "$OPT" 0755 root:root
 if [ "$SRC" != "$ROOT$APP" ]; then
     mkdir -p "$ROOT$APP"
-    synced="$(rsync -a --delete --checksum --itemize-changes \
+    synced="$(rsync -a --omit-dir-times --delete --checksum --itemize-changes \
         --exclude=/.git/ --exclude=/.venv/ --exclude=/node_modules/ --exclude=/instance/ \
         --exclude=/wheelhouse/ --exclude=/build/ --exclude=/dist/ --exclude='*.egg-info/' \
         --exclude=__pycache__/ --exclude=/.mypy_cache/ --exclude=/.ruff_cache/ \
@@ -201,8 +230,13 @@ fi
 if [ ! -f "$ROOT$CONFIG" ]; then
     [ -n "$org_b64" ] || die "the first run needs --org-key (the org public key file made on the desk)"
     if [ "$DATABASE" = postgresql ]; then
-        # Peer authentication through PostgreSQL's Unix socket: no password to keep.
+        # Peer authentication through PostgreSQL's Unix socket: no password to keep. The
+        # port names the socket file: Debian gives a cluster the first free one from 5432.
         db_url="postgresql+psycopg:///tipline?host=/var/run/postgresql"
+        if [ -z "$ROOT" ]; then
+            pg_port="$(pg_port)"
+            [ "$pg_port" = 5432 ] || db_url="$db_url&port=$pg_port"
+        fi
     else
         db_url="sqlite:///$STATE/tipline.db"
     fi
@@ -251,9 +285,9 @@ run "${as_tipline[@]}" db upgrade
 if [ -n "$MANIFEST" ]; then
     want="$(sha256sum <"$MANIFEST" | cut -c1-64)"
     if [ "$(cat "$ROOT$ETC/manifest.sha256" 2>/dev/null || true)" != "$want" ]; then
-        cp "$MANIFEST" "$TMP/manifest.json"
-        chmod 644 "$TMP/manifest.json"
-        run "${as_tipline[@]}" install-manifest --yes "$TMP/manifest.json"
+        cp "$MANIFEST" "$PUBLIC/manifest.json"
+        chmod 644 "$PUBLIC/manifest.json"
+        run "${as_tipline[@]}" install-manifest --yes "$PUBLIC/manifest.json"
         echo "$want" >"$ROOT$ETC/manifest.sha256"
         changed "installed the key manifest $MANIFEST"
     fi
@@ -275,7 +309,7 @@ if [ -e "$ROOT/etc/nginx/sites-enabled/default" ] || [ -L "$ROOT/etc/nginx/sites
 fi
 if [ "$CHANGES" -ne "$before" ]; then
     run nginx -t -q
-    run systemctl reload-or-restart nginx
+    service reload-or-restart nginx
 fi
 
 # --- 8. Tor ---------------------------------------------------------------------------------
@@ -288,7 +322,7 @@ fi
 put "$ROOT$APP/deploy/tor/torrc" /etc/tor/torrc 0644 root:root
 if [ "$CHANGES" -ne "$before" ]; then
     run tor --verify-config -f /etc/tor/torrc --defaults-torrc /usr/share/tor/tor-service-defaults-torrc
-    run systemctl restart tor
+    service restart tor
 fi
 
 # --- 9. systemd -----------------------------------------------------------------------------
@@ -297,13 +331,20 @@ for unit in tipline.socket tipline.service tipline-retention.service tipline-ret
     put "$ROOT$APP/deploy/systemd/$unit" "/etc/systemd/system/$unit" 0644 root:root
 done
 if [ "$CHANGES" -ne "$before" ]; then
-    run systemctl daemon-reload
-    run systemctl restart tipline.socket
-    run systemctl try-restart tipline.service
+    service daemon-reload
+    service restart tipline.socket
+    service try-restart tipline.service
 fi
 for unit in tipline.socket tipline.service tipline-retention.timer nginx tor; do
     if [ -n "$ROOT" ]; then
         say "would run: systemctl enable --now $unit"
+    elif [ "$SYSTEMD" -eq 0 ]; then
+        # Enabling needs only systemctl (it makes symlinks); starting needs systemd running.
+        if command -v systemctl >/dev/null && ! systemctl is-enabled --quiet "$unit"; then
+            systemctl enable --quiet "$unit"
+            changed "enabled $unit"
+        fi
+        SKIPPED+=("systemctl enable --now $unit")
     elif ! systemctl is-enabled --quiet "$unit" || ! systemctl is-active --quiet "$unit"; then
         systemctl enable --now --quiet "$unit"
         changed "enabled and started $unit"
@@ -312,7 +353,7 @@ done
 # The app reads its code at start: after an upgrade of the code, restart it (uploads in
 # progress get gunicorn's graceful_timeout to finish).
 if [ -z "$ROOT" ] && [ "${synced:-0}" -ne 0 ]; then
-    systemctl restart tipline.service
+    service restart tipline.service
 fi
 
 # --- 10. what the admin needs next ----------------------------------------------------------
@@ -320,7 +361,7 @@ onion() {
     local file="$ROOT/var/lib/tor/$1/hostname" i
     for i in $(seq 1 60); do
         [ -f "$file" ] && { cat "$file"; return 0; }
-        [ -n "$ROOT" ] && break
+        { [ -n "$ROOT" ] || [ "$SYSTEMD" -eq 0 ]; } && break
         [ "$i" -lt 60 ] && sleep 1
     done
     echo "(not made yet: see journalctl -u tor@default)"
@@ -344,5 +385,10 @@ Org key fingerprint to publish (website, print, social media):
 Next, once: the first admin account (prints its passphrase), then journalists' onion keys:
   runuser -u $USER_NAME -- env TIPLINE_CONFIG_FILE=$CONFIG $VENV/bin/tipline-server create-admin NAME
   $VENV/bin/python $APP/deploy/onion_auth.py add NAME && systemctl reload tor
-install: $CHANGES changes
 EOF
+if [ ${#SKIPPED[@]} -gt 0 ]; then
+    say "systemd is not running here (a chroot or a container?), so nothing was started or"
+    say "reloaded. Skipped, to run once systemd runs:"
+    printf 'install:   %s\n' "${SKIPPED[@]}"
+fi
+say "$CHANGES changes"

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,3 +208,38 @@ def python_tool(name: str) -> str:
     path = Path(sys.executable).parent / name
     assert path.exists(), f"{path} is missing: install the project (make setup)"
     return str(path)
+
+
+def gunicorn_command(sock: Path) -> list[str]:
+    """gunicorn with the shipped settings, bound to the Unix socket ``sock``."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(DEPLOY / "gunicorn.conf.py"),
+        "-b",
+        f"unix:{sock}",
+    ]
+
+
+def csrf_token(page: Response) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found, page.text[:300]
+    return found.group(1)
+
+
+def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
+        out.write(value.encode() + b"\r\n")
+    for filename, data in files.items():
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
+        )
+        out.write(data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"

@@ -19,7 +19,7 @@ from nacl.public import PrivateKey
 
 from tipline.server.config import DEFAULTS
 
-from .conftest import DEPLOY, REPO, need, python_tool, render_nginx
+from .conftest import DEPLOY, REPO, gunicorn_command, need, python_tool, render_nginx
 
 sys.path.insert(0, str(DEPLOY))
 import onion_auth
@@ -79,15 +79,7 @@ def test_gunicorn_stops_at_once_on_a_bad_configuration(tmp_path: Path) -> None:
     bad = tmp_path / "tipline.toml"
     bad.write_text('ORG_PUBLIC_KEY = "not base64"\n')
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(DEPLOY / "gunicorn.conf.py"),
-            "-b",
-            f"unix:{tmp_path}/g.sock",
-        ],
+        gunicorn_command(tmp_path / "g.sock"),
         env={"TIPLINE_CONFIG_FILE": str(bad), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

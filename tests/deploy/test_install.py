@@ -24,7 +24,12 @@ from .conftest import DEPLOY, REPO, need
 
 def test_shellcheck() -> None:
     done = subprocess.run(
-        [need("shellcheck"), "--severity=style", str(DEPLOY / "install.sh")],
+        [
+            need("shellcheck"),
+            "--severity=style",
+            str(DEPLOY / "install.sh"),
+            str(DEPLOY / "test-in-chroot.sh"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -14,8 +14,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +35,13 @@ from tipline.wordlist import load_wordlist
 
 from .conftest import (
     CLIENT_ADDR,
-    DEPLOY,
     DISTINCTIVE,
     Client,
     Nginx,
     Response,
+    csrf_token,
+    gunicorn_command,
+    multipart,
     python_tool,
     render_nginx,
     start_nginx,
@@ -108,15 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log = base / "gunicorn.log"
     with log.open("wb") as out:
         gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(DEPLOY / "gunicorn.conf.py"),
-                "-b",
-                f"unix:{sock}",
-            ],
+            gunicorn_command(sock),
             env=env,
             cwd=base,
             stdout=out,
@@ -134,28 +126,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         gunicorn.terminate()
         gunicorn.wait(timeout=30)
         db.engine_of(app).dispose()
-
-
-def csrf_token(page: Response) -> str:
-    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-    assert found, page.text[:300]
-    return found.group(1)
-
-
-def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
-        out.write(value.encode() + b"\r\n")
-    for filename, data in files.items():
-        out.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
-        )
-        out.write(data + b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
 def stored(stack: Stack, message: str) -> Inner:
