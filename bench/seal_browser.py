@@ -112,6 +112,7 @@ def main() -> None:
                 read = page.evaluate("() => window.bench.read()")
                 assert read["size"] == size, read
                 read_ms.append(read["ms"])
+            renderer_peak = max(_renderer_peaks(), default=0)
             browser.close()
     mb = size / 1e6
     seal_rate, read_rate = mb / (min(seal_ms) / 1000), mb / (min(read_ms) / 1000)
@@ -123,6 +124,27 @@ def main() -> None:
         f"baseline, reading the same File by slices: {read_rate:7.1f} MB/s; "
         f"seal/read ratio {seal_rate / read_rate:.2f}"
     )
+    print(
+        f"largest Chromium renderer peak RSS: {renderer_peak / 2**20:.0f} MiB for a "
+        f"{args.size_mib} MiB file (the sealed envelope is a Blob the page keeps until uploaded)"
+    )
+
+
+def _renderer_peaks() -> list[int]:
+    """Peak RSS (VmHWM) of every Chromium renderer process running now (the page and its
+    Worker live in one), read from /proc."""
+    peaks = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"--type=renderer" not in cmdline:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) * 1024)
+        except (OSError, ValueError):
+            continue
+    return peaks
 
 
 if __name__ == "__main__":
