@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import io
+import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from nacl.public import PrivateKey
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Static
+from textual.widgets import Label, OptionList, ProgressBar, Static
 
 from tipline.desk.importer import import_bundle
+from tipline.desk.tui.actions import run_action
 from tipline.desk.tui.app import DeskApp, make_app
-from tipline.desk.tui.dialogs import Composer, Confirm
+from tipline.desk.tui.dialogs import Composer, Confirm, Notice
 from tipline.desk.vault import Vault
 
 from .conftest import PASS, Sub, bundle_bytes, make_source, public_keys, submission
@@ -165,12 +170,19 @@ def status_line(app: DeskApp) -> str:
     return str(app.query_one("#status", Static).visual)
 
 
+async def finished(app: DeskApp, pilot: Pilot[None]) -> None:
+    """Wait for the import worker (if any) to end and its outcome to reach the screen."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def test_admin_menu_imports_signs_and_verifies(vault_dir: Path, tmp_path: Path) -> None:
     import base64
     import json
 
     from tipline.crypto.manifest import verify_manifest
-    from tipline.desk.tui.actions import ActionMenu, run_action
+    from tipline.desk.tui.actions import ActionMenu
     from tipline.desk.tui.dialogs import Prompt
     from tipline.desk.vault import today
 
@@ -187,7 +199,7 @@ def test_admin_menu_imports_signs_and_verifies(vault_dir: Path, tmp_path: Path) 
         await pilot.pause()
         assert isinstance(app.screen, Prompt)
         await pilot.press(*"b.tlb", "enter")
-        await pilot.pause()
+        await finished(app, pilot)
         assert "imported 1 new, 0 already in the vault" in status_line(app)
         assert sub.item.id in inbox_ids(app)
         run_action(app, "org-create")
@@ -225,3 +237,141 @@ def test_admin_menu_imports_signs_and_verifies(vault_dir: Path, tmp_path: Path) 
     signed = verify_manifest((tmp_path / "manifest.json").read_bytes(), org, today(), 0)
     assert signed.manifest.version == 1
     assert (tmp_path / "backup.tar").stat().st_size > 0
+
+
+# --- importing from the admin menu, in a worker ---------------------------------------------
+
+
+def screen_text(app: DeskApp) -> str:
+    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
+
+
+def item_ids(app: DeskApp) -> list[str]:
+    return [i for i in inbox_ids(app) if i and not i.startswith("source:")]
+
+
+def start_import(pilot: Pilot[None], name: str) -> Awaitable[None]:
+    return pilot.press("a", "enter", *name, "enter")  # the menu's first action is import
+
+
+def test_import_runs_in_a_worker_with_progress(vault_dir: Path, subs: list[Sub],
+                                               tmp_path: Path) -> None:
+    pks = public_keys(vault_dir)
+    foreign = [bytes(PrivateKey.generate().public_key)]
+    kite = make_source("swift kite")
+    new = [submission(pks, kite, f"kite {n}", received="2026-11-23") for n in range(3)]
+    lost = [submission(foreign, kite, f"not for us {n}") for n in range(2)]
+    bundle = [*new, subs[0], *lost]  # three new, one already there, two for another desk
+    (tmp_path / "big.tlb").write_bytes(bundle_bytes(bundle))
+
+    async def script(app: DeskApp, pilot: Pilot[None]) -> None:
+        await start_import(pilot, "big.tlb")
+        await finished(app, pilot)
+        bar = app.query_one("#import-bar", ProgressBar)
+        assert bar.total == (tmp_path / "big.tlb").stat().st_size
+        assert bar.progress == sum(s.item.size for s in bundle)  # every item was counted
+        assert not app.query_one("#importing").display and app.job is None
+        assert "imported 3 new, 1 already in the vault; 2 problems: item " in status_line(app)
+        assert set(item_ids(app)) == {s.item.id for s in [*subs, *new]}
+        assert isinstance(app.screen, Notice)  # every failed item, with its reason
+        shown = str(app.screen.query_one("#lines", Label).visual)
+        for sub in lost:
+            assert f"item {sub.item.id} not imported: " in shown
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, Notice)
+
+    drive(vault_dir, script, tmp_path)
+    with Vault.open(vault_dir, PASS) as vault:  # on disk, not only on the screen
+        assert {s.item.id for s in new} <= set(vault.store.all_ids())
+        assert vault.store.count() == 6
+
+
+def test_while_importing_writes_wait_and_cancel_keeps_what_is_done(
+        vault_dir: Path, subs: list[Sub], tmp_path: Path) -> None:
+    pks = public_keys(vault_dir)
+    kite = make_source("swift kite")
+    new = [submission(pks, kite, f"kite {n} " + "x" * 2000) for n in range(4)]
+    data = bundle_bytes(new)
+    # A named pipe holds the import inside the second item until the test lets it go on.
+    cut = data.index(new[1].data) + len(new[1].data) // 2
+    fifo = tmp_path / "stick.tlb"
+    os.mkfifo(fifo)
+    go_on = threading.Event()
+
+    def stick() -> None:
+        with fifo.open("wb") as out:
+            out.write(data[:cut])
+            out.flush()
+            go_on.wait(60)
+            out.write(data[cut:])
+
+    writer = threading.Thread(target=stick)
+    writer.start()
+
+    async def script(app: DeskApp, pilot: Pilot[None]) -> None:
+        try:
+            inbox = app.query_one("#inbox", OptionList)
+            inbox.highlighted = inbox_ids(app).index(subs[2].item.id)
+            await pilot.pause()
+            await start_import(pilot, "stick.tlb")
+            bar = app.query_one("#import-bar", ProgressBar)
+            for _ in range(600):  # the first item is stored and counted, the second waits
+                if bar.progress:
+                    break
+                await pilot.pause(0.05)
+            assert bar.progress == new[0].item.size
+            assert app.query_one("#importing").display and app.job is not None
+            assert "Cancel import" in screen_text(app)  # offered in the footer now
+            await pilot.press("s")  # a vault write: refused, with a message
+            await pilot.pause()
+            assert "an import is running" in status_line(app)
+            assert not app.vault.store.get(subs[2].item.id).starred
+            run_action(app, "verify")
+            assert "an import is running" in status_line(app)
+            await pilot.press("q")  # quitting now would leave the worker writing
+            await pilot.pause()
+            assert app.is_running and "cancel it with c" in status_line(app)
+            # the inbox stays usable: the preview follows the highlight
+            inbox.highlighted = inbox_ids(app).index(subs[1].item.id)
+            await pilot.pause()
+            assert "second from the otter" in body(app)
+            await pilot.press("c")
+            await pilot.pause()
+            assert isinstance(app.screen, Confirm)
+            await pilot.press("y")
+            await pilot.pause()
+        finally:
+            go_on.set()
+        await finished(app, pilot)
+        assert "import cancelled after 2 new items" in status_line(app)
+        assert "Cancel import" not in screen_text(app)
+        assert set(item_ids(app)) == {s.item.id for s in [*subs, *new[:2]]}
+        assert app.vault.store.get(subs[1].item.id).status == "read"  # marked after the import
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.vault.store.get(subs[1].item.id).starred  # writes work again
+
+    drive(vault_dir, script, tmp_path)
+    writer.join()
+    with Vault.open(vault_dir, PASS) as vault:  # consistent: the rest comes with a re-import
+        assert vault.stored_item_files() == set(vault.store.all_ids())
+        report = import_bundle(vault, io.BytesIO(data))
+        assert (len(report.added), report.duplicates) == (2, 2)
+
+
+def test_a_refused_bundle_is_one_line(vault_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "junk.tlb").write_bytes(b"not a bundle\n" * 100)
+
+    async def script(app: DeskApp, pilot: Pilot[None]) -> None:
+        await start_import(pilot, "junk.tlb")
+        await finished(app, pilot)
+        line = status_line(app)
+        assert line.startswith("the bundle could not be imported") and "\n" not in line
+        assert "Traceback" not in app.export_screenshot()
+        assert app.job is None and not app.query_one("#importing").display
+        await start_import(pilot, "missing.tlb")
+        await pilot.pause()
+        assert status_line(app).startswith("No such file or directory")
+
+    drive(vault_dir, script, tmp_path)

@@ -20,11 +20,11 @@ from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
 from ..admin import create_org, org_public, sign_manifest_file, write_new
-from ..importer import import_bundle
 from ..maintenance import backup, rekey, verify
 from ..text import one_line
 from ..vault import today
 from .dialogs import Confirm, Prompt
+from .importing import start_import
 
 if TYPE_CHECKING:
     from .app import DeskApp
@@ -44,6 +44,7 @@ ACTIONS = (
     ("verify", "Verify the vault"),
     ("backup", "Back up the vault…"),
 )
+READ_ONLY = {"keys", "export-key", "org-export"}  # the only ones allowed during an import
 
 
 class ActionMenu(ModalScreen[str | None]):
@@ -85,16 +86,6 @@ def run_action(app: DeskApp, name: str) -> None:
         app.push_screen(Confirm(question), lambda yes: guarded(then) if yes else app.say("no"))
 
     here = str(app.out_folder) + "/"
-
-    def do_import(path: str) -> str:
-        with Path(path).expanduser().open("rb") as src:
-            report = import_bundle(vault, src)
-        app.refresh_inbox()
-        problems = [f"{i[:12]}: {p}" for i, p in report.failed]
-        if report.bundle_error:
-            problems.append(report.bundle_error)
-        summary = f"imported {len(report.added)} new, {report.duplicates} already in the vault"
-        return summary + (f"; {len(problems)} problems: {problems[0]}" if problems else "")
 
     def show_keys() -> str:
         ring = vault.keyring
@@ -150,7 +141,9 @@ def run_action(app: DeskApp, name: str) -> None:
         return f"checked {report.checked} items: all good{extra}"
 
     handlers: dict[str, Callable[[], None]] = {
-        "import": lambda: ask("Import the bundle file", do_import, here),
+        "import": lambda: ask(
+            "Import the bundle file", lambda p: start_import(app, Path(p).expanduser()), here
+        ),
         "keys": lambda: guarded(show_keys),
         "add-key": lambda: ask("Journalist's name for the new key", add_key),
         "rotate": lambda: ask("Key to rotate (id or name)", rotate),
@@ -175,4 +168,6 @@ def run_action(app: DeskApp, name: str) -> None:
             here,
         ),
     }
+    if name not in READ_ONLY and app.busy():
+        return
     handlers[name]()

@@ -24,7 +24,8 @@ from ..store import STATUSES, Item
 from ..text import neutralise, one_line
 from ..vault import Vault, today
 from .actions import ActionMenu, run_action
-from .dialogs import Composer, Confirm, Prompt, ReplyDraft
+from .dialogs import Composer, Confirm, Notice, Prompt, ReplyDraft
+from .importing import BUSY, ImportJob, ImportOutcome, ImportPanel, ask_cancel, finish, progress
 
 PAGE = 200  # items listed at once; search and the filter reach the rest
 MAX_PREVIEW = 100_000  # characters of a message shown in the preview pane
@@ -41,14 +42,18 @@ class DeskApp(App[None]):
     #filter { dock: top; }
     #main { height: 1fr; }
     #status { height: 1; color: $text-muted; }  /* above the footer, not under it */
+    #importing { height: 1; display: none; }
+    #import-label { width: auto; }
+    .notice { height: auto; max-height: 20; }
     .dialog { width: 80%; height: auto; max-height: 90%; border: thick $accent;
               background: $surface; padding: 1 2; }
     .composer TextArea { height: 12; }
     .buttons { height: auto; }
     .dialog Label { width: 100%; }  /* wrap: a warning must be read whole */
-    Confirm, Prompt, Composer, ActionMenu { align: center middle; }
+    Confirm, Prompt, Composer, ActionMenu, Notice { align: center middle; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel_import", "Cancel import"),  # first, so the footer has room for it
         Binding("slash", "focus_filter", "Search"),
         Binding("f", "cycle_filter", "Filter"),
         Binding("s", "star", "Star"),
@@ -73,6 +78,8 @@ class DeskApp(App[None]):
         self.search_text = ""
         self.filter_index = 0
         self.current: Item | None = None
+        self.job: ImportJob | None = None  # the import running in a worker, if any
+        self.read_later: set[str] = set()  # previewed during an import: marked read after it
 
     def _fatal_error(self) -> None:
         # Textual's default crash report is a traceback with local variables, which here can
@@ -95,6 +102,7 @@ class DeskApp(App[None]):
             yield OptionList(id="inbox")
             with VerticalScroll(id="preview"):
                 yield Static(Text("Select an item."), id="body")
+        yield ImportPanel(id="importing")
         yield Static("", id="status")
         yield Footer()
 
@@ -178,7 +186,9 @@ class DeskApp(App[None]):
         """Show an item in the preview pane, and mark it read."""
         store = self.vault.store
         item = store.get(item_id)
-        if item.status == "new":
+        if item.status == "new" and self.job:
+            self.read_later.add(item_id)  # the database is the import's until it ends
+        elif item.status == "new":
             store.set_status(item_id, "read")
             self.vault.save_store()
             item = store.get(item_id)
@@ -238,18 +248,49 @@ class DeskApp(App[None]):
         self.filter_index = (self.filter_index + 1) % len(FILTERS)
         self.refresh_inbox()
 
+    def busy(self) -> bool:
+        """True (and says so) while an import runs: other vault writes wait until it ends."""
+        if self.job:
+            self.say(BUSY)
+        return self.job is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer "cancel import" only while one runs."""
+        return self.job is not None if action == "cancel_import" else True
+
+    def import_progress(self, done: int) -> None:
+        """Called by the import worker (through ``call_from_thread``)."""
+        progress(self, done)
+
+    def import_finished(self, outcome: ImportOutcome) -> None:
+        """Called by the import worker when it ends, however it ends."""
+        finish(self, outcome)
+
+    def show_report(self, title: str, lines: list[str]) -> None:
+        """Show desk-made lines (already neutralised) in a dialog."""
+        self.push_screen(Notice(title, lines))
+
+    def action_cancel_import(self) -> None:
+        ask_cancel(self)
+
+    async def action_quit(self) -> None:
+        if self.job:
+            self.say("an import is running: wait for it to end, or cancel it with c")
+            return
+        await super().action_quit()
+
     def action_star(self) -> None:
-        if self.current:
+        if self.current and not self.busy():
             self.vault.store.set_star(self.current.id, not self.current.starred)
             self._changed()
 
     def action_set_status(self, status: str) -> None:
-        if self.current:
+        if self.current and not self.busy():
             self.vault.store.set_status(self.current.id, status)
             self._changed()
 
     def action_tag(self) -> None:
-        if not self.current:
+        if not self.current or self.busy():
             return
 
         def done(answer: str | None) -> None:
@@ -265,7 +306,7 @@ class DeskApp(App[None]):
         self.push_screen(Prompt("Tag (start with - to remove it)", "politics"), done)
 
     def action_note(self) -> None:
-        if not self.current:
+        if not self.current or self.busy():
             return
 
         def done(answer: str | None) -> None:
@@ -277,7 +318,7 @@ class DeskApp(App[None]):
 
     def action_reply(self) -> None:
         item = self.current
-        if not item:
+        if not item or self.busy():
             return
         default = str(self.out_folder / f"reply-{item.source_id[:8]}-{today().isoformat()}.tlb")
 
@@ -333,7 +374,7 @@ class DeskApp(App[None]):
 
     def action_delete(self) -> None:
         item = self.current
-        if not item:
+        if not item or self.busy():
             return
 
         def confirmed(yes: bool | None) -> None:

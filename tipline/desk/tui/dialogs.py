@@ -1,4 +1,4 @@
-"""Modal dialogs with typed results: confirmations, one-line prompts, the reply composer."""
+"""Modal dialogs with typed results: confirmations, prompts, the reply composer, notices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
@@ -102,4 +102,27 @@ class Composer(ModalScreen[ReplyDraft | None]):
         self.dismiss(ReplyDraft(message, out))
 
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class Notice(ModalScreen[None]):
+    """A list of lines the desk made (already neutralised) to read; Escape or Enter closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("enter", "close", "Close"),
+    ]
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.title_text, self.lines = title, lines
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.title_text), classes="title")
+            with VerticalScroll(classes="notice"):
+                yield Label(Text("\n".join(self.lines)), id="lines")
+            yield Label("(esc closes)")
+
+    def action_close(self) -> None:
         self.dismiss(None)
