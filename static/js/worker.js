@@ -1,12 +1,15 @@
 // The crypto Worker: all sealing, opening and codename work of the source pages happens here,
 // off the page's thread (docs/BROWSER.md). The client is CryptoWorker in source/common.js.
 //
-// Protocol: requests {id, op, ...}; replies {id, ok: true, ...} or {id, ok: false, error, kind};
-// progress {id, progress: true, done, total}. Ops:
+// Protocol: requests {id, op, ...}; replies {id, ok: true, ...} or {id, ok: false, error, kind}.
+// Sealing is pulled piece by piece (sealNext), each answer carrying the plaintext progress. Ops:
 //   init {orgPublicKey (b64), manifest (text)}       -> {version}
 //   codename                                          -> {codename, loginToken, replyPublicKey}
 //   derive {codename}                                 -> {loginToken, replySecretKey}
-//   seal {message, files: Blob[], replyPublicKey}     -> {envelope: Blob, header: Uint8Array}
+//   sealStart {message, files: Blob[], replyPublicKey} -> {stream, header: Uint8Array, size}
+//   sealNext {stream, max, buffer?}                   -> {data: ArrayBuffer (transferred), length,
+//                                                        end, done, total}
+//   sealCancel {stream}                               -> {}
 //   open {envelope: ArrayBuffer, replySecretKey}      -> {message, kind}
 // loginToken and replyPublicKey are standard base64, as /api/source/register and /login take
 // them; replySecretKey is a Uint8Array that only ever goes back to this Worker.
@@ -14,10 +17,13 @@
 // Error messages are the crypto core's own, written for people; they never hold a codename,
 // a key or plaintext. Anything unexpected is reported as a plain failure without its details.
 
-const state = { core: null, recipients: null, version: null, wordlist: null };
-// Ciphertext is gathered into Blobs of this many bytes, so a browser can page a large envelope
-// out of memory (Chromium keeps big Blobs on disk) instead of holding many small arrays.
-const BLOB_GROUP = 8 << 20;
+const state = {
+  core: null, recipients: null, version: null, wordlist: null, streams: new Map(), nextStream: 1,
+};
+// A sealed piece is at most the server's largest chunk (MAX_CHUNK_SIZE's default); a page
+// keeps at most a few seals open.
+const MAX_PIECE = 8 << 20;
+const MAX_STREAMS = 4;
 // Replies are opened whole, in memory: a source reads text here, not large files. Bounded before
 // anything is parsed, like every input from outside.
 const MAX_OPEN = 64 << 20;
@@ -26,10 +32,11 @@ async function core() {
   // Loaded on first use, inside a request, so a missing or blocked WebAssembly becomes an
   // error reply to `init` (and the page falls back to the server-side path), not a dead Worker.
   if (!state.core) {
-    const [encoding, envelope, manifest, codename] = await Promise.all([
+    const [encoding, envelope, manifest, codename, padding] = await Promise.all([
       import("./encoding.js"), import("./envelope.js"), import("./manifest.js"), import("./codename.js"),
+      import("./padding.js"),
     ]);
-    state.core = { encoding, envelope, manifest, codename };
+    state.core = { encoding, envelope, manifest, codename, padding };
   }
   return state.core;
 }
@@ -42,6 +49,12 @@ async function wordlist() {
     state.wordlist = codename.loadWordlist(await response.text());
   }
   return state.wordlist;
+}
+
+function forget(id) {
+  const stream = state.streams.get(id);
+  state.streams.delete(id);
+  stream?.iterator.return?.().catch(() => {});
 }
 
 function requireInit() {
@@ -80,12 +93,19 @@ const OPS = {
     return { loginToken: encoding.b64e(derived.loginToken), replySecretKey: derived.replySecretKey };
   },
 
-  async seal({ message, files = [], replyPublicKey }, progress) {
+  // Start sealing a submission. Answers with the header and the envelope's exact size before
+  // any payload is made, so the page can create the upload (and hear of a key rotation) first;
+  // the rest is pulled with sealNext, piece by piece.
+  async sealStart({ message, files = [], replyPublicKey }) {
     requireInit();
-    const { encoding, envelope } = await core();
+    const { encoding, envelope, padding } = await core();
     if (typeof replyPublicKey !== "string") {
       throw new encoding.EnvelopeContentError("a submission needs the source's reply key");
     }
+    if (!Array.isArray(files) || !files.every((f) => f instanceof Blob)) {
+      throw new TypeError("files must be Blobs");
+    }
+    if (state.streams.size >= MAX_STREAMS) throw new Error("too many seals at once");
     const inner = {
       kind: "submission",
       sealedBy: "browser",
@@ -93,22 +113,77 @@ const OPS = {
       replyPublicKey: encoding.b64d(replyPublicKey, 32, encoding.EnvelopeContentError, "reply key"),
       attachments: files.map((f) => ({ name: displayName(f.name), size: f.size, type: mimeType(f.type) })),
     };
-    const parts = [];
-    let group = [];
-    let groupSize = 0;
-    let header = null;
-    for await (const piece of envelope.seal(state.recipients, inner, files, progress)) {
-      if (header === null) header = piece;
-      group.push(piece);
-      groupSize += piece.length;
-      if (groupSize >= BLOB_GROUP) {
-        parts.push(new Blob(group));
-        group = [];
-        groupSize = 0;
-      }
+    const manifestSize = envelope.encodeInner(inner).length;
+    const length = 4 + manifestSize + inner.attachments.reduce((n, a) => n + a.size, 0);
+    const stream = {
+      iterator: null, leftover: null, produced: 0, size: 0, done: 0, total: length, busy: false,
+    };
+    stream.iterator = envelope.seal(state.recipients, inner, files, (done, total) => {
+      stream.done = done;
+      stream.total = total;
+    });
+    const first = await stream.iterator.next();
+    const header = first.value;
+    stream.size = envelope.ciphertextSize(padding.paddedLength(length), state.recipients.length);
+    stream.produced = header.length;
+    const id = state.nextStream++;
+    state.streams.set(id, stream);
+    return { stream: id, header, size: stream.size };
+  },
+
+  // The next `max` bytes of the envelope after those already handed out (fewer only at its
+  // end), as one transferred ArrayBuffer. Nothing is made before it is asked for: the Worker
+  // holds at most one piece and one ciphertext chunk, whatever the file's size.
+  async sealNext({ stream: id, max, buffer = null }) {
+    const stream = state.streams.get(id);
+    if (!stream) throw new Error("no such seal");
+    if (stream.busy) throw new Error("one piece at a time");
+    if (!Number.isSafeInteger(max) || max < 1 || max > MAX_PIECE) {
+      throw new RangeError(`a piece is 1 to ${MAX_PIECE} bytes`);
     }
-    parts.push(new Blob(group));
-    return { envelope: new Blob(parts, { type: "application/octet-stream" }), header };
+    stream.busy = true;
+    try {
+      // A buffer the page hands back (transferred) is filled again: no new memory per piece,
+      // so neither side waits for garbage collection to give it back.
+      const length = Math.min(max, stream.size - stream.produced);
+      const out = buffer instanceof ArrayBuffer && buffer.byteLength >= length
+        ? new Uint8Array(buffer, 0, length) : new Uint8Array(length);
+      let filled = 0;
+      while (filled < out.length) {
+        if (!stream.leftover || stream.leftover.length === 0) {
+          const next = await stream.iterator.next();
+          if (next.done) throw new Error("the envelope ended before its announced size");
+          stream.leftover = next.value;
+        }
+        const step = Math.min(out.length - filled, stream.leftover.length);
+        out.set(stream.leftover.subarray(0, step), filled);
+        stream.leftover = stream.leftover.subarray(step);
+        filled += step;
+      }
+      stream.produced += out.length;
+      const end = stream.produced === stream.size;
+      if (end) {
+        // Run the generator to its end: it checks the plaintext and reports the last progress.
+        if (!(await stream.iterator.next()).done || stream.leftover.length) {
+          throw new Error("the envelope is longer than its announced size");
+        }
+        state.streams.delete(id);
+      }
+      return {
+        data: out.buffer, length, end, done: stream.done, total: stream.total, transfer: [out.buffer],
+      };
+    } catch (error) {
+      forget(id);
+      throw error;
+    } finally {
+      stream.busy = false;
+    }
+  },
+
+  // The page cancelled or gave up: drop the seal and what it holds.
+  async sealCancel({ stream: id }) {
+    forget(id);
+    return {};
   },
 
   async open({ envelope: data, replySecretKey }) {
@@ -149,16 +224,8 @@ async function handle({ id, op, ...args }) {
   const run = Object.hasOwn(OPS, op) ? OPS[op] : null;
   try {
     if (!run) throw new Error(`unknown op ${String(op).slice(0, 32)}`);
-    let last = 0;
-    const progress = (done, total) => {
-      // At most about a hundred progress messages per seal.
-      if ((done === total && last !== total) || done - last >= total / 100) {
-        last = done;
-        self.postMessage({ id, progress: true, done, total });
-      }
-    };
-    const result = await run(args, progress);
-    self.postMessage({ id, ok: true, ...result });
+    const { transfer = [], ...result } = await run(args);
+    self.postMessage({ id, ok: true, ...result }, transfer);
   } catch (error) {
     const known = state.core && error instanceof state.core.encoding.TiplineError;
     self.postMessage({

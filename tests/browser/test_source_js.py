@@ -8,13 +8,19 @@ these tests fail, they do not skip.
 
 from __future__ import annotations
 
+import datetime
+import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Request
+from playwright.sync_api import Browser, Request, Route
+
+from tipline.crypto import keys, manifest
+from tipline.crypto.encoding import b64e
+from tipline.server import create_app, db, keyset
 
 from ..server.replies import add_reply, open_stored, submission_ids
-from .source_fixtures import Server, new_context
+from .source_fixtures import Server, gunicorn, new_context
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +101,137 @@ def test_js_submission_seals_in_the_browser(
     assert again.reply_public_key == inner.reply_public_key
     assert all(b"Second-Marker" not in body for body in sent)
     context.close()
+
+
+def test_a_large_file_streams_with_bounded_memory(
+    chromium: Browser,
+    source_server: Server,
+    tmp_path: Path,
+) -> None:
+    """Sealing and sending are one stream: for a file many chunks long, the page never holds
+    more than a few chunks of ciphertext (counted by the upload in JS, exposed on the progress
+    box), and the stored envelope opens with the journalist key to the exact bytes."""
+    big = os.urandom(64 << 20)
+    (tmp_path / "big.bin").write_bytes(big)
+    context = new_context(chromium)
+    page = context.new_page()
+    bodies: list[int] = []
+    page.on("request", lambda r: bodies.append(len(r.post_data_buffer or b"")))
+    page.goto(source_server.url + "/submit")
+    page.locator("#path-notice").wait_for(state="visible")
+    chunk = int(page.get_attribute("#submit-form", "data-chunk-size") or 0)
+    assert 64 << 10 <= chunk <= 8 << 20
+    before = submission_ids(source_server.app)
+    page.get_by_label("Files (optional)").set_input_files(str(tmp_path / "big.bin"))
+    page.get_by_role("button", name="Encrypt and send").click()
+    page.locator("#done").wait_for(state="visible", timeout=120_000)
+    peak = int(page.get_attribute("#progress-box", "data-peak-held") or 0)
+    assert 0 < peak <= 4 * chunk and 4 * chunk < len(big), (peak, chunk)
+    assert max(bodies) <= chunk
+    (new,) = submission_ids(source_server.app) - before
+    inner, files = open_stored(source_server.app, source_server.journalist, new)
+    assert inner.sealed_by == "browser" and [a.name for a in inner.attachments] == ["big.bin"]
+    assert files == [big]
+    context.close()
+
+
+def test_cancel_mid_stream_stores_nothing(
+    chromium: Browser,
+    source_server: Server,
+    tmp_path: Path,
+) -> None:
+    """Cancel while a chunk is on its way: the progress bar had moved, the page says nothing was
+    stored, and the server dropped the partial upload."""
+    (tmp_path / "big.bin").write_bytes(os.urandom(24 << 20))
+    context = new_context(chromium)
+    page = context.new_page()
+    held: list[Route] = []
+    puts: list[str] = []
+
+    def hold_second(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.fallback()
+            return
+        puts.append(route.request.url)
+        if len(puts) == 2:
+            held.append(route)  # answered only after the cancel
+            return
+        route.fallback()
+
+    page.route("**/api/source/uploads/*", hold_second)
+    page.goto(source_server.url + "/submit")
+    page.locator("#path-notice").wait_for(state="visible")
+    before = submission_ids(source_server.app)
+    page.get_by_label("Files (optional)").set_input_files(str(tmp_path / "big.bin"))
+    page.get_by_role("button", name="Encrypt and send").click()
+    for _ in range(1200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the second chunk was never sent"
+    assert page.eval_on_selector("#progress", "e => e.value") > 0  # the first one counted
+    upload_id = puts[0].split("/uploads/", 1)[1].split("?", 1)[0]
+    store = source_server.app.extensions["tipline.blobs"]
+    assert store.upload_path(upload_id).exists()
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("Cancelled. Nothing was stored.").wait_for(timeout=30_000)
+    held[0].abort("connectionreset")
+    assert page.locator("#submit-form").is_visible()
+    assert len(puts) == 2  # nothing more was sent after the cancel
+    assert not store.upload_path(upload_id).exists()
+    assert submission_ids(source_server.app) == before
+    context.close()
+
+
+def test_a_page_from_before_a_key_rotation_is_told_to_reload(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    """The keys rotate between loading the page and pressing Send: the upload is refused (409)
+    when it is created, before any payload is sealed or sent, and the page says to reload.
+    Its own server, so the rotation does not reach the other tests."""
+    data_dir, log = tmp_path / "data", tmp_path / "server.log"
+    (tmp_path / "tmp").mkdir()
+    org = keys.OrgSecret.generate()
+    first, second = keys.RecipientSecret.generate("One"), keys.RecipientSecret.generate("Two")
+    today = datetime.datetime.now(datetime.UTC).date()
+    until = today + datetime.timedelta(days=30)
+    org_b64 = b64e(org.public.public_key)
+    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": org_b64})
+    with app.app_context():
+        keyset.install(
+            db.session(),
+            manifest.sign_manifest(org, 1, [first.public], today, until),
+            org.public.public_key,
+        )
+    env = {
+        "TIPLINE_DATA_DIR": str(data_dir),
+        "TIPLINE_ORG_PUBLIC_KEY": org_b64,
+        "TIPLINE_RATELIMIT_ENABLED": "false",
+        "TIPLINE_MIN_FREE_BYTES": "0",
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    try:
+        with gunicorn(env, log, "/") as url:
+            context = new_context(chromium)
+            page = context.new_page()
+            methods: list[str] = []
+            page.on("request", lambda r: methods.append(f"{r.method} {r.url}"))
+            page.goto(url + "/submit")
+            page.locator("#path-notice").wait_for(state="visible")
+            assert "Your browser will encrypt" in page.inner_text("#path-notice")
+            with app.app_context():
+                keyset.install(
+                    db.session(),
+                    manifest.sign_manifest(org, 2, [second.public], today, until),
+                    org.public.public_key,
+                )
+            page.get_by_label("Your message").fill("sent to yesterday's keys")
+            page.get_by_role("button", name="Encrypt and send").click()
+            page.locator("#path-notice.error").wait_for(timeout=30_000)
+            assert "changed its keys" in page.inner_text("#path-notice")
+            assert page.locator("#submit-form").is_visible()
+            assert any(m.startswith("POST") and "/api/source/uploads" in m for m in methods)
+            assert not any(m.startswith("PUT") for m in methods)
+            context.close()
+    finally:
+        db.engine_of(app).dispose()

@@ -111,8 +111,12 @@ def test_worker_seals_a_multi_mib_file(
     message = "Sealed in Chromium ✓ — проверка"
     sealed = page.evaluate("([m, k]) => workerTest.seal(m, k)", [message, made["replyPublicKey"]])
     assert sealed["ok"], sealed
-    assert sealed["isBlob"]
     data = base64.b64decode(sealed["envelope"])
+    # Streamed: the size announced before sealing is exact; every piece is what was asked for
+    # (the last one the rest), so the Worker never hands out more than one piece at a time.
+    assert sealed["size"] == len(data)
+    sizes = sealed["pieceSizes"]
+    assert len(sizes) > 10 and all(n == 1 << 18 for n in sizes[:-1]) and 0 < sizes[-1] <= 1 << 18
     header = base64.b64decode(sealed["header"])
     assert data.startswith(header) and len(header) == len(parse_header(data).encode())
     assert parse_header(data).key_ids == (source_server.journalist.public.key_id,)
@@ -139,10 +143,18 @@ def test_worker_seals_a_multi_mib_file(
     assert made["loginToken"] == b64e(derived.login_token)
 
     progress = sealed["progress"]
-    assert len(progress) >= 3  # one per 1 MiB slice read, and the end
+    assert len(progress) == len(sizes)  # one per piece
     assert progress[-1][0] == progress[-1][1] == inner.content_length()
     assert all(a[0] <= b[0] for a, b in itertools.pairwise(progress))
     assert page.evaluate("workerTest.violations") == []
+
+
+def test_a_cancelled_seal_is_gone(page: Page, source_server: Server, wordlist: Wordlist) -> None:
+    _start(page, source_server)
+    reply_key = b64e(codename.derive(codename.generate(wordlist)).reply_public_key)
+    got = page.evaluate("k => workerTest.sealCancel('cancel me', k)", reply_key)
+    assert got["first"] == 1024 and got["end"] is False
+    assert got["after"]["ok"] is False and got["after"]["kind"] == "failed"
 
 
 def test_derive_matches_python(page: Page, source_server: Server, wordlist: Wordlist) -> None:

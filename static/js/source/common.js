@@ -58,7 +58,6 @@ export async function wasmWorks() {
 
 // The crypto Worker (static/js/worker.js) does all sealing and opening; the page only moves
 // bytes. Requests are {id, op, ...}; replies {id, ok, ...} or {id, ok: false, error}.
-// Progress messages carry {id, progress: true, ...}.
 export class CryptoWorker {
   constructor() {
     this.worker = new Worker(new URL("../worker.js", import.meta.url), { type: "module" });
@@ -68,7 +67,6 @@ export class CryptoWorker {
       const msg = event.data;
       const entry = this.pending.get(msg.id);
       if (!entry) return;
-      if (msg.progress) { entry.onProgress?.(msg); return; }
       this.pending.delete(msg.id);
       if (msg.ok) { entry.resolve(msg); return; }
       // kind: the crypto core's error kind (format_error, open_error, codename_error, ...) or
@@ -85,11 +83,11 @@ export class CryptoWorker {
     };
   }
 
-  call(op, args = {}, onProgress = null, transfer = []) {
+  call(op, args = {}, transfer = []) {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       if (this.failed) { reject(this.failed); return; }
-      this.pending.set(id, { resolve, reject, onProgress });
+      this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ id, op, ...args }, transfer);
     });
   }

@@ -1,6 +1,6 @@
-// The submit page. With WebAssembly: make the codename, seal in the Worker, upload in
-// resumable chunks, show the codename. Without: say so and leave the plain form, which the
-// server seals on arrival. The page never sends plaintext when it seals itself.
+// The submit page. With WebAssembly: make the codename, seal in the Worker while the sealed
+// chunks upload (resumable), show the codename. Without: say so and leave the plain form, which
+// the server seals on arrival. The page never sends plaintext when it seals itself.
 import { api, formatBytes, refreshCsrf, say, startCrypto, strings } from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
@@ -45,8 +45,14 @@ async function send(crypto, manifestVersion) {
   const text = document.getElementById("progress-text");
   const controller = new AbortController();
   let upload = null;
+  let stream = null;
+  const dropSeal = () => {
+    if (stream !== null) crypto.call("sealCancel", { stream }).catch(() => null);
+    stream = null;
+  };
   document.getElementById("cancel").onclick = async () => {
     controller.abort();
+    dropSeal();
     await upload?.cancel();
     box.hidden = true;
     form.hidden = false;
@@ -68,13 +74,25 @@ async function send(crypto, manifestVersion) {
     if (!registered.ok) throw new UploadError(registered.status, registered.data?.error);
     await refreshCsrf();
   }
-  const sealed = await crypto.call("seal", { message, files, replyPublicKey },
-    (p) => { bar.value = (50 * p.done) / Math.max(p.total, 1); });
+  // Sealing and sending are one stream: the Worker seals a chunk when the upload asks for it,
+  // so neither side ever holds the whole envelope (docs/BROWSER.md).
+  const started = await crypto.call("sealStart", { message, files, replyPublicKey });
+  stream = started.stream;
+  const spare = [];
   upload = new Upload({
-    envelope: sealed.envelope, header: sealed.header, manifestVersion,
+    header: started.header, size: started.size, manifestVersion,
+    // Acknowledged pieces' buffers go back to the Worker to be filled again (transferred).
+    pull: async (max) => {
+      const buffer = spare.pop();
+      const piece = await crypto.call("sealNext", { stream, max, buffer }, buffer ? [buffer] : []);
+      if (piece.end) stream = null;
+      return new Uint8Array(piece.data, 0, piece.length);
+    },
+    recycle: (bytes) => { if (spare.length < 2) spare.push(bytes.buffer); },
     chunkSize: Number(form.dataset.chunkSize), signal: controller.signal,
     onProgress: (done, size, resuming) => {
-      bar.value = 50 + (50 * done) / size;
+      bar.value = (100 * done) / size;
+      box.dataset.peakHeld = String(upload.peakHeld); // bytes of ciphertext the page held at once
       text.textContent = resuming ? t("resuming")
         : t("sending", { done: formatBytes(done), total: formatBytes(size) });
     },
@@ -82,6 +100,8 @@ async function send(crypto, manifestVersion) {
   try {
     await upload.run();
   } catch (error) {
+    dropSeal();
+    if (controller.signal.aborted) return; // cancelled: the cancel button has said so
     box.hidden = true;
     form.hidden = false;
     say(error instanceof UploadError && error.message ? error.message : t("failed"), true);

@@ -1,37 +1,120 @@
-// Resumable upload of a sealed envelope (tipline/server/uploads.py is the other side).
-// The header goes with the request that creates the upload; the rest follows in chunks at
-// explicit offsets. A dropped connection asks the server where it stands and goes on from
-// there, so no acknowledged byte is sent twice.
+// Resumable upload of a sealed envelope (tipline/server/uploads.py is the other side), streamed:
+// the header and the envelope's exact size create the upload before any payload exists; then
+// the rest is pulled from its source (the crypto Worker, sealing as it goes) one chunk at a time
+// and sent at explicit offsets. The page keeps only bytes the server has not acknowledged yet, so
+// its memory is a few chunks whatever the file's size. A dropped connection asks the server where
+// it stands and goes on from there: everything before that offset is acknowledged and was
+// dropped, everything after it is still held, and no acknowledged byte is sent twice.
 import { api } from "./common.js";
 
 const RETRIES = 8;
 
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
+// The envelope's bytes after its header, read in order from a Blob (an envelope sealed whole).
+export function blobSource(envelope, header) {
+  let pos = header.length;
+  return async (max) => {
+    const piece = new Uint8Array(await envelope.slice(pos, pos + max).arrayBuffer());
+    pos += piece.length;
+    return piece;
+  };
+}
+
 export class Upload {
-  // envelope: a Blob of the whole envelope; header: its header bytes.
-  constructor({ envelope, header, manifestVersion, chunkSize, onProgress, signal }) {
-    Object.assign(this, { envelope, header, manifestVersion, chunkSize, onProgress, signal });
+  // header: the envelope's header bytes; size: the whole envelope's size; pull(max): a promise
+  // of the next bytes after those already pulled, 1 to max of them. Or, instead of size and
+  // pull, envelope: a Blob of the whole envelope.
+  // recycle(bytes), if given, gets each pulled piece back once the server has acknowledged it.
+  constructor({
+    envelope, header, size, pull, recycle, manifestVersion, chunkSize, onProgress, signal,
+  }) {
+    Object.assign(this, { header, recycle, manifestVersion, chunkSize, onProgress, signal });
+    this.size = envelope ? envelope.size : size;
+    this.pull = envelope ? blobSource(envelope, header) : pull;
     this.id = null;
+    this.pieces = []; // [{start, bytes}] not yet acknowledged, in order
+    this.end = header.length; // the offset up to which bytes were pulled
+    this.held = 0; // bytes in this.pieces (and a chunk joined from several of them)
+    this.peakHeld = 0;
+    this.filling = Promise.resolve();
+  }
+
+  // Drop what the server acknowledged (everything before `offset`).
+  release(offset) {
+    while (this.pieces.length) {
+      const first = this.pieces[0];
+      const stop = first.start + first.bytes.length;
+      if (stop > offset) {
+        if (first.start < offset) {
+          first.bytes = first.bytes.subarray(offset - first.start); // still held until dropped
+          first.start = offset;
+        }
+        return;
+      }
+      this.held -= first.whole.length; // all of it was held until now, trimmed or not
+      this.pieces.shift();
+      this.recycle?.(first.whole);
+    }
+  }
+
+  // Pull until the bytes up to `target` are here; one pull at a time, in order.
+  fill(target) {
+    this.filling = this.filling.then(async () => {
+      while (this.end < target) {
+        const piece = await this.pull(Math.min(target - this.end, this.chunkSize));
+        if (!(piece instanceof Uint8Array) || piece.length === 0) {
+          throw new Error("the envelope ended before its announced size");
+        }
+        this.pieces.push({ start: this.end, bytes: piece, whole: piece });
+        this.end += piece.length;
+        this.held += piece.length;
+        this.peakHeld = Math.max(this.peakHeld, this.held);
+      }
+    });
+    this.filling.catch(() => {}); // raised where it is awaited
+    return this.filling;
+  }
+
+  // The bytes [offset, stop): one piece's view when they are in one piece, else a joined copy.
+  async bytes(offset, stop) {
+    this.release(offset);
+    await this.fill(stop);
+    this.release(offset);
+    const first = this.pieces[0];
+    if (!first || first.start !== offset) throw new Error("the upload lost its place");
+    if (first.start + first.bytes.length >= stop) return first.bytes.subarray(0, stop - offset);
+    const joined = new Uint8Array(stop - offset);
+    for (const { start, bytes } of this.pieces) {
+      if (start >= stop) break;
+      joined.set(bytes.subarray(0, Math.min(bytes.length, stop - start)), start - offset);
+    }
+    this.peakHeld = Math.max(this.peakHeld, this.held + joined.length);
+    return joined;
   }
 
   async run() {
     const created = await api("POST", "/api/source/uploads", {
       manifest_version: this.manifestVersion,
       header: bytesToBase64(this.header),
-      size: this.envelope.size,
+      size: this.size,
     }, { signal: this.signal });
     if (!created.ok) throw new UploadError(created.status, created.data?.error);
     this.id = created.data.id;
     let offset = created.data.received;
     let failures = 0;
-    while (offset < this.envelope.size) {
-      this.onProgress?.(offset, this.envelope.size, failures > 0);
-      const end = Math.min(offset + this.chunkSize, this.envelope.size);
+    while (offset < this.size) {
+      this.onProgress?.(offset, this.size, failures > 0);
+      const end = Math.min(offset + this.chunkSize, this.size);
+      const body = await this.bytes(offset, end);
+      // The next chunk is sealed while this one travels: at most two chunks are held.
+      this.fill(Math.min(end + this.chunkSize, this.size));
       let reply;
       try {
+        // Sent as a Blob: Chromium hands its bytes to the browser process at once, where an
+        // ArrayBuffer body stays in the page until garbage collection, growing with the file.
         reply = await api("PUT", `/api/source/uploads/${this.id}?offset=${offset}`,
-          this.envelope.slice(offset, end), {
+          new Blob([body]), {
             headers: { "Content-Type": "application/octet-stream" }, signal: this.signal,
           });
       } catch (error) {
@@ -48,7 +131,8 @@ export class Upload {
         { signal: this.signal }).catch(() => null);
       if (status && status.ok) offset = status.data.received;
     }
-    this.onProgress?.(this.envelope.size, this.envelope.size, false);
+    this.release(this.size);
+    this.onProgress?.(this.size, this.size, false);
     const done = await api("POST", `/api/source/uploads/${this.id}/finish`, undefined,
       { signal: this.signal });
     if (!done.ok) throw new UploadError(done.status, done.data?.error);

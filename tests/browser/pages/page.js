@@ -48,20 +48,39 @@ window.workerTest = {
     if (reply.ok) reply.result.replySecretKey = toBase64(reply.result.replySecretKey);
     return reply;
   },
-  async seal(message, replyPublicKey) {
+  // Seal as the submit page does, pulling pieces of `max` bytes; the pieces are joined here
+  // only so that Python can check the bytes.
+  async seal(message, replyPublicKey, max = 1 << 18) {
     const files = Array.from(document.getElementById("files").files);
     const progress = [];
+    const pieces = [];
     try {
-      const sealed = await worker.call("seal", { message, files, replyPublicKey },
-        (p) => progress.push([p.done, p.total]));
-      const envelope = new Uint8Array(await sealed.envelope.arrayBuffer());
+      const started = await worker.call("sealStart", { message, files, replyPublicKey });
+      let end = false;
+      while (!end) {
+        const piece = await worker.call("sealNext", { stream: started.stream, max });
+        if (!(piece.data instanceof ArrayBuffer)) throw new Error("a piece is not an ArrayBuffer");
+        pieces.push(new Uint8Array(piece.data));
+        progress.push([piece.done, piece.total]);
+        end = piece.end;
+      }
+      const envelope = new Uint8Array(await new Blob([started.header, ...pieces]).arrayBuffer());
       return {
-        ok: true, envelope: toBase64(envelope), header: toBase64(sealed.header),
-        isBlob: sealed.envelope instanceof Blob, progress,
+        ok: true, envelope: toBase64(envelope), header: toBase64(started.header),
+        size: started.size, pieceSizes: pieces.map((p) => p.length), progress,
       };
     } catch (error) {
       return { ok: false, error: error.message };
     }
+  },
+  // Start a seal, take one piece, cancel it; then the stream is gone.
+  async sealCancel(message, replyPublicKey) {
+    const files = Array.from(document.getElementById("files").files);
+    const started = await worker.call("sealStart", { message, files, replyPublicKey });
+    const first = await worker.call("sealNext", { stream: started.stream, max: 1024 });
+    await worker.call("sealCancel", { stream: started.stream });
+    const after = await call("sealNext", { stream: started.stream, max: 1024 });
+    return { first: first.data.byteLength, end: first.end, after };
   },
   async open(envelope, replySecretKey) {
     return call("open", { envelope: fromBase64(envelope).buffer, replySecretKey: fromBase64(replySecretKey) });
