@@ -1,12 +1,14 @@
 # Tipline: one entry point for setting up, running and testing. See README.md.
-# Needs on the machine: python3 (3.11+) with venv, node 20+ with npm; for `make test` also
-# Debian's chromium and age, and PostgreSQL reachable at $(TIPLINE_TEST_POSTGRES_URL).
+# Needs on the machine: python3 (3.11+) with venv, node 20+ with npm. `make test` installs the
+# Debian packages its tests need when run as root (tools/test-deps.sh; otherwise it prints the
+# apt-get line and stops), and starts a throwaway PostgreSQL cluster when nothing answers at
+# $(TIPLINE_TEST_POSTGRES_URL) (tools/with-postgres.sh).
 
 VENV := .venv
 PY := $(VENV)/bin/python
 export TIPLINE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test lint typecheck pytest vectors bench-crypto bench-submit bench-upload clean
+.PHONY: setup run test test-deps lint typecheck pytest vectors bench-crypto bench-submit bench-upload clean
 .PHONY: static jstest
 .PHONY: wheelhouse bench-desk
 
@@ -41,10 +43,14 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-pytest: setup
-	$(PY) -m pytest
+pytest: test-deps setup
+	tools/with-postgres.sh $(PY) -m pytest
 
-test: lint typecheck pytest jstest
+# test-deps comes first: without root and a missing package it stops before anything runs.
+test: test-deps lint typecheck pytest jstest
+
+test-deps:
+	tools/test-deps.sh
 
 # The browser crypto under node's own test runner (every shared vector, tests/js/).
 jstest: setup

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The Debian packages `make test` needs, installed when run as root and missing.
+#
+#   tools/test-deps.sh          install what is missing (root), or print the apt-get line and fail
+#   tools/test-deps.sh --list   print the package list
+#
+# Not as root, it prints the one `apt-get install` line that is needed and exits 1 before
+# anything else runs: tests that need a browser, nginx or Tor fail rather than skip, so a
+# missing package is an error here, not later. PostgreSQL is started by tools/with-postgres.sh.
+set -euo pipefail
+
+PACKAGES=(
+    chromium                                # browser tests (Playwright drives Debian's build)
+    age                                     # bench and interop: the age reference tool
+    nginx libnginx-mod-http-headers-more-filter  # tests/deploy: the real nginx site
+    tor                                     # tests/deploy: torrc checked by tor --verify-config
+    systemd                                 # systemd-analyze verify/security of the units
+    shellcheck rsync                        # tests/deploy: install.sh lint and copy
+    debootstrap iproute2                    # make test-install: the installer in fresh chroots
+    postgresql                              # tools/with-postgres.sh: a throwaway cluster if none answers
+)
+
+if [ "${1:-}" = "--list" ]; then
+    printf '%s\n' "${PACKAGES[@]}"
+    exit 0
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test-deps: these Debian packages are missing; install them, then run make test again:" >&2
+    echo "  sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "test-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
