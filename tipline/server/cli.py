@@ -49,17 +49,17 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration."""
+    """Create the tables or apply every pending migration, and say which it did."""
     from . import db
     from .config import load_config
 
     config = load_config()
     engine = db.make_engine(config["DATABASE_URL"])
     try:
-        db.upgrade(engine, Path(config["DATA_DIR"]))
+        done = db.upgrade(engine, Path(config["DATA_DIR"]))
     finally:
         engine.dispose()
-    click.echo("tipline-server: database is up to date", err=True)
+    click.echo(f"tipline-server: {done.describe()}", err=True)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.util import CommandError
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
+
+from ..crypto.errors import TiplineError
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -39,12 +44,45 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, data_dir: Path, revision: str = "head") -> None:
+class SchemaError(TiplineError):
+    """the database schema cannot be brought up to date"""
+
+
+class Upgrade(NamedTuple):
+    """What ``upgrade`` did: the schema version before (None: no tables yet) and after."""
+
+    before: str | None
+    after: str | None
+
+    def describe(self) -> str:
+        """One line for the admin: created, upgraded from X to Y, or already up to date."""
+        if self.before is None:
+            return f"created every table (schema version {self.after})"
+        if self.before != self.after:
+            return f"upgraded the database from schema version {self.before} to {self.after}"
+        return f"the database is already up to date (schema version {self.after})"
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None if it has no tables of ours yet."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, data_dir: Path, revision: str = "head") -> Upgrade:
     """Bring the schema up to ``revision``; a file lock keeps two workers from racing."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / "migrate.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        command.upgrade(alembic_config(engine), revision)
+        before = schema_version(engine)
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        except CommandError as exc:  # e.g. a schema newer than this code (a rolled-back release)
+            raise SchemaError(
+                f"it is at version {before}, which this release does not know ({exc}); "
+                "restore the backup taken before the upgrade, or install the release that made it"
+            ) from None
+        return Upgrade(before, schema_version(engine))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
