@@ -1,7 +1,7 @@
 """gunicorn settings for a Tipline server behind nginx (docs/DEPLOY.md).
 
-Run by ``deploy/systemd/tipline.service`` as
-``gunicorn -c /opt/tipline/src/deploy/gunicorn.conf.py``; systemd hands over the listening
+Read by ``tipline-server serve`` (``deploy/systemd/tipline.service`` runs it; the same as
+``gunicorn -c /opt/tipline/src/deploy/gunicorn.conf.py``); systemd hands over the listening
 socket (``tipline.socket``, a Unix socket only nginx may open), so gunicorn never sees a client
 address at all. The logging settings are the app's own (``tipline.server.gunicorn_conf``): no
 access log, warnings and errors only, to stderr and so to the journal.
@@ -24,7 +24,8 @@ forwarded_allow_ips = _app.forwarded_allow_ips
 proxy_allow_ips = _app.proxy_allow_ips
 
 wsgi_app = "tipline.server.wsgi:app"
-# Used only when started by hand; under systemd the socket unit's file descriptor wins.
+# Used only by a bare `gunicorn -c` (`tipline-server serve` asks for --bind); under systemd the
+# socket unit's file descriptor wins.
 bind = ["unix:/run/tipline/gunicorn.sock"]
 
 # A small server (1 to 2 cores, 1 to 2 GiB of memory). Threads, not processes: a no-JS upload

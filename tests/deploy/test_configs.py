@@ -316,9 +316,7 @@ def test_both_services_have_the_same_sandbox() -> None:
 
 def test_units_point_at_the_shipped_files() -> None:
     service = directives(DEPLOY / "systemd" / "tipline.service")
-    assert service["ExecStart"] == [
-        "/opt/tipline/venv/bin/gunicorn -c /opt/tipline/src/deploy/gunicorn.conf.py"
-    ]
+    assert service["ExecStart"] == ["/opt/tipline/venv/bin/tipline-server serve"]
     retention = directives(DEPLOY / "systemd" / "tipline-retention.service")
     assert retention["ExecStart"] == ["/opt/tipline/venv/bin/tipline-server retention"]
     socket = directives(DEPLOY / "systemd" / "tipline.socket")

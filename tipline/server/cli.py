@@ -42,6 +42,29 @@ def demo(data_dir: str, port: int) -> None:
     run_simple("127.0.0.1", port, app, threaded=True, request_handler=QuietRequestHandler)
 
 
+@cli.command()
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    metavar="ADDRESS",
+    help="HOST:PORT or unix:PATH to listen on (again for more); "
+    "leave out under systemd's tipline.socket.",
+)
+@click.option(
+    "--config",
+    "conf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="gunicorn settings file [default: deploy/gunicorn.conf.py]",
+)
+def serve(binds: tuple[str, ...], conf: Path | None) -> None:
+    """Run the tip line with gunicorn and deploy/gunicorn.conf.py (the production server)."""
+    from . import serve as serving
+
+    serving.serve(list(binds), conf or serving.GUNICORN_CONF)
+
+
 @cli.group("db")
 def db_group() -> None:
     """The database schema."""
