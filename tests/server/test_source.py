@@ -221,8 +221,9 @@ def test_logout_forgets_the_session(app: Flask, client: FlaskClient) -> None:
     assert copied.get("/replies").status_code == 401
     # The codename still works: logging in again starts a new, valid session.
     again = app.test_client()
-    login = again.post("/login", data={"csrf_token": csrf_token(again, "/login"),
-                                       "codename": codename})
+    login = again.post(
+        "/login", data={"csrf_token": csrf_token(again, "/login"), "codename": codename}
+    )
     assert login.status_code == 200 and again.get("/replies").status_code == 200
 
 

@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         auth,
         cache,
         db,
+        digest_views,
         errors,
         i18n,
         journalist,
@@ -56,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(journalist.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(digest_views.bp)
     app.register_blueprint(journalist_api.bp)
     csrf.exempt(journalist_api.bp)  # bearer tokens, never cookies: nothing to forge
     return app

@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from ..crypto.errors import ManifestError
 from ..crypto.keys import fingerprint
 from ..crypto.manifest import MAX_SIGNED_MANIFEST
-from . import accounts, audit, db, keyset, manifests, settings
+from . import accounts, audit, db, digest, keyset, mailer, manifests, settings
 from .auth import account, staff_required
 from .forms import ActionForm
 from .models import Account
@@ -52,6 +52,9 @@ def _page(status: int = 200, **extra: object) -> ResponseReturnValue:
         "keys": keys,
         "fingerprint": fingerprint(current_app.config["ORG_PUBLIC_KEY_BYTES"]),
         "audit_log": audit.recent(session, 50),
+        "digests": digest.overview(session),
+        "digest_relay": current_app.config["DIGEST_ENABLED"]
+        and mailer.Relay.from_config(current_app.config).describe(),
         "me": account(),
         "message": None,
         "error": None,

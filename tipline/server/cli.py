@@ -172,6 +172,44 @@ def retention_command() -> None:
     )
 
 
+@cli.command("digest")
+@click.option("--check", is_flag=True, help="Connect to the relay and log in; send nothing.")
+def digest_command(check: bool) -> None:
+    """Send today's daily digest to each journalist who asked for it (a timer runs it daily
+    at one fixed time); a second run the same day sends nothing twice."""
+    from . import digest, mailer, settings
+    from .models import today
+
+    with _app_db() as (app, session):
+        if not app.config["DIGEST_ENABLED"]:
+            click.echo(
+                "tipline-server: the daily digest is off (DIGEST_ENABLED); nothing was sent",
+                err=True,
+            )
+            return
+        relay = mailer.Relay.from_config(app.config)
+        if check:
+            with mailer.session(relay):
+                pass
+            click.echo(
+                f"tipline-server: {relay.describe()} took the connection"
+                f"{' and the login' if relay.username else ''}; nothing was sent",
+                err=True,
+            )
+            return
+        org_name = settings.load(session).org_name
+        result = digest.run(session, relay, app.config["DIGEST_SUBJECT"], org_name, today())
+    click.echo(
+        f"tipline-server: daily digest sent to {result.sent} journalists "
+        f"({result.already} had today's already)",
+        err=True,
+    )
+    for failure in result.failed:
+        click.echo(f"tipline-server: not sent to {failure}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
 def main() -> None:
     """Entry point: map Tipline errors to one line on stderr and exit code 1."""
     try:

@@ -5,7 +5,9 @@ passes.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -43,7 +45,25 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_SESSION_HOURS": 12,  # and after this long in all
     "SECRET_KEY_FALLBACKS": [],  # old session keys still accepted while they are rotated out
     "MAX_REPLY_BUNDLE": 512 * MIB,  # the largest reply bundle a journalist may upload
+    # The daily digest (docs/ADMIN.md "Daily digest"): off unless switched on, through this relay.
+    "DIGEST_ENABLED": False,
+    "DIGEST_SUBJECT": "Daily digest",  # the same every day; need not say "tip line"
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_SECURITY": "starttls",  # starttls, tls (implicit, port 465), or none (a local relay)
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,  # never logged nor shown
+    "SMTP_FROM": None,
+    "SMTP_PROXY": None,  # SOCKS5, e.g. Tor: socks5://127.0.0.1:9050 or unix:/run/tor/socks
+    "SMTP_CA_FILE": None,  # the CA of a relay whose certificate is not from a public CA
 }
+
+# An address as it may stand in a header: ASCII, no spaces, quotes or line breaks.
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_SOCKS = re.compile(r"socks5h?://[A-Za-z0-9.:\[\]-]{1,255}:\d{1,5}")
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -132,4 +152,52 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
     if config["MAX_CHUNK_SIZE"] < 64 * 1024:
         raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
+    if config["DIGEST_ENABLED"]:
+        _check_mail(config)
     return config
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_mail(config: dict[str, Any]) -> None:
+    """The relay settings the digest needs, each bounded (checked only when it is on)."""
+    if not isinstance(config["DIGEST_ENABLED"], bool):
+        raise ConfigError("TIPLINE_DIGEST_ENABLED must be true or false")
+    for key in ("SMTP_HOST", "SMTP_FROM"):
+        if not isinstance(config[key], str) or not config[key]:
+            raise ConfigError(f"TIPLINE_{key} must be set when the daily digest is on")
+    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
+    if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]{1,253}", host):
+        raise ConfigError("TIPLINE_SMTP_HOST must be a host name or an address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("TIPLINE_SMTP_PORT must be a port number")
+    if not EMAIL.fullmatch(config["SMTP_FROM"]):
+        raise ConfigError("TIPLINE_SMTP_FROM must be one plain address, like tips@example.org")
+    subject = config["DIGEST_SUBJECT"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= 100 or not subject.isprintable():
+        raise ConfigError("TIPLINE_DIGEST_SUBJECT must be 1 to 100 printable characters")
+    if config["SMTP_SECURITY"] not in ("starttls", "tls", "none"):
+        raise ConfigError("TIPLINE_SMTP_SECURITY must be starttls, tls or none")
+    if config["SMTP_SECURITY"] == "none" and not (_is_loopback(host) and not config["SMTP_PROXY"]):
+        raise ConfigError("TIPLINE_SMTP_SECURITY may be none only for a relay on this machine")
+    for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_PROXY", "SMTP_CA_FILE"):
+        if config[key] is not None and (
+            not isinstance(config[key], str) or len(config[key]) > 1024
+        ):
+            raise ConfigError(f"TIPLINE_{key} must be a string")
+    if (config["SMTP_PASSWORD"] is None) != (config["SMTP_USERNAME"] is None):
+        raise ConfigError("TIPLINE_SMTP_USERNAME and TIPLINE_SMTP_PASSWORD go together")
+    proxy = config["SMTP_PROXY"]
+    if proxy is not None and not (
+        _SOCKS.fullmatch(proxy) or (proxy.startswith("unix:/") and "\0" not in proxy)
+    ):
+        raise ConfigError(
+            "TIPLINE_SMTP_PROXY must be socks5://HOST:PORT or unix:/PATH (Tor's SOCKS port)"
+        )
+    if config["SMTP_CA_FILE"] is not None and not Path(config["SMTP_CA_FILE"]).is_file():
+        raise ConfigError("TIPLINE_SMTP_CA_FILE must name a file of CA certificates")

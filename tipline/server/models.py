@@ -160,3 +160,20 @@ class Setting(Base):
     __tablename__ = "settings"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class DigestSubscription(Base):
+    """A journalist's daily digest: the address it goes to and the public key (age or OpenPGP)
+    it is encrypted to. No row: no digest. ``last_sent`` (a day) makes a run once a day."""
+
+    __tablename__ = "digest_subscriptions"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    key_kind: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Every digest's body is padded to exactly this many characters (see digest.py).
+    body_size: Mapped[int] = mapped_column(Integer)
+    last_sent: Mapped[datetime.date | None] = mapped_column(Date, default=None)
