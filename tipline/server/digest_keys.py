@@ -77,7 +77,11 @@ class _GnuPGHome:
     def __init__(self, armored: str) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="tipline-gpg-")
         self.home = Path(self._dir.name)  # 0700, made by mkdtemp
-        _run([*GPG_BASE, "--homedir", str(self.home), "--import"], armored.encode(), "read it")
+        try:
+            self.gpg("--import", data=armored.encode())
+        except BaseException:
+            self.close()
+            raise
 
     def gpg(self, *args: str, data: bytes = b"", what: str = "read it") -> bytes:
         return _run([*GPG_BASE, "--homedir", str(self.home), *args], data, what)
