@@ -151,7 +151,8 @@ fi
 [ -f "$SRC/static/build/libsodium.js" ] || die "$SRC/static/build is missing: run 'make static' in the source tree first"
 
 # --- 2. Debian packages -------------------------------------------------------------------
-packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor)
+# age and gpg: the daily digest encrypts each journalist's mail with them (docs/ADMIN.md).
+packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor age gpg)
 [ "$DATABASE" = postgresql ] && packages+=(postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
@@ -185,7 +186,7 @@ folder "$OPT" 0755 root:root
 if [ "$SRC" != "$ROOT$APP" ]; then
     mkdir -p "$ROOT$APP"
     synced="$(rsync -a --omit-dir-times --delete --checksum --itemize-changes \
-        --exclude=/.git/ --exclude=/.venv/ --exclude=/node_modules/ --exclude=/instance/ \
+        --exclude=/.git --exclude=/.venv/ --exclude=/node_modules/ --exclude=/instance/ \
         --exclude=/wheelhouse/ --exclude=/build/ --exclude=/dist/ --exclude='*.egg-info/' \
         --exclude=__pycache__/ --exclude=/.mypy_cache/ --exclude=/.ruff_cache/ \
         --exclude=/.pytest_cache/ --exclude=/.hypothesis/ --exclude=/.ci/ \
@@ -327,7 +328,8 @@ fi
 
 # --- 9. systemd -----------------------------------------------------------------------------
 before=$CHANGES
-for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer; do
+for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer \
+    tipline-digest.service tipline-digest.timer; do
     put "$ROOT$APP/deploy/systemd/$unit" "/etc/systemd/system/$unit" 0644 root:root
 done
 if [ "$CHANGES" -ne "$before" ]; then
@@ -335,7 +337,7 @@ if [ "$CHANGES" -ne "$before" ]; then
     service restart tipline.socket
     service try-restart tipline.service
 fi
-for unit in tipline.socket tipline.service tipline-retention.timer nginx tor; do
+for unit in tipline.socket tipline.service tipline-retention.timer tipline-digest.timer nginx tor; do
     if [ -n "$ROOT" ]; then
         say "would run: systemctl enable --now $unit"
     elif [ "$SYSTEMD" -eq 0 ]; then

@@ -155,7 +155,7 @@ EOF
     mount -t tmpfs -o mode=1777 tmpfs "$CHROOT/dev/shm"
     mkdir -p "$CHROOT/root/desk"
     cp "$WORK/desk/org.pub.json" "$WORK/desk/manifest.signed.json" "$CHROOT/root/desk/"
-    rsync -a --exclude=/.git/ --exclude=/.venv/ --exclude=/node_modules/ --exclude=__pycache__/ \
+    rsync -a --exclude=/.git --exclude=/.venv/ --exclude=/node_modules/ --exclude=__pycache__/ \
         --exclude=/.mypy_cache/ --exclude=/.ruff_cache/ --exclude=/.pytest_cache/ \
         --exclude=/.hypothesis/ "$REPO/" "$CHROOT/root/tipline/"
 
@@ -186,11 +186,22 @@ EOF
         "$CHROOT/etc/tipline/tipline.toml" || fail "$db: DATABASE_URL is not for $db"
     in_chroot nginx -t -q || fail "$db: nginx -t refuses the installed configuration"
     ok "$db: nginx -t accepts the installed site"
-    for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer; do
+    for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer \
+        tipline-digest.service tipline-digest.timer; do
         cmp -s "$REPO/deploy/systemd/$unit" "$CHROOT/etc/systemd/system/$unit" ||
             fail "$db: /etc/systemd/system/$unit is not the shipped one"
     done
-    ok "$db: the four units are installed"
+    ok "$db: the six units are installed"
+    # The digest timer's command, as its service runs it: off until the admin configures it.
+    read -ra digest_cmd <<<"$(unit_setting tipline-digest.service ExecStart)"
+    digest_out="$(in_chroot runuser -u tipline -- env "$(unit_setting tipline-digest.service Environment)" \
+        "${digest_cmd[@]}" 2>&1)" || fail "$db: tipline-server digest: $digest_out"
+    [ "$digest_out" = "tipline-server: the daily digest is off (DIGEST_ENABLED); nothing was sent" ] ||
+        fail "$db: tipline-server digest said: $digest_out"
+    for tool in age gpg; do
+        in_chroot "$tool" --version >/dev/null || fail "$db: $tool is not installed (the digest needs it)"
+    done
+    ok "$db: tipline-server digest runs as the timer would (off by default); age and gpg are there"
 
     say "$db: the app, started as tipline.service's ExecStart on tipline.socket's socket"
     listen="$(unit_setting tipline.socket ListenStream)"

@@ -30,6 +30,8 @@ UNITS = (
     "tipline.service",
     "tipline-retention.service",
     "tipline-retention.timer",
+    "tipline-digest.service",
+    "tipline-digest.timer",
 )
 
 
@@ -267,7 +269,9 @@ def test_systemd_verify_would_catch_a_mistake(tmp_path: Path) -> None:
     assert "Unknown key" in done.stderr
 
 
-@pytest.mark.parametrize("unit", ["tipline.service", "tipline-retention.service"])
+@pytest.mark.parametrize(
+    "unit", ["tipline.service", "tipline-retention.service", "tipline-digest.service"]
+)
 def test_units_are_sandboxed(tmp_path: Path, unit: str) -> None:
     path = {p.name: p for p in render_units(tmp_path)}[unit]
     done = subprocess.run(
@@ -311,6 +315,7 @@ def test_both_services_have_the_same_sandbox() -> None:
     assert (
         sandbox("tipline.service").split("[Install]")[0].strip()
         == sandbox("tipline-retention.service").strip()
+        == sandbox("tipline-digest.service").strip()
     )
 
 

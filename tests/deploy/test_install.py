@@ -44,7 +44,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             "rsync",
             "-a",
-            "--exclude=.git/",
+            "--exclude=/.git",
             "--exclude=.venv/",
             "--exclude=node_modules/",
             "--exclude=__pycache__/",
