@@ -429,3 +429,33 @@ def test_smtp_connection_failures_reach_the_admin_as_one_line() -> None:
         mailer.session(relay),
     ):
         pass
+
+
+def test_the_admin_guide_shows_a_configuration_that_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TOML in docs/ADMIN.md "Daily digest" passes every check, and the commands that
+    section shows are the ones the tests above run."""
+    from tipline.server import ROOT
+    from tipline.server.config import load_config
+
+    section = (ROOT / "docs" / "ADMIN.md").read_text().split("## Daily digest\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    found = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert found
+    config_file = tmp_path / "tipline.toml"
+    config_file.write_text(
+        found.group(1) + f'DATA_DIR = "{tmp_path}"\nORG_PUBLIC_KEY = "{"A" * 43}="\n'
+    )
+    for key in ("DATA_DIR", "ORG_PUBLIC_KEY", "DATABASE_URL"):
+        monkeypatch.delenv(f"TIPLINE_{key}", raising=False)
+    monkeypatch.setenv("TIPLINE_CONFIG_FILE", str(config_file))
+    config = load_config()
+    assert config["DIGEST_ENABLED"] is True and config["SMTP_SECURITY"] == "tls"
+    assert config["SMTP_PROXY"] == "unix:/run/tor/socks"
+    relay = mailer.Relay.from_config(config)
+    assert "password" not in repr(relay) and relay.describe() == (
+        "smtp.example.org:465 (tls) through unix:/run/tor/socks"
+    )
+    shown = set(re.findall(r"tipline-server digest[a-z -]*", section))
+    assert shown == {"tipline-server digest --check", "tipline-server digest"}
