@@ -12,6 +12,7 @@ set -euo pipefail
 PACKAGES=(
     chromium                                # browser tests (Playwright drives Debian's build)
     age                                     # bench and interop: the age reference tool
+    gpg gpg-agent                           # the daily digest's OpenPGP keys: checked, encrypted to, decrypted
     nginx libnginx-mod-http-headers-more-filter  # tests/deploy: the real nginx site
     tor                                     # tests/deploy: torrc checked by tor --verify-config
     systemd                                 # systemd-analyze verify/security of the units
