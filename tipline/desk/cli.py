@@ -13,10 +13,10 @@ from typing import TextIO
 import click
 
 from ..crypto.errors import LockedSecretError, TiplineError
-from . import cli_admin, errors
+from . import cli_admin, cli_export, errors
 from .common import ask_passphrase, opened, print_threads, vault_path
 from .importer import import_bundle
-from .outgoing import export_item, write_reply
+from .outgoing import write_reply
 from .store import STATUSES
 from .text import fold, neutralise, one_line
 from .vault import USER_KDFS, Vault, today
@@ -118,6 +118,7 @@ def show(ctx: click.Context, item: str) -> None:
         store = vault.store
         it = store.get(store.resolve(item))
         message, notes = store.message(it.id), store.notes(it.id)
+        prints = store.fingerprints(it.id)
         if it.status == "new":
             store.set_status(it.id, "read")
             vault.save_store()
@@ -127,8 +128,12 @@ def show(ctx: click.Context, item: str) -> None:
         f"status {it.status}{'  starred' if it.starred else ''}  sealed by {it.sealed_by}"
         + (f"  tags {' '.join(it.tags)}" if it.tags else "")
     )
+    if 0 in prints:
+        click.echo(f"envelope sha256 {prints[0].hex()} (as received)")
     for n, (name, size, kind) in enumerate(it.attachments, 1):
         click.echo(f"attachment {n}: {one_line(name, 100)}  {size} bytes  {one_line(kind, 60)}")
+        fingerprint = prints[n].hex() if n in prints else "not recorded (an export records it)"
+        click.echo(f"  sha256 {fingerprint}")
     click.echo("")
     click.echo(fold(neutralise(message)))
     for note in notes:
@@ -178,23 +183,6 @@ def note(ctx: click.Context, item: str, text: str) -> None:
     with opened(ctx) as vault:
         vault.store.add_note(vault.store.resolve(item), text, today().isoformat())
         vault.save_store()
-
-
-@cli.command()
-@click.argument("item")
-@click.option(
-    "--to", "folder", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
-@click.option("--with-message", is_flag=True, help="Also write the message as a text file.")
-@click.pass_context
-def export(ctx: click.Context, item: str, folder: Path, with_message: bool) -> None:
-    """Decrypt an item's attachments into FOLDER (plaintext on disk: only when you need it)."""
-    with opened(ctx) as vault:
-        written = export_item(vault, vault.store.resolve(item), folder, with_message)
-    for path in written:
-        click.echo(str(path))
-    if not written:
-        click.echo("this item has no attachments", err=True)
 
 
 @cli.command()
@@ -291,6 +279,7 @@ def _invoke(ctx: click.Context) -> object:
 
 cli.invoke = _invoke  # type: ignore[method-assign]
 cli_admin.register(cli)
+cli.add_command(cli_export.export_cmd)
 
 
 def main() -> None:

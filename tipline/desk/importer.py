@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..bundle import KIND_EXPORT, BundleEntry, BundleError, BundleReader, ExportItem
 from ..crypto.envelope import open_envelope
 from ..crypto.errors import TiplineError
 from . import sealed
 from .errors import ImportRefusedError
+from .provenance import Fingerprint
 from .vault import Vault, today
 
 DAMAGED = "its checksum does not match: it was damaged on the way"
@@ -55,9 +56,11 @@ class _Store:
 
     def __init__(self, out: BinaryIO) -> None:
         self.out, self.written, self.started = out, 0, 0
+        self.envelope = Fingerprint()  # SHA-256 of the envelope as received (provenance.py)
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         n = self.out.write(data)
+        self.envelope.write(memoryview(data)[:n])  # a raw file may take only part of it
         self.written += n
         if self.written - self.started >= self.STEP:
             self.start_writeback()
@@ -159,7 +162,13 @@ def _import_one(
                 # and written, still sealed, to the vault. With a spare core, one helper thread
                 # reads ahead and another writes behind while this one decrypts.
                 store = _Store(out)
-                inner = open_envelope(entry, identities, copy_to=store, read_ahead=read_ahead)
+                prints: list[Fingerprint] = []  # each attachment's SHA-256, as it streams past
+
+                def sink(_index: int, _attachment: object) -> BinaryIO:
+                    prints.append(Fingerprint())
+                    return cast(BinaryIO, prints[-1])
+
+                inner = open_envelope(entry, identities, sink, copy_to=store, read_ahead=read_ahead)
             except TiplineError as exc:
                 # A wrong checksum says more than "could not be opened": the stick damaged it.
                 return exc.message if entry.finish() else DAMAGED
@@ -186,5 +195,9 @@ def _import_one(
         sealed_by=inner.sealed_by,
         message=inner.message,
         attachments=[(a.name, a.size, a.type) for a in inner.attachments],
+    )
+    vault.store.add_fingerprints(
+        item.id,
+        {0: store.envelope.digest(), **{n: p.digest() for n, p in enumerate(prints, 1)}},
     )
     return None

@@ -1,4 +1,4 @@
-"""What leaves the vault on request: attachments exported to a folder, and reply bundles."""
+"""What leaves the vault as a reply: reply bundles (attachments leave by safe/export.py)."""
 
 from __future__ import annotations
 
@@ -15,72 +15,12 @@ import nacl.utils
 
 from ..bundle import KIND_REPLY, ReplyItem, write_bundle
 from ..crypto import envelope
-from ..crypto.errors import TiplineError
 from ..crypto.inner import MAX_ATTACHMENTS, Attachment, Inner
 from . import sealed
-from .errors import ExportRefusedError, UsageError
-from .text import safe_filename
+from .errors import UsageError
 from .vault import Vault, today
 
 MAX_REPLY_ATTACHMENT = 1 << 30
-
-
-def export_item(vault: Vault, item_id: str, folder: Path, with_message: bool = False) -> list[Path]:
-    """Open an item's envelope and write its attachments into ``folder``, under safe names.
-
-    The names are made by the desk (``safe_filename``), never taken as paths from the envelope,
-    and an existing file is never overwritten. Attachments are written under temporary names and
-    renamed only after the whole envelope authenticated; on any failure nothing is left behind.
-    """
-    if not folder.is_dir():
-        raise ExportRefusedError(f"{folder} is not a folder")
-    temps: list[tuple[Path, str]] = []
-    handles: list[BinaryIO] = []
-
-    def sink(index: int, attachment: Attachment) -> BinaryIO:
-        tmp = folder / f".tipline-partial-{nacl.utils.random(8).hex()}"
-        handle = tmp.open("xb")
-        handles.append(handle)
-        temps.append((tmp, safe_filename(attachment.name, index, item_id)))
-        return handle
-
-    written: list[Path] = []
-    try:
-        with vault.item_file(item_id).open("rb") as src:
-            inner = envelope.open_envelope(src, vault.keyring.identities(), sink)
-        for handle in handles:
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-        if with_message:
-            tmp = folder / f".tipline-partial-{nacl.utils.random(8).hex()}"
-            tmp.write_text(inner.message, encoding="utf-8")
-            temps.append((tmp, f"{item_id[:8]}-message.txt"))
-        for tmp, name in temps:
-            target = _free_name(folder, name)
-            os.link(tmp, target)  # never replaces an existing file, unlike rename
-            written.append(target)
-    except TiplineError as exc:
-        for path in written:
-            path.unlink()
-        raise ExportRefusedError(exc.message) from exc
-    finally:
-        for handle in handles:
-            handle.close()
-        for tmp, _ in temps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    return written
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    target = folder / name
-    n = 2
-    while target.exists():
-        stem, dot, ext = name.rpartition(".")
-        target = folder / (f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})")
-        n += 1
-    return target
 
 
 @dataclass(frozen=True)

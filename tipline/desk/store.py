@@ -17,7 +17,18 @@ from .errors import AmbiguousError, NotFoundError, UsageError, VaultDamagedError
 STATUSES = ("new", "read", "follow-up", "done")
 MAX_TAG = 40
 MAX_NOTE = 20000
-SCHEMA_VERSION = 1
+# The schema grows by numbered steps: a new database gets SCHEMA and every step, an older one
+# the steps it lacks when it is opened (and is saved so at the next save).
+MIGRATIONS: dict[int, str] = {
+    # 2: SHA-256 fingerprints taken at import (tipline/desk/provenance.py): part 0 is the
+    # envelope as received, part n the plaintext of attachment n.
+    2: """
+    CREATE TABLE fingerprints(
+        item_id TEXT NOT NULL, part INTEGER NOT NULL, sha256 BLOB NOT NULL,
+        PRIMARY KEY(item_id, part));
+    """,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,18 +79,24 @@ class Store:
 
     def __init__(self, data: bytes | bytearray | None = None) -> None:
         self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.dirty = False
         if data is None:
             self.db.executescript(SCHEMA)
-            self.db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT INTO meta VALUES('schema', '1')")
+            version = 1
         else:
             try:
                 self.db.deserialize(data)
                 row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             except sqlite3.DatabaseError as exc:
                 raise VaultDamagedError("the triage database does not read") from exc
-            if row is None or row[0] != str(SCHEMA_VERSION):
+            if row is None or not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION:
                 raise VaultDamagedError("the triage database is from another version")
-        self.dirty = False
+            version = int(row[0])
+        for step in sorted(n for n in MIGRATIONS if n > version):
+            self.db.executescript(MIGRATIONS[step])
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(step),))
+            self.dirty = data is not None
 
     def serialize(self) -> bytes:
         """The database file's bytes, to be sealed."""
@@ -144,6 +161,15 @@ class Store:
             self.db.execute(sql, (seq,))
         self.db.execute("DELETE FROM tags WHERE item_id=?", (item_id,))
         self.db.execute("DELETE FROM notes WHERE item_id=?", (item_id,))
+        self.db.execute("DELETE FROM fingerprints WHERE item_id=?", (item_id,))
+        self.dirty = True
+
+    def add_fingerprints(self, item_id: str, parts: dict[int, bytes]) -> None:
+        """Record SHA-256 fingerprints: part 0 the envelope as received, n attachment n."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO fingerprints VALUES(?,?,?)",
+            [(item_id, part, digest) for part, digest in parts.items()],
+        )
         self.dirty = True
 
     def set_status(self, item_id: str, status: str) -> None:
@@ -278,6 +304,13 @@ class Store:
         if row is None:
             raise NotFoundError(f"no item {item_id}")
         return bytes(row[0])
+
+    def fingerprints(self, item_id: str) -> dict[int, bytes]:
+        """An item's recorded fingerprints (empty for an item imported before they were taken)."""
+        rows = self.db.execute(
+            "SELECT part, sha256 FROM fingerprints WHERE item_id=? ORDER BY part", (item_id,)
+        ).fetchall()
+        return {int(r[0]): bytes(r[1]) for r in rows}
 
     def all_ids(self) -> list[str]:
         """Every item id."""

@@ -96,3 +96,32 @@ def safe_filename(name: str, index: int, item_id: str) -> str:
         head = encoded[: MAX_SAFE_NAME - len(suffix.encode())].decode("utf-8", "ignore")
         text = head + suffix
     return f"{item_id[:8]}-{index + 1:02d}-{text}"
+
+
+# Terminal escape sequences (ECMA-48): CSI, the string commands ended by ST or BEL (OSC, DCS,
+# SOS, PM, APC), and the short ESC forms. Each is removed whole where it is well formed; what is
+# left once the ESC and C1 characters are gone cannot act on a terminal, so a string command is
+# never followed past its line (an unterminated one must not swallow the rest of the text).
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]{0,64}[\x20-\x2f]{0,8}[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]{0,4096}(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]{0,8}[\x30-\x7e]?"
+)
+# What a text file keeps out: C0 and C1 controls but tab and newline, the bidirectional controls
+# that reorder what is shown (a name read backwards, "Trojan Source"), a byte-order mark, lone
+# surrogates. Line and paragraph separators become newlines.
+_UNWANTED = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+    "\ud800-\udfff\u2028\u2029]"
+)
+
+
+def text_file(text: str) -> str:
+    """``text`` for a plain-text file: escape sequences, control characters and bidirectional
+    controls removed, line breaks kept (and made ``\\n``), tabs kept.
+
+    Unlike ``neutralise``, which shows such characters for triage, this drops them: the file is
+    for reading and quoting, and must not act on a terminal that prints it (``cat``).
+    """
+    text = _ESCAPES.sub("", text.replace("\r\n", "\n"))
+    return _UNWANTED.sub(lambda m: "\n" if m.group() in "\u2028\u2029" else "", text)

@@ -19,10 +19,11 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
-from ..outgoing import export_item, write_reply
+from ..outgoing import write_reply
 from ..store import STATUSES, Item
 from ..text import neutralise, one_line
 from ..vault import Vault, today
+from . import exporting
 from .actions import ActionMenu, run_action
 from .dialogs import Composer, Confirm, Notice, Prompt, ReplyDraft
 from .importing import BUSY, ImportJob, ImportOutcome, ImportPanel, ask_cancel, finish, progress
@@ -42,18 +43,19 @@ class DeskApp(App[None]):
     #filter { dock: top; }
     #main { height: 1fr; }
     #status { height: 1; color: $text-muted; }  /* above the footer, not under it */
-    #importing { height: 1; display: none; }
-    #import-label { width: auto; }
+    #importing, #exporting { height: 1; display: none; }
+    #import-label, #export-label { width: auto; }
     .notice { height: auto; max-height: 20; }
     .dialog { width: 80%; height: auto; max-height: 90%; border: thick $accent;
               background: $surface; padding: 1 2; }
     .composer TextArea { height: 12; }
     .buttons { height: auto; }
     .dialog Label { width: 100%; }  /* wrap: a warning must be read whole */
-    Confirm, Prompt, Composer, ActionMenu, Notice { align: center middle; }
+    Confirm, Prompt, Composer, ActionMenu, Notice, ChooseCopy { align: center middle; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_import", "Cancel import"),  # first, so the footer has room for it
+        Binding("x", "cancel_export", "Cancel export"),
         Binding("slash", "focus_filter", "Search"),
         Binding("f", "cycle_filter", "Filter"),
         Binding("s", "star", "Star"),
@@ -80,6 +82,7 @@ class DeskApp(App[None]):
         self.current: Item | None = None
         self.job: ImportJob | None = None  # the import running in a worker, if any
         self.read_later: set[str] = set()  # previewed during an import: marked read after it
+        self.export_job: exporting.ExportJob | None = None
 
     def _fatal_error(self) -> None:
         # Textual's default crash report is a traceback with local variables, which here can
@@ -103,6 +106,7 @@ class DeskApp(App[None]):
             with VerticalScroll(id="preview"):
                 yield Static(Text("Select an item."), id="body")
         yield ImportPanel(id="importing")
+        yield exporting.ExportPanel(id="exporting")
         yield Static("", id="status")
         yield Footer()
 
@@ -202,12 +206,15 @@ class DeskApp(App[None]):
         body.append(f"   {item.received}   {item.status}   sealed by {item.sealed_by}\n")
         if item.tags:
             body.append("Tags: " + " ".join(item.tags) + "\n")
+        prints = store.fingerprints(item_id)
         for n, (name, size, kind) in enumerate(item.attachments, 1):
             body.append(
                 f"Attachment {n}: {one_line(name, 80)} ({size} bytes, "
                 f"{one_line(kind, 40)}) - not opened; press e to export\n",
                 style="italic",
             )
+            if n in prints:
+                body.append(f"  sha256 {prints[n].hex()}\n", style="dim")
         body.append("\n" + neutralise(message[:MAX_PREVIEW]))
         if cut:
             body.append(
@@ -255,7 +262,9 @@ class DeskApp(App[None]):
         return self.job is not None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Offer "cancel import" only while one runs."""
+        """Offer "cancel import" (or export) only while one runs."""
+        if action == "cancel_export":
+            return self.export_job is not None
         return self.job is not None if action == "cancel_import" else True
 
     def import_progress(self, done: int) -> None:
@@ -273,7 +282,13 @@ class DeskApp(App[None]):
     def action_cancel_import(self) -> None:
         ask_cancel(self)
 
+    def action_cancel_export(self) -> None:
+        exporting.ask_cancel(self)
+
     async def action_quit(self) -> None:
+        if self.export_job:
+            self.say("an export is running: wait for it to end, or cancel it with x")
+            return
         if self.job:
             self.say("an import is running: wait for it to end, or cancel it with c")
             return
@@ -339,35 +354,7 @@ class DeskApp(App[None]):
         self.push_screen(Composer(one_line(item.designation, 64), default), done)
 
     def action_export(self) -> None:
-        item = self.current
-        if not item:
-            return
-        if not item.attachments:
-            self.say("this item has no attachments")
-            return
-
-        def confirmed(yes: bool | None, folder: Path) -> None:
-            if not yes:
-                self.say("nothing exported")
-                return
-            try:
-                written = export_item(self.vault, item.id, folder)
-            except TiplineError as exc:
-                self.say(exc.message)
-                return
-            self.say(f"wrote {len(written)} files to {folder}")
-
-        def chosen(answer: str | None) -> None:
-            if not answer:
-                return
-            folder = Path(answer).expanduser()
-            question = (
-                f"Write {len(item.attachments)} attachments, decrypted, into {folder}? "
-                "They will be readable by anyone with access to that folder."
-            )
-            self.push_screen(Confirm(question), lambda yes: confirmed(yes, folder))
-
-        self.push_screen(Prompt("Export attachments to folder", value=str(self.out_folder)), chosen)
+        exporting.begin(self)
 
     def action_admin(self) -> None:
         _admin(self)
