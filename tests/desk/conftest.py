@@ -41,11 +41,14 @@ def make_source(designation: str = "tidy otter", source_id: str | None = None) -
 
 
 def seal_submission(recipients: list[bytes], source: Source, message: str,
-                    files: Sequence[tuple[str, bytes]] = (), sealed_by: str = "browser") -> bytes:
+                    files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
+                    sealed_by: str = "browser") -> bytes:
+    """``files`` are (name, bytes) or (name, bytes, claimed type; text/plain if not given)."""
     inner = Inner("submission", sealed_by, message, source.reply_public,
-                  tuple(Attachment(name, len(data), "text/plain") for name, data in files))
+                  tuple(Attachment(f[0], len(f[1]), f[2] if len(f) > 2 else "text/plain")
+                        for f in files))
     out = io.BytesIO()
-    envelope.seal(out, recipients, inner, [io.BytesIO(data) for _, data in files])
+    envelope.seal(out, recipients, inner, [io.BytesIO(f[1]) for f in files])
     return out.getvalue()
 
 
@@ -58,7 +61,8 @@ class Sub:
 
 
 def submission(recipients: list[bytes], source: Source, message: str,
-               files: Sequence[tuple[str, bytes]] = (), received: str = "2026-11-20",
+               files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
+               received: str = "2026-11-20",
                item_id: str | None = None) -> Sub:
     data = seal_submission(recipients, source, message, files)
     item = ExportItem(item_id or nacl.utils.random(16).hex(), source.id, source.designation,

@@ -27,9 +27,13 @@ class SandboxConverter:
 
     name = "sandbox"
 
-    def __init__(self, config: ConverterConfig, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, config: ConverterConfig, sandbox: Sandbox | None = None, stage1: Path = STAGE1
+    ) -> None:
+        # ``stage1`` is for the tests, which put hostile programs in its place.
         self.config = config
         self.sandbox = sandbox or Sandbox()
+        self.stage1 = stage1
 
     def check(self) -> None:
         """The sandbox's programs are here and the seccomp filter builds."""
@@ -52,7 +56,7 @@ class SandboxConverter:
         run = self.sandbox.start(
             [self.sandbox.tools.python, "-I", "-B", STAGE1_INSIDE, *args],
             self.limits(job.size),
-            files=[(STAGE1, STAGE1_INSIDE)],
+            files=[(self.stage1, STAGE1_INSIDE)],
             cancel=job.cancel,
         )
         try:
