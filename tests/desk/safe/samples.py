@@ -114,12 +114,14 @@ def hostile_pdf() -> bytes:
 
 
 def pdf_claiming_pages(count: int = 100_000) -> bytes:
-    """One real page whose page tree claims ``count``."""
+    """One real page, listed ``count`` times by a page tree that claims ``count`` pages, in a
+    file with as many (empty) objects, so that readers believe the count (5 MB)."""
     return pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count %d >>" % count,
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b"4 0 R " * count, count),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         *text_page_objects(1, 4, 2, 3),
+        *[b"null"] * count,
     ])
 
 
@@ -320,19 +322,20 @@ def docx_hostile_parts(data: bytes) -> set[str]:
 
 
 def docx_bomb(megabytes: int) -> bytes:
-    """A DOCX whose one paragraph unpacks to ``megabytes`` MiB of text (a few hundred KiB)."""
+    """A DOCX of a few MiB whose text unpacks to ``megabytes`` MiB (about 100,000 pages each
+    hundred MiB once laid out)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("[Content_Types].xml", CONTENT_TYPES)
         z.writestr("_rels/.rels", RELS)
         with z.open("word/document.xml", "w", force_zip64=True) as f:
-            head, tail = document_xml("<w:p><w:r><w:t>|").split("|")
-            tail = tail.replace("</w:t></w:r></w:p>", "")
+            head, tail = document_xml("|").split("|")
             f.write(head.encode())
-            block = b"A" * (1 << 20)
+            paragraph = b"<w:p><w:r><w:t>" + b"A" * 1000 + b"</w:t></w:r></w:p>"
+            block = paragraph * ((1 << 20) // len(paragraph))
             for _ in range(megabytes):
                 f.write(block)
-            f.write(b"</w:t></w:r></w:p>" + tail.encode())
+            f.write(tail.encode())
     return out.getvalue()
 
 
