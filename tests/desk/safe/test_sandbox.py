@@ -31,7 +31,8 @@ LIMITS = Limits(seconds=30, memory=1 << 30, tmpfs=64 << 20, file_size=64 << 20)
 # namespace for itself alone, a keyring query.
 ESCAPE = r"""
 import ctypes, errno, json, os, socket, sys
-vault, port, mount_point, home = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
+vault, port, mount_point, home, system = (sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(),
+                                          sys.argv[4], sys.argv[5])
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 def attempt(name, fn):
@@ -66,7 +67,7 @@ attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) 
 attempt("unix", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) and "opened")
 attempt("read_vault", lambda: open(os.path.join(vault, "vault.key"), "rb").read(4) and "read")
 attempt("write_vault", write(os.path.join(vault, "pwned")))
-attempt("write_usr", write("/usr/pwned"))
+attempt("write_usr", write(os.path.join(system, "pwned")))
 attempt("write_home", write(os.path.join(home, "tipline-sandbox-test")))
 attempt("write_tmp", write(os.path.join(os.environ.get("TMPDIR", "/tmp"), "tipline-fine")))
 attempt("ptrace", call("ptrace", 0, 0, 0, 0))  # PTRACE_TRACEME
@@ -138,7 +139,7 @@ def test_escape_attempts_fail_inside_and_work_outside(
     try:
         outside = subprocess.run(
             ["/usr/bin/python3", "-I", "-c", ESCAPE, str(fake_vault), str(port), str(mount_point),
-             str(home)],
+             str(home), str(tmp_path)],  # a stand-in for /usr: the control must harm nothing
             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
             env={"HOME": str(home), "TMPDIR": str(tmp_path)})
     finally:
@@ -147,6 +148,7 @@ def test_escape_attempts_fail_inside_and_work_outside(
     assert control["inet"] == "connected" and control["read_vault"] == "read"
     assert control["write_vault"] == "written" and control["netlink"] == "opened"
     assert control["write_home"] == "written" and (home / "tipline-sandbox-test").exists()
+    assert control["write_usr"] == "written"
     assert control["ptrace"] == "allowed" and control["unshare_user"] == "allowed"
     assert control["keyctl"] == "allowed"
     if os.getuid() == 0:
@@ -154,7 +156,8 @@ def test_escape_attempts_fail_inside_and_work_outside(
     assert got == [b"ESCAPED"]  # the listener sees a connection that gets through
     (fake_vault / "pwned").unlink()
 
-    inside = run_inside(Sandbox(), ESCAPE, str(fake_vault), str(port), "/tmp", str(Path.home()))
+    inside = run_inside(Sandbox(), ESCAPE, str(fake_vault), str(port), "/tmp", str(Path.home()),
+                        "/usr")
     for name in ("inet", "inet6", "netlink"):
         assert inside[name] == "refused: EAFNOSUPPORT", (name, inside)  # the seccomp filter
     assert inside["unix"] == "opened"  # LibreOffice talks to itself this way
@@ -184,7 +187,7 @@ def test_the_sandbox_works_for_an_ordinary_user(fake_vault: Path,
         wrapper = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     os.chmod(fake_vault, 0o755)
     inside = run_inside(Sandbox(wrapper=wrapper), ESCAPE, str(fake_vault), str(listener[0]),
-                        "/tmp", str(Path.home()))
+                        "/tmp", str(Path.home()), "/usr")
     assert inside["inet"] == "refused: EAFNOSUPPORT" and inside["write_tmp"] == "written"
     assert inside["write_vault"].startswith("refused") and inside["ptrace"] == "refused: EPERM"
     assert inside["caps"] == "0000000000000000"
