@@ -131,17 +131,21 @@ def test_export_writes_safe_names_only_on_request(tmp_path: Path, run: Run,
     out = tmp_path / "out"
     out.mkdir()
     assert list(out.iterdir()) == []  # importing wrote nothing in plaintext anywhere
-    result = run("export", sub.item.id[:10], "--to", str(out), "--with-message")
-    names = sorted(p.name for p in out.iterdir())
+    result = run("export", sub.item.id[:10], "--to", str(out), "--with-message", "--original")
+    assert "it can attack the program that opens it" in result.stderr  # the warning
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".provenance.json"))
     prefix = sub.item.id[:8]
     assert names == sorted([f"{prefix}-01-passwd", f"{prefix}-02-path.txt", f"{prefix}-03-_CON",
                             f"{prefix}-04-evil_[2J_txt.exe", f"{prefix}-05-ok.pdf",
                             f"{prefix}-06-ok.pdf", f"{prefix}-message.txt"])
+    assert len(list(out.glob("*.provenance.json"))) == 6  # one sidecar per copy
     assert (out / f"{prefix}-01-passwd").read_bytes() == b"one"
     assert (out / f"{prefix}-06-ok.pdf").read_bytes() == b"six"
     assert (out / f"{prefix}-message.txt").read_text() == "see files"
-    assert all(Path(line).parent == out for line in result.stdout.split())
-    run("export", sub.item.id[:10], "--to", str(out))  # again: never overwrites
+    paths = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
+             if line.startswith(("  original copy: ", "  provenance: ", "message: "))]
+    assert len(paths) == 13 and all(Path(p).parent == out for p in paths)
+    run("export", sub.item.id[:10], "--to", str(out), "--original")  # again: never overwrites
     assert (out / f"{prefix}-01-passwd (2)").read_bytes() == b"one"
 
 
