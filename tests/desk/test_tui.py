@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import io
 import os
@@ -19,6 +20,7 @@ from tipline.desk.importer import import_bundle
 from tipline.desk.tui.actions import run_action
 from tipline.desk.tui.app import DeskApp, make_app
 from tipline.desk.tui.dialogs import Composer, Confirm, Notice
+from tipline.desk.tui.exporting import ChooseCopy
 from tipline.desk.vault import Vault
 
 from .conftest import PASS, Sub, bundle_bytes, make_source, public_keys, submission
@@ -117,6 +119,15 @@ def test_keyboard_triage(vault_dir: Path, subs: list[Sub]) -> None:
         assert vault.store.get(subs[1].item.id).tags == ("leads",)
 
 
+async def exported(app: DeskApp, pilot: Pilot[None]) -> None:
+    """Wait for the export worker to end."""
+    for _ in range(600):
+        await pilot.pause(0.1)
+        if app.export_job is None:
+            return
+    raise AssertionError("the export did not end")
+
+
 def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub],
                                          tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -128,13 +139,79 @@ def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub],
         await pilot.pause()
         await pilot.press("e", "enter")
         await pilot.pause()
+        assert isinstance(app.screen, ChooseCopy)
+        await pilot.press("enter")  # the viewing copy is the one highlighted
+        await pilot.pause()
         assert isinstance(app.screen, Confirm)
         await pilot.press("escape")
         await pilot.pause()
         assert list(out.iterdir()) == []
-        await pilot.press("e", "enter", "y")
+        await pilot.press("e", "enter", "enter", "y")
+        await exported(app, pilot)
+        prefix = subs[0].item.id[:8]
+        assert sorted(p.name for p in out.iterdir()) == [
+            f"{prefix}-01-x.viewing.txt", f"{prefix}-01-x.viewing.txt.provenance.json"]
+        assert status_line(app) == "wrote 1 of 1 copies"
+        assert isinstance(app.screen, Notice)  # what was written, with the fingerprints
+        assert hashlib.sha256(b"PDF").hexdigest() in screen_text(app)
+
+    drive(vault_dir, script, out)
+
+
+def test_export_shows_pages_and_can_be_cancelled(vault_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tipline.desk.safe.converter import ConverterConfig
+    from tipline.desk.safe.own import SandboxConverter
+    from tipline.desk.tui import exporting
+
+    from .safe import samples
+
+    pks = public_keys(vault_dir)
+    sub = submission(pks, make_source(), "three pages", [
+        ("three.pdf", samples.plain_pdf(3), "application/pdf")])
+    with Vault.open(vault_dir, PASS) as vault:
+        import_bundle(vault, io.BytesIO(bundle_bytes([sub])))
+    out = tmp_path / "out"
+    out.mkdir()
+    steps: list[tuple[int, int]] = []
+    shown = exporting.show_progress
+
+    def spy(app: DeskApp, step: exporting.Progress) -> None:
+        steps.append((step.done, step.pages))
+        shown(app, step)
+
+    monkeypatch.setattr(exporting, "show_progress", spy)
+    hang = tmp_path / "hang.py"
+    hang.write_text("import time\ntime.sleep(1000)\n")
+    hang.chmod(0o644)
+
+    async def script(app: DeskApp, pilot: Pilot[None]) -> None:
+        await pilot.press("e", "enter", "enter", "y")
+        await exported(app, pilot)
+        assert steps[-1] == (3, 3) and (1, 3) in steps  # the bar counted the pages
+        assert status_line(app) == "wrote 1 of 1 copies"
+        await pilot.press("escape")
+        assert len(list(out.glob("*.viewing.pdf"))) == 1
+
+        monkeypatch.setattr(exporting, "make_converter", lambda config: SandboxConverter(
+            ConverterConfig(), stage1=hang))
+        await pilot.press("e", "enter", "enter", "y")
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if steps and steps[-1] == (0, 0):
+                break
+        assert app.query_one("#exporting").display and app.export_job is not None
+        assert "attachment 1/1 three.pdf" in str(app.query_one("#export-label", Label).visual)
+        assert "Cancel export" in screen_text(app)
+        await pilot.press("x")
         await pilot.pause()
-        assert [p.name for p in out.iterdir()] == [f"{subs[0].item.id[:8]}-01-x.pdf"]
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await exported(app, pilot)
+        assert status_line(app) == "export cancelled; 0 copies kept"
+        assert not app.query_one("#exporting").display
+        assert "Cancel export" not in screen_text(app)
+        assert len(list(out.glob("*.viewing.pdf"))) == 1  # only the first export's copy
 
     drive(vault_dir, script, out)
 

@@ -42,6 +42,7 @@ import tipline.desk.tui.app as tui_app
 from tipline.desk.importer import import_bundle
 from tipline.desk.tui.app import DeskApp, make_app
 from tipline.desk.tui.dialogs import Composer, Confirm
+from tipline.desk.tui.exporting import ChooseCopy
 from tipline.desk.vault import Vault
 
 from .conftest import PASS, Sub, bundle_bytes, create_vault, make_source, public_keys, submission
@@ -271,16 +272,31 @@ def test_reply_composer(desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path
     assert_screen(screen_snapshot, svg, tmp_path)
 
 
-def test_export_confirmation(desk: Desk, screen_snapshot: SnapshotAssertion,
-                             tmp_path: Path) -> None:
+def test_export_choice(desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path: Path) -> None:
+    """The kinds of copy, the safe one (a viewing copy) highlighted."""
+
     async def script(app: DeskApp, pilot: Pilot[None]) -> None:
         await highlight(desk, app, pilot, 0)
         await pilot.press("e", "enter")
         await pilot.pause()
+        assert isinstance(app.screen, ChooseCopy)
+
+    svg = capture(desk, script)
+    text = "\n".join(screen_text(normalise(svg)))
+    assert "Viewing copies (safe to open)" in text and "(dangerous to open)" in text
+    assert_screen(screen_snapshot, svg, tmp_path)
+
+
+def test_export_confirmation(desk: Desk, screen_snapshot: SnapshotAssertion,
+                             tmp_path: Path) -> None:
+    async def script(app: DeskApp, pilot: Pilot[None]) -> None:
+        await highlight(desk, app, pilot, 0)
+        await pilot.press("e", "enter", "enter")
+        await pilot.pause()
         assert isinstance(app.screen, Confirm)
 
     svg = capture(desk, script)
-    assert "Write 2 attachments, decrypted" in "".join(screen_text(normalise(svg)))
+    assert "Write viewing copies of 2 attachments" in "".join(screen_text(normalise(svg)))
     assert_screen(screen_snapshot, svg, tmp_path)
 
 

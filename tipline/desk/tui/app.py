@@ -213,8 +213,9 @@ class DeskApp(App[None]):
                 f"{one_line(kind, 40)}) - not opened; press e to export\n",
                 style="italic",
             )
-            if n in prints:
-                body.append(f"  sha256 {prints[n].hex()}\n", style="dim")
+            if n in prints:  # the whole fingerprint, on two lines to fit the pane
+                digest = prints[n].hex()
+                body.append(f"  sha256 {digest[:32]}\n         {digest[32:]}\n", style="dim")
         body.append("\n" + neutralise(message[:MAX_PREVIEW]))
         if cut:
             body.append(
