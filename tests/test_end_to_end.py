@@ -9,6 +9,7 @@ ever sees the other's files, as on a USB stick, so the formats in docs/SPEC.md m
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -28,6 +29,8 @@ from tipline.desk.cli import cli as desk
 from tipline.server import accounts, create_app, db
 from tipline.server.cli import cli as server
 from tipline.server.models import Source
+
+from .desk.safe import samples
 
 PASS = "an air-gapped passphrase"
 MESSAGE = "End-to-end marker: the mayor's second ledger is in the basement safe"
@@ -73,10 +76,14 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
 
     # The source, without JavaScript: the server seals on arrival.
     source = app.test_client()
-    form = MultiDict(
-        {"csrf_token": token_of(source, "/submit"), "message": MESSAGE,
-         "files": FileStorage(io.BytesIO(FILE), "ledger.txt", content_type="text/plain")}
-    )
+    hostile_pdf, gps_jpeg = samples.hostile_pdf(), samples.gps_jpeg()
+    form = MultiDict([
+        ("csrf_token", token_of(source, "/submit")), ("message", MESSAGE),
+        ("files", FileStorage(io.BytesIO(FILE), "ledger.txt", content_type="text/plain")),
+        ("files", FileStorage(io.BytesIO(hostile_pdf), "minutes.pdf",
+                              content_type="application/pdf")),
+        ("files", FileStorage(io.BytesIO(gps_jpeg), "IMG_2041.jpg", content_type="image/jpeg")),
+    ])
     boundary, body = encode_multipart(form)
     page = source.post("/submit", data=body,
                        content_type=f"multipart/form-data; boundary={boundary}")
@@ -107,6 +114,25 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
     assert item_id, listing
     shown = desk_run(vault, "show", item_id.group(1))
     assert MESSAGE in shown and "ledger.txt" in shown
+    assert f"sha256 {hashlib.sha256(hostile_pdf).hexdigest()}" in shown
+
+    # Safe copies of the hostile PDF and the GPS-tagged photo: clean by the checks that find
+    # the hostile parts in the originals (tests/desk/safe/samples.py).
+    assert samples.pdf_hostile_parts(hostile_pdf) and "GPSLatitude" in samples.exif_fields(
+        gps_jpeg)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    exported_copies = desk_run(vault, "export", item_id.group(1), "--to", str(copies))
+    (pdf_copy,) = copies.glob("*-02-minutes.viewing.pdf")
+    assert samples.pdf_hostile_parts(pdf_copy) == set() and samples.pdf_fonts(pdf_copy) == []
+    (photo,) = copies.glob("*-03-IMG_2041.viewing.png")
+    assert samples.png_chunks(photo.read_bytes()) == [b"IHDR", b"IDAT", b"IEND"]
+    assert (copies / f"{pdf_copy.name}.provenance.json").is_file()
+    assert hashlib.sha256(gps_jpeg).hexdigest() in exported_copies
+    desk_run(vault, "export", item_id.group(1), "--to", str(copies), "--publication",
+             "--attachment", "3")
+    (published,) = copies.glob("*-03-IMG_2041.publication.jpg")
+    assert not [k for k in samples.exif_fields(published.read_bytes()) if k.startswith("GPS")]
     with app.app_context():
         (designation,) = db.session().scalars(select(Source.designation)).all()
     desk_run(vault, "reply", designation, "-m", "Reply-Marker: we will call you",
