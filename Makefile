@@ -87,6 +87,11 @@ wheelhouse: $(VENV)/.installed
 bench-desk: setup
 	$(PY) bench/desk.py
 
+# Viewing copies against pdftoppm alone on the same PDF, and the desk's peak RSS (docs/DESK.md).
+.PHONY: bench-convert
+bench-convert: setup
+	$(PY) bench/convert.py
+
 .PHONY: bench-journalist
 bench-journalist: setup
 	$(PY) bench/journalist.py

@@ -38,12 +38,12 @@ class Recording(io.BytesIO):
 def stream(pages: list[tuple[int, int]], claimed: int | None = None, fill: bool = True) -> bytes:
     out = MAGIC + struct.pack(">I", len(pages) if claimed is None else claimed)
     for w, h in pages:
-        out += struct.pack(">II", w, h) + (bytes(w * h * 3) if fill else b"")
+        out += b"P6\n%d %d\n255\n" % (w, h) + (bytes(w * h * 3) if fill else b"")
     return out
 
 
-def read_all(data: bytes, bounds: Bounds = Bounds()) -> list[tuple[int, int, int]]:
-    reader = PixelReader(Recording(data), bounds)
+def read_all(data: bytes, bounds: Bounds | None = None) -> list[tuple[int, int, int]]:
+    reader = PixelReader(Recording(data), bounds or Bounds())
     got = []
     for page in reader:
         size = sum(len(chunk) for _, _, chunk in page.strips())
@@ -68,14 +68,24 @@ def test_a_claim_of_100000_pages_is_refused_before_any_page_is_read() -> None:
 
 
 @pytest.mark.parametrize(("width", "height", "why"), [
-    (0, 10, "out of bounds"), (10_001, 10, "out of bounds"), (10, 2**32 - 1, "out of bounds"),
-    (9000, 9000, "81,000,000 pixels is out of bounds"),
+    (0, 10, "not a P6 header"), (10_001, 10, "out of bounds"), (10, 2**32 - 1, "too long"),
+    (99_999, 99_999, "out of bounds"), (9000, 9000, "81,000,000 pixels is out of bounds"),
 ])
 def test_an_oversized_page_is_refused_from_its_header(width: int, height: int, why: str) -> None:
     src = Recording(stream([(width, height)], fill=False))
     with pytest.raises(BoundsError, match=why):
         read_all(src.getvalue())
     assert src.largest < 16
+
+
+@pytest.mark.parametrize("header", [
+    b"P6\n10 10\n65535\n", b"P5\n10 10\n255\n", b"P6 10 10 255\n", b"P6\n010 10\n255\n",
+    b"P6\n#c\n10 10\n255\n", b"P6\n-1 10\n255\n", b"P6\n10  10\n255\n"])
+def test_anything_but_the_exact_ppm_header_is_refused(header: bytes) -> None:
+    with pytest.raises(BoundsError, match="header"):
+        read_all(MAGIC + struct.pack(">I", 1) + header + bytes(300))
+    assert read_all(MAGIC + struct.pack(">I", 1) + b"P6\n10 10\n255\n" + bytes(300)) == [
+        (10, 10, 300)]  # control
 
 
 def test_the_running_total_is_bounded() -> None:

@@ -198,12 +198,12 @@ def test_a_hanging_program_is_killed_at_the_deadline_with_everything_it_started(
     marker = f"{time.time_ns()}"
     limits = Limits(seconds=2, memory=1 << 30, tmpfs=1 << 20, file_size=1 << 20)
     started = time.monotonic()
-    with pytest.raises(TimeLimitError, match="longer than 2 seconds"):  # noqa: PT012
-        with Sandbox().start(["/bin/sh", "-c", f"sleep 1000{marker} & sleep 1001{marker}"],
-                             limits) as run:
-            run.stdin.close()
-            assert run.stdout.read() == b""
-            run.close()
+    command = ["/bin/sh", "-c", f"sleep 1000{marker} & sleep 1001{marker}"]
+    with pytest.raises(TimeLimitError, match="longer than 2 seconds"), \
+            Sandbox().start(command, limits) as run:
+        run.stdin.close()
+        assert run.stdout.read() == b""
+        run.close()
     assert time.monotonic() - started < 10
     time.sleep(0.5)
     leftovers = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode()
@@ -222,11 +222,11 @@ def test_cancel_stops_it_at_once() -> None:
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     started = time.monotonic()
-    with pytest.raises(CancelledError):  # noqa: PT012
-        with Sandbox().start(["/bin/sleep", "100"], LIMITS, cancel=cancel) as run:
-            run.stdin.close()
-            run.stdout.read()
-            run.close()
+    with pytest.raises(CancelledError), \
+            Sandbox().start(["/bin/sleep", "100"], LIMITS, cancel=cancel) as run:
+        run.stdin.close()
+        run.stdout.read()
+        run.close()
     assert time.monotonic() - started < 5
 
 

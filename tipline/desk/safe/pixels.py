@@ -1,9 +1,12 @@
 """The pixel stream: the only thing that leaves the sandbox when a viewing copy is made.
 
-Layout (docs/SPEC.md §9.1; all integers unsigned big-endian)::
+Layout (docs/SPEC.md §9.1)::
 
-    stream = magic "TLPIXEL1" (8 bytes), pages (4 bytes), page * pages, then end of stream
-    page   = width (4), height (4), width * height * 3 bytes of RGB, row after row
+    stream = magic "TLPIXEL1" (8 bytes), pages (4 bytes, unsigned big-endian), page * pages,
+             then the end of the stream
+    page   = "P6" LF width SP height LF "255" LF, then width * height * 3 bytes of RGB, row after
+             row (a binary PPM, exactly as poppler's pdftoppm writes it; width and height in
+             decimal, 1 to 5 digits, no sign, no leading zero, no comment)
 
 The reader believes nothing: the page count, each width and height, each page's pixel count and
 the running total of bytes are checked against ``Bounds`` *before* anything is allocated for
@@ -16,6 +19,7 @@ a hostile file may have taken over could write anything, so the desk never shows
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +29,8 @@ from .errors import BoundsError, ConversionError, UnsupportedError
 
 MAGIC = b"TLPIXEL1"
 STRIP_BYTES = 4 << 20  # pixels are read and handed on in strips of rows of about this size
+PAGE_HEADER = re.compile(rb"P6\n([1-9][0-9]{0,4}) ([1-9][0-9]{0,4})\n255\n")
+MAX_PAGE_HEADER = 3 + 6 + 6 + 4
 
 # Exit statuses of the first stage (stage1.py says the same numbers) and what the journalist sees.
 EXIT_UNSUPPORTED = 10
@@ -68,10 +74,10 @@ class Page:
     height: int
     _reader: PixelReader
 
-    def strips(self) -> Iterator[tuple[int, int, bytes]]:
-        """(first row, rows, bytes) for every strip of the page, top to bottom."""
+    def strips(self, size: int = STRIP_BYTES) -> Iterator[tuple[int, int, bytes]]:
+        """(first row, rows, bytes) for every strip of about ``size`` bytes, top to bottom."""
         row_bytes = self.width * 3
-        rows_per = max(1, STRIP_BYTES // row_bytes)
+        rows_per = max(1, size // row_bytes)
         y = 0
         while y < self.height:
             rows = min(rows_per, self.height - y)
@@ -107,11 +113,24 @@ class PixelReader:
     def __iter__(self) -> Iterator[Page]:
         """Every page in order; the caller reads each page's strips before asking for the next."""
         for number in range(1, self.pages + 1):
-            width, height = struct.unpack(">II", self.exact(8))
+            width, height = self.page_header()
             self.check(width, height)
             yield Page(number, width, height, self)
         if self.src.read(1):
             raise BoundsError("there are bytes after the last page")
+
+    def page_header(self) -> tuple[int, int]:
+        """A page's width and height, read a byte at a time up to its last newline, bounded."""
+        head = b""
+        while head.count(b"\n") < 3:
+            byte = self.exact(1)
+            head += byte
+            if len(head) > MAX_PAGE_HEADER:
+                raise BoundsError("a page header is too long")
+        match = PAGE_HEADER.fullmatch(head)
+        if match is None:
+            raise BoundsError("a page header is not a P6 header")
+        return int(match.group(1)), int(match.group(2))
 
     def check(self, width: int, height: int) -> None:
         """Refuse a page before anything is allocated for it."""

@@ -22,6 +22,7 @@ from .pixels import Page, PixelReader
 from .sandbox import Limits, Sandbox
 
 JPEG_QUALITY = 85
+WHOLE_PAGE = 16 << 20  # a page up to this many bytes of pixels is read in one piece (faster)
 PNG_COMPRESSION = 6
 MAX_OCR_PAGE = 64 << 20
 QPDF = "/usr/bin/qpdf"  # what Tesseract may return for one page
@@ -30,7 +31,11 @@ Progress = Callable[[int, int], None]  # pages done, pages in all
 
 
 def page_image(page: Page) -> Image.Image:
-    """One page as an RGB image, assembled strip by strip."""
+    """One page as an RGB image: read whole when it is of ordinary size, otherwise assembled strip
+    by strip, so that a page at the pixel bound is never held twice."""
+    if page.width * page.height * 3 <= WHOLE_PAGE:
+        ((_, _, data),) = page.strips(WHOLE_PAGE)
+        return Image.frombytes("RGB", (page.width, page.height), data)
     image = Image.new("RGB", (page.width, page.height))
     for y, rows, data in page.strips():
         strip = Image.frombytes("RGB", (page.width, rows), data)
