@@ -19,6 +19,12 @@ PACKAGES=(
     shellcheck rsync                        # tests/deploy: install.sh lint and copy
     debootstrap iproute2                    # make test-install: the installer in fresh chroots
     postgresql                              # tools/with-postgres.sh: a throwaway cluster if none answers
+    # the desk's safe copies (tests/desk/safe): DESK_PACKAGES of docs/DESK.md, in the same order
+    # (tests/desk/safe/test_doctor.py checks that they agree): the sandbox, renderers, OCR, mat2
+    bubblewrap util-linux python3 python3-gi python3-seccomp gir1.2-gdkpixbuf-2.0
+    librsvg2-common poppler-utils qpdf tesseract-ocr tesseract-ocr-eng mat2
+    libimage-exiftool-perl libreoffice-writer-nogui libreoffice-calc-nogui
+    libreoffice-impress-nogui libreoffice-draw-nogui fonts-dejavu-core
 )
 
 if [ "${1:-}" = "--list" ]; then

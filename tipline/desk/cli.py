@@ -280,6 +280,7 @@ def _invoke(ctx: click.Context) -> object:
 cli.invoke = _invoke  # type: ignore[method-assign]
 cli_admin.register(cli)
 cli.add_command(cli_export.export_cmd)
+cli.add_command(cli_export.doctor_cmd)
 
 
 def main() -> None:

@@ -94,6 +94,23 @@ def export_cmd(
         sys.exit(1)
 
 
+@click.command("doctor")
+def doctor_cmd() -> None:
+    """Check that this machine can make safe copies (by making a few, in the sandbox)."""
+    from .safe.doctor import checks
+
+    failed = 0
+    for what, problem in checks(make_converter(load_config())):
+        if problem is None:
+            click.echo(f"ok: {what}")
+        else:
+            failed += 1
+            click.echo(f"tipline-desk: {what}: {problem}", err=True)
+    if failed:
+        sys.exit(1)
+    click.echo("safe copies can be made on this machine")
+
+
 def _print(report: ExportReport) -> None:
     if report.envelope_sha256:
         click.echo(f"item {report.item_id}  envelope sha256 {report.envelope_sha256}")
