@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import opened
-from .safe.converter import load_config, make_converter
-from .safe.export import ORIGINAL_WARNING, ExportReport, Options, Progress, export, prepare, record
 from .text import one_line
+
+if TYPE_CHECKING:
+    from .safe.export import ExportReport, Progress
+
+# The converter (tipline/desk/safe/) starts programs; it is imported by the two commands that
+# use it, so that every other command runs without loading subprocess at all.
 
 
 class _Bars:
@@ -74,6 +78,9 @@ def export_cmd(
     By default, viewing copies: documents and images rebuilt from pixels in a sandbox, text as
     plain text. Each copy gets a .provenance.json sidecar naming the original by its SHA-256.
     """
+    from .safe.converter import load_config, make_converter
+    from .safe.export import ORIGINAL_WARNING, Options, export, prepare, record
+
     if publication and original:
         raise click.UsageError("choose --publication or --original, not both")
     copy = "original" if original else "publication" if publication else "viewing"
@@ -97,6 +104,7 @@ def export_cmd(
 @click.command("doctor")
 def doctor_cmd() -> None:
     """Check that this machine can make safe copies (by making a few, in the sandbox)."""
+    from .safe.converter import load_config, make_converter
     from .safe.doctor import checks
 
     failed = 0
