@@ -51,3 +51,12 @@ def test_the_documented_packages_are_what_ci_installs_and_are_installed() -> Non
         status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
                                 capture_output=True, text=True, check=False).stdout
         assert status == "install ok installed", package
+
+
+def test_the_wheel_carries_the_converter_and_its_sandbox_scripts() -> None:
+    from setuptools import find_packages
+
+    packages = find_packages(str(ROOT), include=["tipline*"])
+    assert "tipline.desk.safe" in packages  # a folder without __init__.py would be left out
+    for script in ("stage1.py", "seccomp_filter.py"):
+        assert (ROOT / "tipline" / "desk" / "safe" / script).is_file()
