@@ -60,17 +60,20 @@ class Process:
     seconds: float
 
 
-# The real command line in a process of its own, which reports its own peak RSS at the end
-# (RUSAGE_SELF: the sandbox's programs are other processes and are not counted).
+# The real command line in a process of its own, which reports its own peak RSS at the end:
+# VmHWM, the high-water mark of this program's memory only (getrusage's ru_maxrss would also
+# count the pages of the pytest process it was forked from; the sandbox's programs are other
+# processes and are not counted either way).
 HARNESS = """
-import resource, sys
+import re, sys
 from tipline.desk.cli import cli
 code = 0
 try:
     cli.main(prog_name="tipline-desk", args=sys.argv[1:])
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 1
-sys.stderr.write("\\nMAXRSS %d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = open("/proc/self/status").read()
+sys.stderr.write("\\nMAXRSS %s\\n" % re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 sys.exit(code)
 """
 

@@ -219,3 +219,22 @@ def test_a_pdf_claiming_100000_pages(imported: Imported, out: Path, vault_dir: P
         "tipline-desk: attachment 1 not exported: the converter's output broke the desk's "
         "limits, so it was thrown away: it has more pages than the desk converts"]
     assert list(out.iterdir()) == [] and done.max_rss_mib < 200
+
+
+def test_the_memory_measurement_sees_a_large_process_and_only_its_own() -> None:
+    """The control for every "desk peak RSS" above: VmHWM of the measured program counts what it
+    touched (300 MiB here), and not the memory of the test process it was started from."""
+    ballast = bytearray(b"x" * (300 << 20))  # this (pytest) process is now large
+    code = ("import re, sys\nb = bytearray(b'y' * (int(sys.argv[1]) << 20))\n"
+            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))")
+    import subprocess
+    import sys
+
+    def peak(mib: int) -> float:
+        out = subprocess.run([sys.executable, "-c", code, str(mib)], capture_output=True,
+                             text=True, check=True).stdout
+        return int(out) / 1024
+
+    assert peak(300) > 290
+    assert peak(1) < 100
+    del ballast
