@@ -21,6 +21,7 @@ is the only way out, and whoever reads it checks every length before believing i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import signal
@@ -37,6 +38,7 @@ from .errors import CancelledError, ConversionError, SandboxUnavailableError, Ti
 HERE = Path(__file__).resolve().parent
 SANDBOX_UID = 65534  # "nobody" inside the sandbox's own user namespace
 MAX_BPF = 64 << 10
+PIPE_SIZE = 1 << 20  # the unprivileged maximum (/proc/sys/fs/pipe-max-size) by default
 # Read-only files and folders of /etc that the programs in the sandbox read (fonts, LibreOffice's
 # configuration, the MIME table mat2 chooses its parser by, the dynamic linker's cache). No
 # secrets live in any of them.
@@ -218,6 +220,9 @@ class Sandbox:
             os.close(read_end)
             if write_end >= 0:
                 os.close(write_end)
+        with contextlib.suppress(OSError, AttributeError):  # Linux only, and a hint only
+            # Pages come out in megabytes: a 1 MiB pipe wakes the reader 16 times less often.
+            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)  # type: ignore[union-attr]
         return Run(proc, limits.seconds, cancel or threading.Event())
 
 

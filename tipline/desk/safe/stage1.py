@@ -123,9 +123,12 @@ def render_pdf(path: str, dpi: float, max_pages: int, side: int, pixels: int) ->
         while last < pages and resolutions[last] == resolutions[first - 1]:
             last += 1
         # pdftoppm writes its PPM pages straight to the desk (this program's standard output):
-        # no copy passes through Python, and the desk checks every page header anyway.
+        # no copy passes through Python, and the desk checks every page header anyway. stdbuf
+        # gives its stdio a 1 MiB buffer: 4 KiB writes into a pipe cost it a fifth more CPU.
         done = subprocess.run(
             [
+                "/usr/bin/stdbuf",
+                "-o1M",
                 "/usr/bin/pdftoppm",
                 "-r",
                 str(resolutions[first - 1]),
