@@ -74,17 +74,13 @@ window.bench = {
 """
 BLOB_UPLOAD = """
 async ([loginToken, replyKey, headerSize]) => {
-  const { api, refreshCsrf } = await import("/static/js/source/common.js");
   const { Upload } = await import("/static/js/source/upload.js");
-  const registered = await api("POST", "/api/source/register",
-    { login_token: loginToken, reply_public_key: replyKey });
-  if (!registered.ok) return { error: registered.status };
-  await refreshCsrf();
+  const newSource = { loginToken, replyPublicKey: replyKey };
   const file = document.getElementById("files").files[0];
   const header = new Uint8Array(await file.slice(0, headerSize).arrayBuffer());
   const chunkSize = Number(document.getElementById("submit-form").dataset.chunkSize);
   const t0 = performance.now();
-  await new Upload({ envelope: file, header, manifestVersion: 1, chunkSize }).run();
+  await new Upload({ envelope: file, header, manifestVersion: 1, chunkSize, newSource }).run();
   return { ms: performance.now() - t0 };
 }
 """

@@ -168,6 +168,7 @@ class Session:
 
     def __init__(self, port: int) -> None:
         self.port, self.cookie, self.token = port, "", ""
+        self.new_source: dict[str, str] | None = None
         self.refresh()
 
     def request(
@@ -191,31 +192,23 @@ class Session:
         self.token = found.group(1).decode()
 
     def register(self) -> bytes:
-        """Register a new codename's login token and reply key, as the submit page does, then
-        take the new session's CSRF token; return the reply public key.
+        """Make a new codename as the submit page does; its login token and reply key go with
+        the first upload (the source is stored when it finishes). Return the reply public key.
         """
         derived = derive(generate(load_wordlist()))
-        status, _ = self.request(
-            "POST",
-            "/api/source/register",
-            json.dumps(
-                {
-                    "login_token": b64e(derived.login_token),
-                    "reply_public_key": b64e(derived.reply_public_key),
-                }
-            ),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 201
-        self.refresh()
+        self.new_source = {
+            "login_token": b64e(derived.login_token),
+            "reply_public_key": b64e(derived.reply_public_key),
+        }
         return derived.reply_public_key
 
     def create_upload(self, header: bytes, size: int) -> str:
         """Announce an upload of an envelope of ``size`` bytes with this header; return its id."""
+        body = {"manifest_version": 1, "header": b64e(header), "size": size, **(self.new_source or {})}
         status, data = self.request(
             "POST",
             "/api/source/uploads",
-            json.dumps({"manifest_version": 1, "header": b64e(header), "size": size}),
+            json.dumps(body),
             {"Content-Type": "application/json"},
         )
         assert status == 201, data
@@ -236,3 +229,6 @@ class Session:
         """Finish an upload: the server checks and stores the envelope."""
         status, data = self.request("POST", f"/api/source/uploads/{upload_id}/finish")
         assert status == 201, data
+        # A first-time source is logged in now: a new session with a new token.
+        self.token = str(json.loads(data)["csrf_token"])
+        self.new_source = None

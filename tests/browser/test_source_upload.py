@@ -26,17 +26,13 @@ pytestmark = pytest.mark.browser
 
 UPLOAD = """
 async ([envelopeB64, headerSize, loginToken, replyKey, chunkSize]) => {
-  const { api, refreshCsrf } = await import("/static/js/source/common.js");
   const { Upload } = await import("/static/js/source/upload.js");
   const bytes = Uint8Array.from(atob(envelopeB64), (c) => c.charCodeAt(0));
-  const registered = await api("POST", "/api/source/register",
-    { login_token: loginToken, reply_public_key: replyKey });
-  if (!registered.ok) return { error: registered.status };
-  await refreshCsrf();
   const seen = [];
   const upload = new Upload({
     envelope: new Blob([bytes]), header: bytes.subarray(0, headerSize), manifestVersion: 1,
     chunkSize, onProgress: (done, size, resuming) => seen.push([done, resuming]),
+    newSource: { loginToken, replyPublicKey: replyKey },
   });
   const result = await upload.run();
   return { result, seen };

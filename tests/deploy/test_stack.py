@@ -180,17 +180,6 @@ def test_api_upload_through_nginx(stack: Stack) -> None:
             method, path, body, {"X-CSRFToken": token, "Content-Type": content_type}
         )
 
-    registered = call(
-        "POST",
-        "/api/source/register",
-        (
-            f'{{"login_token": "{b64e(derived.login_token)}", '
-            f'"reply_public_key": "{b64e(derived.reply_public_key)}"}}'
-        ).encode(),
-        "application/json",
-    )
-    assert registered.status == 201, registered.text
-    token = csrf_token(client.request("GET", "/submit"))  # a new session after logging in
     inner = Inner(
         kind="submission",
         sealed_by="browser",
@@ -207,7 +196,8 @@ def test_api_upload_through_nginx(stack: Stack) -> None:
         "/api/source/uploads",
         (
             f'{{"manifest_version": 1, "header": "{b64e(envelope[:head])}", '
-            f'"size": {len(envelope)}}}'
+            f'"size": {len(envelope)}, "login_token": "{b64e(derived.login_token)}", '
+            f'"reply_public_key": "{b64e(derived.reply_public_key)}"}}'
         ).encode(),
         "application/json",
     )

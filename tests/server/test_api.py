@@ -1,4 +1,5 @@
-"""The client-side path's API: register, resumable uploads, refusals, replies."""
+"""The client-side path's API: resumable uploads (a first-time source's stored only with its
+submission), refusals, replies."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tipline.crypto.encoding import b64e
 from tipline.crypto.envelope import open_envelope
 from tipline.crypto.errors import EnvelopeFormatError
 from tipline.server import db, keyset
-from tipline.server.models import Submission, Upload
+from tipline.server.models import Source, Submission, Upload
 from tipline.server.uploads import max_envelope_size, plausible_size
 from tipline.wordlist import load_wordlist
 
@@ -29,42 +30,57 @@ from .replies import add_reply
 class Browser:
     """What the page controller does, step by step, with the CSRF header on every change."""
 
-    def __init__(self, client: FlaskClient) -> None:
+    def __init__(self, client: FlaskClient, recipient: bytes) -> None:
         self.client = client
+        self.recipient = recipient
         self.token = csrf_token(client)
         self.codename = generate(load_wordlist())
         self.derived = derive(self.codename)
+        self.stored = False  # the source exists once its first upload finished
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"X-CSRFToken": self.token}
         return self.client.open(path, method=method, headers=headers, **kwargs)
-
-    def register(self) -> None:
-        reply = self.call(
-            "POST",
-            "/api/source/register",
-            json={
-                "login_token": b64e(self.derived.login_token),
-                "reply_public_key": b64e(self.derived.reply_public_key),
-            },
-        )
-        assert reply.status_code == 201, reply.text
-        self.token = csrf_token(self.client)  # a new session after logging in
 
     def create(self, envelope: bytes, version: int = 1) -> Any:
         try:
             size = fmt.header_size_from_prefix(envelope[:11])
         except EnvelopeFormatError:
             size = fmt.header_size(1)  # a broken envelope: send what a one-key header would be
-        return self.call(
-            "POST",
-            "/api/source/uploads",
-            json={
-                "manifest_version": version,
-                "header": b64e(envelope[:size]),
-                "size": len(envelope),
-            },
+        body: dict[str, Any] = {
+            "manifest_version": version,
+            "header": b64e(envelope[:size]),
+            "size": len(envelope),
+        }
+        if not self.stored:
+            body["login_token"] = b64e(self.derived.login_token)
+            body["reply_public_key"] = b64e(self.derived.reply_public_key)
+        return self.call("POST", "/api/source/uploads", json=body)
+
+    def send(self, envelope: bytes) -> Any:
+        """Create, upload whole and finish; a first-time source is stored and logged in."""
+        created = self.create(envelope)
+        assert created.status_code == 201, created.text
+        upload_id, offset = created.json["id"], created.json["received"]
+        assert self.put(upload_id, offset, envelope[offset:]).status_code == 200
+        return self.finish(upload_id)
+
+    def finish(self, upload_id: str) -> Any:
+        done = self.call("POST", f"/api/source/uploads/{upload_id}/finish")
+        if done.status_code == 201:
+            self.stored = True
+            self.token = done.json["csrf_token"]  # a new session: logged in as the source
+        return done
+
+    def register(self) -> None:
+        """Become a stored source the only way there is: by sending a first submission."""
+        envelope = sealed_submission(
+            [self.recipient],
+            "first",
+            {},
+            self.derived.reply_public_key,
         )
+        assert self.send(envelope).status_code == 201
 
     def put(self, upload_id: str, offset: int, data: bytes) -> Any:
         return self.call(
@@ -76,8 +92,8 @@ class Browser:
 
 
 @pytest.fixture
-def browser(client: FlaskClient) -> Browser:
-    b = Browser(client)
+def browser(client: FlaskClient, org_keys: Keys) -> Browser:
+    b = Browser(client, org_keys.alice.public.public_key)
     b.register()
     return b
 
@@ -94,6 +110,7 @@ def _count(app: Flask, model: Any) -> int:
 
 
 def test_upload_in_chunks_with_a_resume(app: Flask, browser: Browser, org_keys: Keys) -> None:
+    stored_before = _count(app, Submission)
     envelope = _envelope(org_keys, browser, "in chunks", **{"x.bin": bytes(300_000)})
     created = browser.create(envelope)
     assert created.status_code == 201, created.text
@@ -114,8 +131,9 @@ def test_upload_in_chunks_with_a_resume(app: Flask, browser: Browser, org_keys: 
         offset = browser.put(upload_id, offset, envelope[offset : offset + step]).json["received"]
     done = browser.call("POST", f"/api/source/uploads/{upload_id}/finish")
     assert done.status_code == 201, done.text
+    assert _count(app, Submission) == stored_before + 1
     with app.app_context():
-        (row,) = db.session().scalars(select(Submission)).all()
+        row = db.session().scalars(select(Submission).where(Submission.size == len(envelope))).one()
         assert row.size == len(envelope)
         with app.extensions["tipline.blobs"].open("submissions", row.id) as blob:
             assert blob.read() == envelope
@@ -127,7 +145,7 @@ def test_upload_in_chunks_with_a_resume(app: Flask, browser: Browser, org_keys: 
 
 
 def test_new_source_can_log_in_again(client: FlaskClient, browser: Browser) -> None:
-    other = Browser(client.application.test_client())
+    other = Browser(client.application.test_client(), browser.recipient)
     wrong = other.call("POST", "/api/source/login", json={"login_token": b64e(bytes(32))})
     assert wrong.status_code == 401 and "not known" in wrong.json["error"]
     ok = other.call(
@@ -138,13 +156,79 @@ def test_new_source_can_log_in_again(client: FlaskClient, browser: Browser) -> N
 
 
 def test_state_changes_need_csrf(client: FlaskClient) -> None:
-    reply = client.post("/api/source/register", json={"login_token": b64e(bytes(32))})
+    reply = client.post("/api/source/uploads", json={"login_token": b64e(bytes(32))})
     assert reply.status_code == 400 and "expired" in reply.json["error"]
 
 
-def test_uploads_need_a_session(client: FlaskClient) -> None:
-    b = Browser(client)
+def test_uploads_need_a_session_or_a_new_source(client: FlaskClient, org_keys: Keys) -> None:
+    b = Browser(client, org_keys.alice.public.public_key)
+    b.stored = True  # claims a session it does not have, and sends no new source
     assert b.create(b"TIPLINE" + bytes(200)).status_code == 401
+
+
+def test_a_source_is_stored_only_with_its_first_submission(app: Flask, org_keys: Keys) -> None:
+    """A failed, refused or cancelled first attempt stores no source and logs nobody in; the
+    attempt after it is a first-time source again (its page shows the codename)."""
+    b = Browser(app.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, b, "first try")
+    created = b.create(envelope)
+    assert created.status_code == 201
+    upload_id = created.json["id"]
+    assert _count(app, Source) == 0
+    assert b.client.get("/api/source/replies").status_code == 401  # not logged in
+    # Another session cannot touch this first-time upload.
+    other = Browser(app.test_client(), org_keys.alice.public.public_key)
+    assert other.call("GET", f"/api/source/uploads/{upload_id}").status_code == 401
+    assert b.call("DELETE", f"/api/source/uploads/{upload_id}").status_code == 204
+    assert _count(app, Source) == 0 and _count(app, Upload) == 0
+    # A key rotation refuses the next one at finish: still nothing stored.
+    created = b.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert b.put(upload_id, offset, envelope[offset:]).status_code == 200
+    with app.app_context():
+        keyset.install(
+            db.session(), org_keys.signed(2, org_keys.bob), org_keys.org.public.public_key
+        )
+    assert b.finish(upload_id).status_code == 409
+    assert _count(app, Source) == 0 and _count(app, Submission) == 0
+    # The page reloads and sends again: the source and its submission arrive together.
+    b.recipient = org_keys.bob.public.public_key
+    again = sealed_submission([b.recipient], "second try", {}, b.derived.reply_public_key)
+    created = b.call(
+        "POST",
+        "/api/source/uploads",
+        json={
+            "manifest_version": 2,
+            "header": b64e(again[: fmt.header_size(1)]),
+            "size": len(again),
+            "login_token": b64e(b.derived.login_token),
+            "reply_public_key": b64e(b.derived.reply_public_key),
+        },
+    )
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert b.put(upload_id, offset, again[offset:]).status_code == 200
+    assert b.finish(upload_id).status_code == 201
+    with app.app_context():
+        (source,) = db.session().scalars(select(Source)).all()
+        assert source.token_hash == b.derived.token_hash and source.submitted
+        (row,) = db.session().scalars(select(Submission)).all()
+        assert row.source_id == source.id
+    assert b.client.get("/api/source/replies").status_code == 200  # logged in now
+    # The same codename cannot start a second source.
+    twin = Browser(app.test_client(), b.recipient)
+    twin.codename, twin.derived = b.codename, b.derived
+    taken = twin.call(
+        "POST",
+        "/api/source/uploads",
+        json={
+            "manifest_version": 2,
+            "header": b64e(again[: fmt.header_size(1)]),
+            "size": len(again),
+            "login_token": b64e(b.derived.login_token),
+            "reply_public_key": b64e(b.derived.reply_public_key),
+        },
+    )
+    assert taken.status_code == 400 and "taken" in taken.json["error"]
 
 
 @pytest.mark.parametrize(
@@ -174,6 +258,7 @@ def test_unknown_key_is_refused(app: Flask, browser: Browser, org_keys: Keys) ->
 
 
 def test_key_rotation_needs_a_reload(app: Flask, browser: Browser, org_keys: Keys) -> None:
+    stored_before = _count(app, Submission)
     envelope = _envelope(org_keys, browser)
     created = browser.create(envelope)
     assert created.status_code == 201
@@ -188,7 +273,7 @@ def test_key_rotation_needs_a_reload(app: Flask, browser: Browser, org_keys: Key
     browser.put(upload_id, offset, envelope[offset:])
     done = browser.call("POST", f"/api/source/uploads/{upload_id}/finish")
     assert done.status_code == 409
-    assert _count(app, Submission) == 0 and _count(app, Upload) == 0
+    assert _count(app, Submission) == stored_before and _count(app, Upload) == 0
     served = browser.client.get("/api/source/manifest").json
     assert served["type"] == "tipline-signed-key-manifest"
     body = base64.b64decode(served["body"])
@@ -197,7 +282,7 @@ def test_key_rotation_needs_a_reload(app: Flask, browser: Browser, org_keys: Key
 
 def test_size_limits(app_factory: Any, org_keys: Keys) -> None:
     app = app_factory(MAX_SUBMISSION_SIZE=200_000, MAX_CHUNK_SIZE=65536)
-    browser = Browser(app.test_client())
+    browser = Browser(app.test_client(), org_keys.alice.public.public_key)
     browser.register()
     too_big = _envelope(org_keys, browser, **{"a": bytes(300_000)})
     assert browser.create(too_big).status_code == 400
@@ -230,7 +315,7 @@ def test_low_disk_space(app: Flask, browser: Browser, org_keys: Keys) -> None:
 def test_cancel_and_others_uploads(app: Flask, browser: Browser, org_keys: Keys) -> None:
     envelope = _envelope(org_keys, browser)
     upload_id = browser.create(envelope).json["id"]
-    stranger = Browser(app.test_client())
+    stranger = Browser(app.test_client(), org_keys.alice.public.public_key)
     stranger.register()
     assert stranger.call("GET", f"/api/source/uploads/{upload_id}").status_code == 404
     assert stranger.call("DELETE", f"/api/source/uploads/{upload_id}").status_code == 404

@@ -3,25 +3,30 @@
 The browser makes the codename, derives the login token and reply key, verifies the manifest,
 seals, and uploads ciphertext in resumable chunks. The server sees the login token (to hash it),
 the reply public key and ciphertext, never the codename or a plaintext byte.
+
+A first-time source sends its login token and reply key with its first upload; the source is
+stored only when that upload finishes, in the same commit as the submission, and the session
+is logged in then. Until that moment the upload belongs to the session that started it.
 """
 
 from __future__ import annotations
 
 from typing import Any, BinaryIO, cast
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, session
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 
 from ..crypto.codename import login_token_hash
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
 from . import db, keyset, settings, uploads
 from .extensions import limiter
-from .models import Reply, Upload
+from .models import Reply, Source, Upload
 from .sources import (
     blobs,
-    create_source,
+    current_source,
     delete_read_reply,
     find_by_login_token,
     log_in,
@@ -34,6 +39,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/source")
 
 
 MAX_JSON = 16384
+PENDING = "uploads"  # the session's unfinished uploads for a source not stored yet
+MAX_PENDING = 4
 
 
 class BadRequestError(TiplineError):
@@ -67,10 +74,21 @@ def _keys() -> keyset.Current:
     return keys
 
 
+def _pending() -> list[str]:
+    found = session.get(PENDING)
+    return [i for i in found if isinstance(i, str)] if isinstance(found, list) else []
+
+
 def _upload(upload_id: str) -> Upload:
-    """An upload of the logged-in source (someone else's id is simply not found)."""
-    source = require_source()
+    """An upload of the logged-in source, or a first-time upload this session started
+    (someone else's id is simply not found).
+    """
     upload = db.session().get(Upload, upload_id)
+    if upload is not None and upload.source_id is None and upload_id in _pending():
+        return upload
+    source = current_source()
+    if source is None:
+        abort(401)
     if upload is None or upload.source_id != source.id:
         abort(404)
     return upload
@@ -80,19 +98,6 @@ def _upload(upload_id: str) -> Upload:
 def manifest() -> ResponseReturnValue:
     """The signed key manifest, exactly as installed; the browser verifies it itself."""
     return Response(_keys().file, mimetype="application/json")
-
-
-@bp.post("/register")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
-def register() -> ResponseReturnValue:
-    """A new source: the login token (hashed here, never stored) and the reply public key."""
-    body = _json()
-    token = _b64(body, "login_token", 32)
-    reply_key = _b64(body, "reply_public_key", 32)
-    if find_by_login_token(token) is not None:
-        raise BadRequestError("that codename is taken; make a new one")
-    source = create_source(login_token_hash(token), reply_key)
-    return jsonify(designation=source.designation), 201
 
 
 @bp.post("/login")
@@ -111,9 +116,16 @@ def login() -> ResponseReturnValue:
 @bp.post("/uploads")
 @limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
 def create_upload() -> ResponseReturnValue:
-    """Start an upload: the manifest version the page sealed to, the header, the total size."""
-    source = require_source()
+    """Start an upload: the manifest version the page sealed to, the header, the total size;
+    and, from a first-time source, its login token (hashed here, never stored) and reply key.
+    """
     body = _json()
+    source: Source | uploads.NewSource | None = current_source()
+    if source is None:
+        if "login_token" not in body:
+            abort(401)
+        token_hash = login_token_hash(_b64(body, "login_token", 32))
+        source = uploads.NewSource(token_hash, _b64(body, "reply_public_key", 32))
     keys = _keys()
     if _int(body, "manifest_version") != keys.version:
         raise uploads.StaleKeysError()
@@ -123,6 +135,8 @@ def create_upload() -> ResponseReturnValue:
     uploads.check_header(header, size, keys, max_size)
     uploads.expire_old(blobs(), current_app.config["UPLOAD_TTL_HOURS"])
     upload = uploads.create(source, header, size, keys)
+    if upload.source_id is None:
+        session[PENDING] = [*_pending(), upload.id][-MAX_PENDING:]
     return jsonify(id=upload.id, received=len(header), size=size), 201
 
 
@@ -156,11 +170,16 @@ def upload_chunk(upload_id: str) -> ResponseReturnValue:
 
 @bp.post("/uploads/<upload_id>/finish")
 def finish_upload(upload_id: str) -> ResponseReturnValue:
-    """The whole envelope is here: store it as a submission."""
+    """The whole envelope is here: store it as a submission (and a first-time source with it,
+    logging this session in as that source; the page gets the new session's CSRF token).
+    """
     upload = _upload(upload_id)
     keys = keyset.current(db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"])
-    submission = uploads.finish(upload, require_source(), keys)
-    return jsonify(ok=True, size=submission.size), 201
+    new = upload.source_id is None
+    source, submission = uploads.finish(upload, keys)
+    if new:
+        log_in(source)
+    return jsonify(ok=True, size=submission.size, csrf_token=generate_csrf()), 201
 
 
 @bp.delete("/uploads/<upload_id>")

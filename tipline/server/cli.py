@@ -166,8 +166,8 @@ def retention_command() -> None:
     with _app_db() as (_app, session):
         swept = retention.run(session, blobs())
     click.echo(
-        f"tipline-server: retention deleted {swept.submissions} submissions "
-        f"and {swept.replies} replies",
+        f"tipline-server: retention deleted {swept.submissions} submissions, "
+        f"{swept.replies} replies and {swept.sources} sources that never sent anything",
         err=True,
     )
 

@@ -54,6 +54,9 @@ class Source(Base):
     starred: Mapped[bool] = mapped_column(Boolean, default=False)  # by a journalist
     # Advanced at logout, so a copy of the session cookie dies with it.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # True once a submission was stored: a source whose submissions journalists have deleted
+    # still awaits replies and is kept; one that never sent anything is swept (retention.py).
+    submitted: Mapped[bool] = mapped_column(Boolean, default=True)
 
     # The journalist list pages walk this index by key (no OFFSET scans).
     __table_args__ = (Index("ix_sources_created_id", "created", "id"),)
@@ -89,11 +92,19 @@ class Reply(Base):
 
 
 class Upload(Base):
-    """A resumable upload in progress; its bytes so far are in the blob store's upload folder."""
+    """A resumable upload in progress; its bytes so far are in the blob store's upload folder.
+
+    A first-time source's upload has no ``source_id`` yet: it carries the new source's token
+    hash and reply key, and the source is stored only with the finished submission.
+    """
 
     __tablename__ = "uploads"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    reply_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
     size: Mapped[int] = mapped_column(BigInteger)
     manifest_version: Mapped[int] = mapped_column(BigInteger)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=this_hour)

@@ -3,6 +3,10 @@
 Two clocks (docs/ADMIN.md): days after a journalist downloaded a submission, and an absolute
 maximum age for every submission and reply. Rows go first (committed), then blobs, so a crash
 in between leaves only an orphan blob, never a row pointing at nothing.
+
+Every run also sweeps sources that never stored a submission (left by pages of the old
+register-then-upload path whose upload failed) once they are more than a day old. A source
+whose submissions were deleted is never swept: it may still get a reply.
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit, settings
 from .blobs import BlobStore
-from .models import Reply, Submission, today
+from .models import Reply, Source, Submission, Upload, today
 from .transfer import delete_submissions
 
 BATCH = 500
@@ -27,6 +31,7 @@ class Swept:
 
     submissions: int
     replies: int
+    sources: int = 0
 
 
 def run(db: Session, store: BlobStore, on: datetime.date | None = None) -> Swept:
@@ -60,6 +65,30 @@ def run(db: Session, store: BlobStore, on: datetime.date | None = None) -> Swept
             for row in rows:
                 store.delete("replies", row.id)
             replies += len(rows)
-    if subs or replies:
-        audit.record(db, "retention", "retention", f"{subs} submissions, {replies} replies")
-    return Swept(subs, replies)
+    empty = sweep_empty_sources(db, day)
+    if subs or replies or empty:
+        audit.record(
+            db,
+            "retention",
+            "retention",
+            f"{subs} submissions, {replies} replies, {empty} sources that never sent anything",
+        )
+    return Swept(subs, replies, empty)
+
+
+def sweep_empty_sources(db: Session, day: datetime.date) -> int:
+    """Delete sources that never stored a submission, have nothing stored for them and no
+    upload under way, and were made before yesterday; return how many went.
+    """
+    query = select(Source.id).where(
+        ~Source.submitted,
+        Source.created < day - datetime.timedelta(days=1),
+        ~exists().where(Submission.source_id == Source.id),
+        ~exists().where(Reply.source_id == Source.id),
+        ~exists().where(Upload.source_id == Source.id),
+    )
+    ids = list(db.scalars(query).all())
+    for start in range(0, len(ids), BATCH):
+        db.execute(delete(Source).where(Source.id.in_(ids[start : start + BATCH])))
+    db.commit()
+    return len(ids)

@@ -29,17 +29,10 @@ def designation() -> str:
     return f"{words[random_below(len(words))]} {words[random_below(len(words))]}"
 
 
-def create_source(token_hash: bytes, reply_public_key: bytes) -> Source:
-    """Store a new source (derivations only) and log this session in as it."""
-    source = new_source(token_hash, reply_public_key)
-    db.session().add(source)
-    db.session().commit()
-    log_in(source)
-    return source
-
-
 def new_source(token_hash: bytes, reply_public_key: bytes) -> Source:
-    """A source row, not yet committed."""
+    """A source row, not yet committed: it is stored only with its first submission
+    (``commit_submission``), so a failed or cancelled first attempt leaves nothing behind.
+    """
     return Source(
         id=new_id(),
         designation=designation(),
@@ -50,19 +43,27 @@ def new_source(token_hash: bytes, reply_public_key: bytes) -> Source:
 
 def find_by_login_token(token: bytes) -> Source | None:
     """The source a login token belongs to, if any."""
-    return (
-        db.session()
-        .scalars(select(Source).where(Source.token_hash == login_token_hash(token)))
-        .first()
-    )
+    return find_by_token_hash(login_token_hash(token))
 
 
-def _new_session() -> None:
+def find_by_token_hash(token_hash: bytes) -> Source | None:
+    """The source whose stored token hash this is, if any."""
+    return db.session().scalars(select(Source).where(Source.token_hash == token_hash)).first()
+
+
+def _new_session(keep_language: bool = True) -> None:
     """Start afresh (no session fixation); Flask-WTF caches this request's CSRF token in ``g``,
     so drop that too, or the page would carry a token of the session just cleared.
+
+    The chosen language stays: a source who chose Russian must read the codename page, and
+    every page after logging in, in Russian (Tor Browser asks for English whatever the person
+    reads). Only logging out forgets it.
     """
+    language = session.get("lang") if keep_language else None
     session.clear()
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    if isinstance(language, str):
+        session["lang"] = language
 
 
 def log_in(source: Source) -> None:
@@ -80,7 +81,7 @@ def log_out() -> None:
     if source is not None:
         source.session_epoch += 1
         db.session().commit()
-    _new_session()
+    _new_session(keep_language=False)
 
 
 def current_source() -> Source | None:
@@ -89,11 +90,11 @@ def current_source() -> Source | None:
     if not isinstance(source_id, str):
         return None
     if not isinstance(session.get("until"), int) or session["until"] < time.time():
-        session.clear()
+        _new_session()
         return None
     source = db.session().get(Source, source_id)
     if source is None or session.get("epoch") != source.session_epoch:
-        session.clear()
+        _new_session()
         return None
     return source
 
@@ -111,6 +112,7 @@ def commit_submission(source: Source, submission_id: str, size: int) -> Submissi
     session); remove the blob if that fails, so nothing is left half stored.
     """
     row = Submission(id=submission_id, source_id=source.id, size=size)
+    source.submitted = True
     try:
         db.session().add(source)
         db.session().add(row)

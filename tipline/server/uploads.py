@@ -15,6 +15,7 @@ import datetime
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,7 +30,7 @@ from . import db
 from .blobs import BlobStore
 from .keyset import Current
 from .models import Source, Submission, Upload, new_id, this_hour
-from .sources import blobs, commit_submission
+from .sources import blobs, commit_submission, find_by_token_hash, new_source
 
 
 class UploadError(TiplineError):
@@ -43,6 +44,18 @@ class StaleKeysError(UploadError):
 
 class WrongOffsetError(UploadError):
     """that part of the upload does not follow the part the server has"""
+
+
+class CodenameTakenError(UploadError):
+    """that codename is taken; make a new one"""
+
+
+@dataclass(frozen=True)
+class NewSource:
+    """The derivations a first-time source's page sends with its first upload."""
+
+    token_hash: bytes
+    reply_public_key: bytes
 
 
 def plausible_size(size: int, stanzas: int) -> bool:
@@ -100,11 +113,20 @@ def expire_old(store: BlobStore, hours: int) -> None:
         session.commit()
 
 
-def create(source: Source, header: bytes, size: int, keys: Current) -> Upload:
-    """Start an upload whose envelope begins with ``header``."""
+def create(source: Source | NewSource, header: bytes, size: int, keys: Current) -> Upload:
+    """Start an upload whose envelope begins with ``header``, for a stored source or for a
+    first-time one (stored only when the upload finishes).
+    """
     store = blobs()
     store.check_space(size)
-    upload = Upload(id=new_id(), source_id=source.id, size=size, manifest_version=keys.version)
+    upload = Upload(id=new_id(), size=size, manifest_version=keys.version)
+    if isinstance(source, Source):
+        upload.source_id = source.id
+    else:
+        if find_by_token_hash(source.token_hash) is not None:
+            raise CodenameTakenError()
+        upload.token_hash = source.token_hash
+        upload.reply_public_key = source.reply_public_key
     path = store.upload_path(upload.id)
     with path.open("xb") as out:
         out.write(header)
@@ -168,10 +190,11 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
         return have + length
 
 
-def finish(upload: Upload, source: Source, keys: Current | None) -> Submission:
+def finish(upload: Upload, keys: Current | None) -> tuple[Source, Submission]:
     """Turn a complete upload into a stored submission: keys checked again, file moved into the
-    blob store, row committed, upload forgotten.
+    blob store, row committed (with the source, for a first-time source), upload forgotten.
     """
+    source = _source_of(upload)
     store = blobs()
     path = store.upload_path(upload.id)
     with locked(path) as handle:
@@ -185,7 +208,22 @@ def finish(upload: Upload, source: Source, keys: Current | None) -> Submission:
         submission_id = new_id()
         store.adopt("submissions", submission_id, path)
     db.session().delete(upload)
-    return commit_submission(source, submission_id, upload.size)
+    return source, commit_submission(source, submission_id, upload.size)
+
+
+def _source_of(upload: Upload) -> Source:
+    """The upload's source: the stored one, or a new one made from what the page sent."""
+    if upload.source_id is not None:
+        found = db.session().get(Source, upload.source_id)
+        if found is None:
+            raise UploadError("this upload no longer exists; start again")
+        return found
+    if upload.token_hash is None or upload.reply_public_key is None:
+        raise UploadError("this upload no longer exists; start again")
+    if find_by_token_hash(upload.token_hash) is not None:
+        cancel(upload)
+        raise CodenameTakenError()
+    return new_source(upload.token_hash, upload.reply_public_key)
 
 
 def cancel(upload: Upload) -> None:

@@ -5,7 +5,7 @@
 // its memory is a few chunks whatever the file's size. A dropped connection asks the server where
 // it stands and goes on from there: everything before that offset is acknowledged and was
 // dropped, everything after it is still held, and no acknowledged byte is sent twice.
-import { api } from "./common.js";
+import { api, setCsrfToken } from "./common.js";
 
 const RETRIES = 8;
 
@@ -26,10 +26,15 @@ export class Upload {
   // of the next bytes after those already pulled, 1 to max of them. Or, instead of size and
   // pull, envelope: a Blob of the whole envelope.
   // recycle(bytes), if given, gets each pulled piece back once the server has acknowledged it.
+  // newSource ({loginToken, replyPublicKey}, base64) is given for a first-time source: the
+  // server stores the source only when this upload finishes, and logs the session in then.
   constructor({
     envelope, header, size, pull, recycle, manifestVersion, chunkSize, onProgress, signal,
+    newSource,
   }) {
-    Object.assign(this, { header, recycle, manifestVersion, chunkSize, onProgress, signal });
+    Object.assign(this, {
+      header, recycle, manifestVersion, chunkSize, onProgress, signal, newSource,
+    });
     this.size = envelope ? envelope.size : size;
     this.pull = envelope ? blobSource(envelope, header) : pull;
     this.id = null;
@@ -98,6 +103,9 @@ export class Upload {
       manifest_version: this.manifestVersion,
       header: bytesToBase64(this.header),
       size: this.size,
+      ...(this.newSource ? {
+        login_token: this.newSource.loginToken, reply_public_key: this.newSource.replyPublicKey,
+      } : {}),
     }, { signal: this.signal });
     if (!created.ok) throw new UploadError(created.status, created.data?.error);
     this.id = created.data.id;
@@ -136,6 +144,8 @@ export class Upload {
     const done = await api("POST", `/api/source/uploads/${this.id}/finish`, undefined,
       { signal: this.signal });
     if (!done.ok) throw new UploadError(done.status, done.data?.error);
+    // A first-time source is logged in now, in a new session with a new CSRF token.
+    if (done.data?.csrf_token) setCsrfToken(done.data.csrf_token);
     return done.data;
   }
 
