@@ -11,12 +11,22 @@ package (docs/SPEC.md §5.1); the browser checks its digest before it uses it.
 
 Only the WebAssembly build exists in these files: libsodium.js 0.8 embeds its WebAssembly module
 and has no asm.js fallback, which is what the CSP ``script-src 'self' 'wasm-unsafe-eval'`` allows.
+
+Last, every file the source pages load (the page scripts, the crypto Worker and its modules,
+libsodium.js, the word list, the stylesheet) is copied to ``static/build/assets/`` under a
+content-addressed name, ``NAME.HASH.EXT``, with every relative reference between them (imports,
+``new URL(..., import.meta.url)``) rewritten to the referenced file's hashed name, leaves first,
+so a file's hash covers everything it loads. ``static/build/assets.json`` maps each source path
+to its hashed name; the server serves these files with a year-long immutable cache (a new build
+is a new name) and every page keeps ``no-store`` (docs/BROWSER.md, "Loading fast over Tor").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -27,7 +37,19 @@ sys.path.insert(0, str(ROOT))
 from tipline.wordlist import wordlist_text  # noqa: E402
 
 NODE_MODULES = ROOT / "node_modules"
-OUT = ROOT / "static" / "build"
+STATIC = ROOT / "static"
+OUT = STATIC / "build"
+ASSETS = OUT / "assets"
+MANIFEST = OUT / "assets.json"
+# What the source pages load, relative to static/: the entry points; everything they reference
+# by a relative path is hashed with them.
+ENTRY_POINTS = (
+    "js/source/submit.js",
+    "js/source/replies.js",
+    "css/source.css",
+)
+# A relative reference between these files: a quoted ./ or ../ path to a .js or .txt file.
+REFERENCE = re.compile(r"""(["'])(\.{1,2}/[^"'\s]+\.(?:js|txt))\1""")
 WRAPPERS_VERSION = "0.8.4"
 # The only bare import in the wrappers' ESM build, as the minifier writes it.
 BARE_IMPORT = re.compile(r"""(\bimport\s*\w+\s*from\s*)(["'])libsodium\2""")
@@ -82,7 +104,52 @@ def build() -> list[Path]:
     }
     for path, data in outputs.items():
         write(path, data)
-    return list(outputs)
+    return [*outputs, *hash_assets()]
+
+
+def hash_assets() -> list[Path]:
+    """Copy the entry points and everything they reference into ``assets/`` under hashed
+    names, write ``assets.json``; returns the paths written.
+    """
+    names: dict[Path, str] = {}  # source file -> hashed file name
+
+    def hashed(path: Path, seen: tuple[Path, ...] = ()) -> str:
+        if path in names:
+            return names[path]
+        if path in seen:
+            fail(f"{path.relative_to(STATIC)} is part of an import cycle")
+        if not path.is_file():
+            fail(f"{path.relative_to(STATIC)} is referenced but missing")
+        data = path.read_bytes()
+        if path.suffix in (".js", ".css"):
+            text = data.decode("utf-8")
+
+            def rewrite(match: re.Match[str]) -> str:
+                target = (path.parent / match.group(2)).resolve()
+                return f"{match.group(1)}./{hashed(target, (*seen, path))}{match.group(1)}"
+
+            data = REFERENCE.sub(rewrite, text).encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()[:20]
+        name = f"{path.stem}.{digest}{path.suffix}"
+        if any(n.split(".")[0] == path.stem for n in names.values()):
+            fail(f"two assets are named {path.stem}: hashed names must stay unique")
+        contents[name] = data
+        names[path] = name
+        return name
+
+    contents: dict[str, bytes] = {}
+    mapping = {entry: f"assets/{hashed((STATIC / entry).resolve())}" for entry in ENTRY_POINTS}
+    for path, name in names.items():
+        mapping[str(path.relative_to(STATIC.resolve()))] = f"assets/{name}"
+    if ASSETS.exists():
+        shutil.rmtree(ASSETS)
+    ASSETS.mkdir(parents=True)
+    written = []
+    for name, data in contents.items():
+        write(ASSETS / name, data)
+        written.append(ASSETS / name)
+    write(MANIFEST, json.dumps(dict(sorted(mapping.items())), indent=1).encode("utf-8"))
+    return [*written, MANIFEST]
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import (
         admin,
         api,
+        assets,
         auth,
         cache,
         db,
@@ -46,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"]
     )
     security.init_app(app)
+    assets.init_app(app, ROOT / "static")
     cache.init_app(app)
     db.init_app(app)
     csrf.init_app(app)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, request
 from werkzeug.serving import WSGIRequestHandler
 
+from . import assets
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Pages without scripts may load only our own CSS and images, and post forms only to us.
@@ -42,11 +44,17 @@ def _headers(response: Response) -> Response:
     headers = response.headers
     # A Worker runs under the CSP of its own script's response, and the crypto Worker imports
     # modules and compiles libsodium's WebAssembly: our scripts get the crypto policy.
-    is_script = request.endpoint == "static" and request.path.endswith((".js", ".mjs"))
+    is_static = request.endpoint == "static"
+    is_script = is_static and request.path.endswith((".js", ".mjs"))
     headers["Content-Security-Policy"] = CSP_CRYPTO if is_script else g.get("csp", CSP_PLAIN)
     headers["Referrer-Policy"] = "no-referrer"
-    headers["Cache-Control"] = "no-store"
-    headers["Pragma"] = "no-cache"
+    if is_static and request.path.startswith(assets.FOLDER) and response.status_code == 200:
+        # Content-addressed (assets.py): a new build is a new name, so it may be kept.
+        headers["Cache-Control"] = assets.IMMUTABLE
+        headers.pop("Pragma", None)
+    else:
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
@@ -79,6 +87,25 @@ def _limit_body() -> None:
         request.max_content_length = SMALL_BODY
 
 
+FORM_OVERHEAD = 2 << 20  # the multipart framing and the message field, on top of the files
+
+
+def _refuse_oversize_early() -> Any:
+    """Refuse a no-JS submission whose declared size is over the admin's limit before reading
+    its body: over Tor, a source would otherwise upload for hours to be refused at the end.
+    The 413 page is the app's own, in the source's language, with the typed message kept
+    (read from the head of the body, where the form puts it before the files).
+    """
+    if request.endpoint != "source.submit" or request.method != "POST":
+        return None
+    from . import settings, source
+
+    length = request.content_length
+    if length is None or length <= settings.max_submission_size() + FORM_OVERHEAD:
+        return None
+    return source.too_large(length)
+
+
 def init_app(app: Flask) -> None:
     """Headers on every response, cookie flags, and logs that name no one."""
     app.config.update(
@@ -94,7 +121,9 @@ def init_app(app: Flask) -> None:
         MAX_FORM_MEMORY_SIZE=1 << 20,  # the message field, in memory: never spooled to disk
         MAX_FORM_PARTS=200,
     )
-    app.before_request(_limit_body)  # registered before CSRFProtect, which parses forms
+    # Registered before CSRFProtect, which parses forms (and so reads whole bodies).
+    app.before_request(_limit_body)
+    app.before_request(_refuse_oversize_early)
     app.after_request(_headers)
     quiet_logging()
 
