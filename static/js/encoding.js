@@ -42,6 +42,12 @@ export class CodenameError extends TiplineError {
   get kind() { return "codename_error"; }
 }
 
+// Something from outside is larger than this tip line accepts (a reply the page would open).
+export class TooLargeError extends TiplineError {
+  constructor(detail = null) { super("it is larger than this tip line accepts", detail); }
+  get kind() { return "too_large"; }
+}
+
 export class WordlistError extends TiplineError {
   constructor(detail = null) {
     super("the codename word list is not the one this version of Tipline expects", detail);

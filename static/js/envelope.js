@@ -408,3 +408,135 @@ export function openEnvelope(data, identities) {
   if (!plain.atEnd()) throw new EnvelopeContentError("the plaintext is longer than its padded length");
   return { inner, attachments };
 }
+
+// --- opening as a stream (replies of any size, in the Worker) ---
+
+// Exact byte counts from an async source of pieces: `next()` gives the next Uint8Array, or
+// null at the end. Holds at most one piece.
+export class StreamReader {
+  constructor(next) {
+    Object.assign(this, { next, buffer: new Uint8Array(0), pos: 0, ended: false });
+  }
+
+  // Up to `size` bytes: exactly `size` unless the stream ends first.
+  async read(size) {
+    const out = new Uint8Array(size);
+    let filled = 0;
+    while (filled < size && !(this.pos === this.buffer.length && this.ended)) {
+      if (this.pos === this.buffer.length) {
+        const piece = await this.next();
+        if (piece === null || piece === undefined) { this.ended = true; continue; }
+        this.buffer = piece;
+        this.pos = 0;
+        continue;
+      }
+      const step = Math.min(size - filled, this.buffer.length - this.pos);
+      out.set(this.buffer.subarray(this.pos, this.pos + step), filled);
+      this.pos += step;
+      filled += step;
+    }
+    return filled === size ? out : out.subarray(0, filled);
+  }
+}
+
+// The authenticated chunks of a stream, as `chunks` does for a whole envelope (§4.3).
+async function* streamChunks(reader, payloadKey, ssHeader) {
+  let state;
+  try {
+    state = sodium.crypto_secretstream_xchacha20poly1305_init_pull(ssHeader, payloadKey);
+  } catch {
+    throw new EnvelopeOpenError();
+  }
+  let ad = concat(PREAMBLE, ssHeader);
+  const full = CHUNK_SIZE + ABYTES;
+  for (;;) {
+    const piece = await reader.read(full);
+    let result = false;
+    if (piece.length > ABYTES) {
+      try {
+        result = sodium.crypto_secretstream_xchacha20poly1305_pull(state, piece, ad);
+      } catch {
+        result = false;
+      }
+    }
+    if (!result) throw new EnvelopeOpenError();
+    ad = null;
+    if (result.tag === TAG_FINAL) {
+      if ((await reader.read(1)).length) throw new EnvelopeOpenError();
+      yield result.message;
+      return;
+    }
+    if (result.tag !== TAG_MESSAGE || piece.length < full) throw new EnvelopeOpenError();
+    yield result.message;
+  }
+}
+
+// Plaintext's exact byte counts over the async chunk stream.
+class StreamPlaintext {
+  constructor(chunks) {
+    Object.assign(this, { chunks, buffer: new Uint8Array(0), pos: 0 });
+  }
+
+  async* pieces(size) {
+    while (size > 0) {
+      if (this.pos === this.buffer.length) {
+        const next = await this.chunks.next();
+        if (next.done) throw new EnvelopeContentError("the plaintext is shorter than it says");
+        this.buffer = next.value;
+        this.pos = 0;
+      }
+      const step = Math.min(size, this.buffer.length - this.pos);
+      yield this.buffer.subarray(this.pos, this.pos + step);
+      this.pos += step;
+      size -= step;
+    }
+  }
+
+  async read(size) {
+    const parts = [];
+    for await (const piece of this.pieces(size)) parts.push(piece.slice());
+    return concat(...parts);
+  }
+
+  async atEnd() {
+    return this.pos === this.buffer.length && (await this.chunks.next()).done;
+  }
+}
+
+// Open an envelope read from `reader` (a StreamReader) with any of the X25519 secret keys in
+// `identities`, holding one chunk at a time. Attachment bytes go, piece by piece, to the
+// function `sink(index, attachment)` returns (an async function taking a Uint8Array that is
+// valid only during the call), or are checked and dropped when it returns null. They are
+// unverified until this returns: on any error the caller MUST discard everything the sink got
+// (§4.7). Returns the inner manifest; throws as openEnvelope does.
+export async function openEnvelopeStream(reader, identities, sink = null) {
+  const prefix = await reader.read(PREAMBLE.length + 1);
+  const count = checkPreamble(prefix);
+  const headerBytes = concat(prefix, await reader.read(headerSize(count) - prefix.length));
+  const { header, fileKey } = unwrap(headerBytes, identities);
+  const { payloadKey } = fileKeys(fileKey);
+  sodium.memzero(fileKey);
+  const plain = new StreamPlaintext(streamChunks(reader, payloadKey, header.ssHeader));
+  const size = new DataView((await plain.read(4)).buffer).getUint32(0);
+  if (size < 1 || size > MAX_INNER_MANIFEST) {
+    throw new EnvelopeContentError(`the inner manifest length must be 1 to ${MAX_INNER_MANIFEST}`);
+  }
+  const inner = parseInner(await plain.read(size));
+  const length = 4 + size + inner.attachments.reduce((n, a) => n + a.size, 0);
+  if (length > MAX_PLAINTEXT) {
+    throw new EnvelopeContentError("the attachments are larger than the format allows");
+  }
+  for (let i = 0; i < inner.attachments.length; i++) {
+    const target = sink ? await sink(i, inner.attachments[i]) : null;
+    for await (const piece of plain.pieces(inner.attachments[i].size)) {
+      if (target) await target(piece);
+    }
+  }
+  for await (const piece of plain.pieces(paddedLength(length) - length)) {
+    if (!sodium.is_zero(piece)) throw new EnvelopeContentError("the padding is not zero");
+  }
+  if (!(await plain.atEnd())) {
+    throw new EnvelopeContentError("the plaintext is longer than its padded length");
+  }
+  return inner;
+}

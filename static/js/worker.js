@@ -11,6 +11,8 @@
 //                                                        end, done, total}
 //   sealCancel {stream}                               -> {}
 //   open {envelope: ArrayBuffer, replySecretKey}      -> {message, kind}
+//   openReply {url, replySecretKey, maxSize}          -> {message, kind, attachments:
+//                                                        [{name, size, blob}], peakHeld}
 // loginToken and replyPublicKey are standard base64, as /api/source/register and /login take
 // them; replySecretKey is a Uint8Array that only ever goes back to this Worker.
 //
@@ -24,9 +26,14 @@ const state = {
 // keeps at most a few seals open.
 const MAX_PIECE = 8 << 20;
 const MAX_STREAMS = 4;
-// Replies are opened whole, in memory: a source reads text here, not large files. Bounded before
-// anything is parsed, like every input from outside.
+// `open` takes a whole envelope in memory (tests, small things). Replies are opened with
+// `openReply`, streamed from the server, to any size the server accepts.
 const MAX_OPEN = 64 << 20;
+// An attachment's plaintext leaves the Worker's memory for a Blob every this many bytes: the
+// browser keeps Blobs outside the script's heap, so the Worker holds one chunk of ciphertext
+// and at most this much plaintext whatever the reply's size.
+const BLOB_PART = 1 << 20;
+const REPLY_URL = /^\/api\/source\/replies\/[0-9a-f]{32}$/;
 
 async function core() {
   // Loaded on first use, inside a request, so a missing or blocked WebAssembly becomes an
@@ -44,7 +51,8 @@ async function core() {
 async function wordlist() {
   if (!state.wordlist) {
     const { encoding, codename } = await core();
-    const response = await fetch(new URL("../build/eff-long.txt", import.meta.url), { cache: "no-store" });
+    // A content-addressed file (its name changes with it): the browser may keep it.
+    const response = await fetch(new URL("../build/eff-long.txt", import.meta.url));
     if (!response.ok) throw new encoding.WordlistError("it could not be loaded");
     state.wordlist = codename.loadWordlist(await response.text());
   }
@@ -196,6 +204,61 @@ const OPS = {
     }
     const { inner } = envelope.openEnvelope(new Uint8Array(data), [replySecretKey]);
     return { message: inner.message, kind: inner.kind };
+  },
+
+  // Download a reply and open it as it arrives, a chunk at a time; each attachment becomes a
+  // Blob for the page to offer as a download, handed over only once the whole reply has
+  // authenticated (SPEC §4.7). `maxSize` is the largest reply the server accepts from the desk
+  // (the page's data-max-reply): one limit for both.
+  async openReply({ url, replySecretKey, maxSize }) {
+    const { encoding, envelope } = await core();
+    if (typeof url !== "string" || !REPLY_URL.test(url)) throw new TypeError("not a reply's address");
+    if (!(replySecretKey instanceof Uint8Array)) throw new TypeError("the reply key is bytes");
+    if (!Number.isSafeInteger(maxSize) || maxSize < 1) throw new RangeError("a size limit is needed");
+    const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (!response.ok || !response.body) throw new Error("the reply could not be downloaded");
+    if (Number(response.headers.get("Content-Length") || 0) > maxSize) {
+      await response.body.cancel();
+      throw new encoding.TooLargeError(`it is over ${maxSize} bytes`);
+    }
+    const body = response.body.getReader();
+    let received = 0;
+    const reader = new envelope.StreamReader(async () => {
+      const { done, value } = await body.read();
+      if (done) return null;
+      received += value.length;
+      if (received > maxSize) throw new encoding.TooLargeError(`it is over ${maxSize} bytes`);
+      return value;
+    });
+    const files = [];
+    let held = 0;
+    let peakHeld = 0;
+    try {
+      const inner = await envelope.openEnvelopeStream(reader, [replySecretKey], async (_i, a) => {
+        const file = { name: a.name, size: a.size, blobs: [], pending: [], pendingSize: 0 };
+        files.push(file);
+        return async (piece) => {
+          file.pending.push(piece.slice()); // the chunk's buffer is reused: keep a copy
+          file.pendingSize += piece.length;
+          held += piece.length;
+          peakHeld = Math.max(peakHeld, held);
+          if (file.pendingSize >= BLOB_PART) {
+            file.blobs.push(new Blob(file.pending));
+            held -= file.pendingSize;
+            file.pending = [];
+            file.pendingSize = 0;
+          }
+        };
+      });
+      if (inner.kind !== "reply") throw new encoding.EnvelopeContentError("it is not a reply");
+      const attachments = files.map((f) => ({
+        name: f.name, size: f.size,
+        blob: new Blob([...f.blobs, ...f.pending], { type: "application/octet-stream" }),
+      }));
+      return { message: inner.message, kind: inner.kind, attachments, peakHeld };
+    } finally {
+      body.cancel().catch(() => {});
+    }
   },
 };
 

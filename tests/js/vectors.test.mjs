@@ -7,9 +7,9 @@ import { test } from "node:test";
 import { derive, loadWordlist, normalize } from "../../static/js/codename.js";
 import {
   CodenameError, EnvelopeContentError, EnvelopeFormatError, EnvelopeOpenError, ManifestError,
-  TiplineError, b64d, b64e, fromUtf8,
+  TiplineError, b64d, b64e, concat, fromUtf8,
 } from "../../static/js/encoding.js";
-import { openEnvelope } from "../../static/js/envelope.js";
+import { StreamReader, openEnvelope, openEnvelopeStream } from "../../static/js/envelope.js";
 import { verifyManifest } from "../../static/js/manifest.js";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -106,3 +106,39 @@ test("a vector's reply envelope text decodes as UTF-8", () => {
   assert.equal(typeof inner.message, "string");
   assert.equal(fromUtf8(new TextEncoder().encode(inner.message), TiplineError, "x"), inner.message);
 });
+
+// The streaming opener (replies in the Worker) reads every envelope vector to the same
+// outcome, fed in pieces of awkward sizes so no chunk or header arrives whole.
+async function openStreamed(doc, pieceSize) {
+  const data = bytes(doc.envelope);
+  let pos = 0;
+  const reader = new StreamReader(async () => {
+    if (pos >= data.length) return null;
+    const piece = data.slice(pos, pos + pieceSize);
+    pos += pieceSize;
+    return piece;
+  });
+  const got = [];
+  const inner = await openEnvelopeStream(reader, doc.identities.map(bytes), async () => {
+    const parts = [];
+    got.push(parts);
+    return async (piece) => { parts.push(piece.slice()); };
+  });
+  return { inner, attachments: got.map((parts) => concat(...parts)) };
+}
+
+for (const file of FILES.filter((f) => load(f).kind === "envelope")) {
+  for (const pieceSize of [7, 65553, 1 << 20]) {
+    test(`vector ${file} streamed in pieces of ${pieceSize}`, async () => {
+      const doc = load(file);
+      if (doc.outcome === "ok") {
+        const { inner, attachments } = await openStreamed(doc, pieceSize);
+        assert.deepEqual(innerJson(inner), doc.expected.inner);
+        assert.deepEqual(attachments.map(b64e), doc.expected.attachments);
+      } else {
+        await assert.rejects(openStreamed(doc, pieceSize),
+          (error) => error.constructor === ERRORS[doc.outcome]);
+      }
+    });
+  }
+}

@@ -17,12 +17,25 @@ from tipline.server.models import Reply, Source, Submission, new_id
 from tipline.wordlist import load_wordlist
 
 
-def add_reply(app: Flask, codename: str, journalist: keys.RecipientSecret, text: str) -> str:
-    """Seal ``text`` as a reply to the source with ``codename``; return the reply id."""
+def add_reply(
+    app: Flask,
+    codename: str,
+    journalist: keys.RecipientSecret,
+    text: str,
+    files: dict[str, bytes] | None = None,
+) -> str:
+    """Seal ``text`` and ``files`` as a reply to the source with ``codename``, as the desk
+    does (tipline.desk.outgoing.write_reply); return the reply id."""
     derived = derive(normalize(load_wordlist(), codename))
-    inner = Inner(kind="reply", sealed_by="desk", message=text)
+    attached = tuple(Attachment(name, len(data), "") for name, data in (files or {}).items())
+    inner = Inner(kind="reply", sealed_by="desk", message=text, attachments=attached)
     out = io.BytesIO()
-    seal(out, [derived.reply_public_key, journalist.public.public_key], inner)
+    seal(
+        out,
+        [derived.reply_public_key, journalist.public.public_key],
+        inner,
+        [io.BytesIO(data) for data in (files or {}).values()],
+    )
     reply_id = new_id()
     with app.app_context():
         session = db.session()
