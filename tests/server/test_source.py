@@ -91,7 +91,7 @@ def test_no_js_submission_is_sealed_on_arrival(app: Flask, org_keys: Keys) -> No
     big = bytes(range(256)) * 4096  # 1 MiB: over Werkzeug's 500 KB spooling threshold
     page = _post_form(client, "the camp is at the old barracks", {"a.txt": b"first", "b.bin": big})
     assert page.status_code == 200, page.text
-    assert "server encrypted it the moment it arrived" in page.text
+    assert "server locked it the moment it arrived" in page.text
     codename = re.search(r'id="codename">([a-z -]+)<', page.text)
     assert codename and len(codename.group(1).split()) == 7
     assert "?lang=" not in page.text  # no link may lead away from the only view of the codename
@@ -278,3 +278,77 @@ def test_rate_limits(app_factory: Any) -> None:
     assert codes == [401, 401, 429]
     page = client.post("/login", data={"csrf_token": token, "codename": "x"})
     assert "Too many attempts" in page.text
+
+
+def test_the_language_survives_log_in_submit_and_redirects(app: Flask, org_keys: Keys) -> None:
+    """Tor Browser asks for English whatever the person reads: a source who chose Russian
+    reads the codename page, the replies after logging in and every redirect in Russian.
+    Logging out forgets the choice (it says something about a person)."""
+    english = {"Accept-Language": "en-US,en;q=0.5"}
+    client = app.test_client()
+    assert 'lang="ru"' in client.get("/submit?lang=ru", headers=english).text
+    boundary, body = encode_multipart(
+        MultiDict({"csrf_token": csrf_token(client, "/submit"), "message": "привет"})
+    )
+    page = client.post(
+        "/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}",
+        headers=english,
+    )
+    assert page.status_code == 200 and 'lang="ru"' in page.text
+    codename = re.search(r'id="codename">([a-z -]+)<', page.text)
+    assert codename
+    reply_id = add_reply(app, codename.group(1), org_keys.alice, "ответ")
+    assert 'lang="ru"' in client.get("/replies", headers=english).text
+    other = app.test_client()
+    assert 'lang="ru"' in other.get("/login?lang=ru", headers=english).text
+    token = csrf_token(other, "/login")
+    opened = other.post(
+        "/login", data={"csrf_token": token, "codename": codename.group(1)}, headers=english
+    )
+    assert opened.status_code == 200 and 'lang="ru"' in opened.text and "ответ" in opened.text
+    fresh = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', opened.text)
+    assert fresh
+    gone = other.post(
+        f"/replies/{reply_id}/delete", data={"csrf_token": fresh.group(1)}, headers=english,
+        follow_redirects=True,
+    )
+    assert gone.status_code == 200 and 'lang="ru"' in gone.text
+    out = other.post(
+        "/logout", data={"csrf_token": csrf_token(other, "/replies")}, headers=english
+    )
+    assert 'lang="ru"' in out.text  # the good-bye page is still in Russian
+    assert 'lang="en"' in other.get("/", headers=english).text  # then the choice is gone
+
+
+def test_sources_that_never_sent_anything_are_swept(app: Flask, org_keys: Keys) -> None:
+    """Sources left by the old register-then-upload path go after a day; a source whose
+    submissions journalists deleted stays (a reply may still come)."""
+    import datetime
+
+    from tipline.server import retention
+    from tipline.server.models import new_id
+
+    client = app.test_client()
+    codename = _submit_and_codename(client)
+    today = datetime.datetime.now(datetime.UTC).date()
+    with app.app_context():
+        session = db.session()
+        kept = session.scalars(select(Source)).one()
+        empty_old = Source(
+            id=new_id(), designation="a b", token_hash=b"1" * 32, reply_public_key=b"k" * 32,
+            submitted=False, created=today - datetime.timedelta(days=3),
+        )
+        empty_new = Source(
+            id=new_id(), designation="c d", token_hash=b"2" * 32, reply_public_key=b"k" * 32,
+            submitted=False, created=today,
+        )
+        session.add_all([empty_old, empty_new])
+        kept.created = today - datetime.timedelta(days=30)
+        for row in session.scalars(select(Submission)).all():
+            session.delete(row)  # the journalists downloaded and deleted it
+        session.commit()
+        swept = retention.run(session, app.extensions["tipline.blobs"], today)
+        left = set(session.scalars(select(Source.id)).all())
+    assert swept.sources == 1
+    assert left == {kept.id, empty_new.id}
+    assert derive(normalize(load_wordlist(), codename)).token_hash == kept.token_hash

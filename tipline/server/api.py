@@ -110,7 +110,7 @@ def login() -> ResponseReturnValue:
             error=_("That codename is not known here. Check each word; a codename has seven words.")
         ), 401
     log_in(source)
-    return jsonify(ok=True)
+    return jsonify(ok=True, csrf_token=generate_csrf())  # a new session: its token
 
 
 @bp.post("/uploads")

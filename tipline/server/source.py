@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    send_from_directory,
+)
 from flask.typing import ResponseReturnValue
+from flask_babel import format_decimal
 from flask_babel import gettext as _
+from werkzeug.wsgi import LimitedStream
 
-from .. import source_replies
 from ..crypto.codename import Derived, derive, generate, normalize
 from ..crypto.encoding import b64e
 from ..crypto.errors import CodenameError
@@ -20,25 +28,23 @@ from ..crypto.keys import fingerprint
 from ..wordlist import load_wordlist
 from . import db, keyset, settings
 from .extensions import limiter
+from .formhead import leading_fields
 from .formpath import FormError, check_submission, collect_parts, seal_to_blob
-from .forms import ActionForm, CodenameForm, SubmitForm
-from .models import Source
+from .forms import ActionForm, SubmitForm
 from .security import crypto_page
 from .sources import (
-    blobs,
     commit_submission,
     current_source,
-    delete_read_reply,
-    find_by_login_token,
     log_in,
     log_out,
     new_source,
-    replies_of,
-    reply_of,
     require_source,
 )
 
 bp = Blueprint("source", __name__)
+# How much of a refused no-JS body is read to give the typed message back: the message field
+# (at most MAX_FORM_MEMORY_SIZE) and the framing before it.
+MESSAGE_HEAD = (1 << 20) + 64 * 1024
 
 
 def _login_limit() -> str:
@@ -62,14 +68,40 @@ def _derive(typed: str) -> Derived | None:
 
 
 def _page_data(keys: keyset.Current | None = None) -> dict[str, Any]:
-    """What the page controllers need, handed over in data- attributes (no inline script)."""
+    """What the page controllers need, handed over in data- attributes (no inline script).
+
+    The signed manifest itself is in the page: the Worker verifies it against the org key, so
+    it is as good as one fetched separately, and it saves a round trip over Tor.
+    """
     keys = keys or _keys()
     return {
         "org_public_key": b64e(current_app.config["ORG_PUBLIC_KEY_BYTES"]),
         "manifest_version": keys.version if keys else "",
+        "manifest": keys.file.decode("utf-8") if keys else "",
         "max_size": settings.max_submission_size(),
         "chunk_size": min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
+        # The largest reply this server accepts from the desk, and so the largest the page
+        # must open: one value (config MAX_REPLY_BUNDLE), used by both.
+        "max_reply": int(current_app.config["MAX_REPLY_BUNDLE"]),
     }
+
+
+@bp.app_template_filter("human_size")
+def human_size(size: int) -> str:
+    """A size in the units people know (decimal, as file managers show them), in the page's
+    language: "2.1 GB", "2,1 Go", "2,1 ГБ"."""
+    units = [_("bytes"), _("KB"), _("MB"), _("GB")]
+    value, unit = float(size), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value, unit = value / 1000, unit + 1
+    shown = format_decimal(round(value, 1) if unit else int(value), format="#,##0.#")
+    return f"{shown}\u00a0{units[unit]}"
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """The tab's icon (browsers ask for it on every page; a 404 there is noise)."""
+    return send_from_directory(current_app.static_folder or "static", "favicon.ico", max_age=86400)
 
 
 @bp.get("/")
@@ -114,12 +146,20 @@ def submit() -> ResponseReturnValue:
             )
     elif request.method == "POST":
         error = _("The form expired. Please send it again.")
-    status = 400 if error else 200
+    return _submit_page(form, keys, error, 400 if error else 200)
+
+
+def _submit_page(
+    form: SubmitForm, keys: keyset.Current, error: str | None, status: int, message: str = ""
+) -> ResponseReturnValue:
+    """The submit form again, with an error and the message the source typed."""
+    source = current_source()
     return render_template(
         "source/submit.html",
         form=form,
         source=source,
         error=error,
+        message=message,
         # A returning source's reply key lets the browser seal for them too.
         data={**_page_data(keys), "reply_public_key": b64e(source.reply_public_key)}
         if source
@@ -127,86 +167,37 @@ def submit() -> ResponseReturnValue:
     ), status
 
 
-@bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-@crypto_page
-def login() -> ResponseReturnValue:
-    """A returning source types the codename. Without JS the server derives the login token
-    and, in the same request, opens the replies with the reply key (then forgets both).
+def too_large(length: int) -> ResponseReturnValue:
+    """The 413 for a no-JS submission declared larger than the admin's limit, made before its
+    body is read (security._refuse_oversize_early): the form again, with the message typed.
     """
-    form = CodenameForm()
-    if form.validate_on_submit():
-        typed = form.codename.data or ""
-        derived = _derive(typed)
-        source = find_by_login_token(derived.login_token) if derived else None
-        if source is None:
-            return render_template(
-                "source/login.html", form=form, failed=True, data=_page_data()
-            ), 401
-        log_in(source)
-        return _replies_page(source, typed)
-    return render_template("source/login.html", form=form, failed=False, data=_page_data())
-
-
-def _replies_page(source: Source, codename: str | None) -> str:
-    """The replies, opened with the typed codename if there is one, else listed unread."""
-    rows = replies_of(source)
-    opened: dict[str, source_replies.OpenedReply] = {}
-    if codename is not None and rows:
-        store = blobs()
-        files = [store.open("replies", r.id) for r in rows]
-        try:
-            result = source_replies.open_replies(
-                codename, [(r.id, r.size, f) for r, f in zip(rows, files, strict=True)]
-            )
-        finally:
-            for f in files:
-                f.close()
-        opened = {o.reply_id: o for o in result}
-        for row in rows:
-            if opened[row.id].message is not None:
-                row.read = True
-        db.session().commit()
-    return render_template(
-        "source/replies.html",
-        replies=rows,
-        opened=opened,
-        form=CodenameForm(formdata=None),
-        action=ActionForm(),
-        data=_page_data(),
+    keys = _keys()
+    if keys is None:
+        return render_template("source/closed.html"), 503
+    message = ""
+    boundary = request.mimetype_params.get("boundary")
+    if request.mimetype == "multipart/form-data" and boundary:
+        head = LimitedStream(request.environ["wsgi.input"], min(length, MESSAGE_HEAD))
+        message = leading_fields(head, boundary, MESSAGE_HEAD).get("message", "")
+    limit = human_size(settings.max_submission_size())
+    error = _(
+        "Your files are larger than this tip line accepts (%(limit)s in all), so nothing was "
+        "sent. Your message is still below: choose fewer or smaller files and press Send again.",
+        limit=limit,
     )
+    response = make_response(_submit_page(SubmitForm(formdata=None), keys, error, 413, message))
+    # The rest of the body is never read: close the connection rather than read it through.
+    response.headers["Connection"] = "close"
+    return response
 
 
-@bp.route("/replies", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-@crypto_page
-def replies() -> ResponseReturnValue:
-    """The replies page; without JS, posting the codename here opens them on the server."""
-    source = require_source()
-    form = CodenameForm()
-    if form.validate_on_submit():
-        typed = form.codename.data or ""
-        derived = _derive(typed)
-        if derived is None or derived.token_hash != source.token_hash:
-            return _replies_page(source, None), 401
-        return _replies_page(source, typed)
-    return _replies_page(source, None)
-
-
-@bp.post("/replies/<reply_id>/delete")
-def delete_reply(reply_id: str) -> ResponseReturnValue:
-    """Delete a reply the source has read (an unread one might hold something they need)."""
-    source = require_source()
+@bp.post("/written")
+def written() -> ResponseReturnValue:
+    """The new source says the codename is written down: what happens now, and what next."""
+    require_source()
     if not ActionForm().validate_on_submit():
         return render_template("source/error.html", message=_("The form expired.")), 400
-    reply = reply_of(source, reply_id)
-    if reply is None:
-        return render_template("source/error.html", message=_("That reply is gone.")), 404
-    if not delete_read_reply(reply):
-        return render_template(
-            "source/error.html", message=_("Read a reply before you delete it.")
-        ), 409
-    return redirect(url_for("source.replies"), 303)
+    return render_template("source/next.html")
 
 
 @bp.post("/logout")
@@ -216,3 +207,7 @@ def logout() -> ResponseReturnValue:
         return render_template("source/error.html", message=_("The form expired.")), 400
     log_out()
     return render_template("source/logout.html")
+
+
+# The reading side (log in, replies, attachments) is on this blueprint too.
+from . import source_read  # noqa: E402,F401

@@ -11,16 +11,42 @@ export function strings() {
   };
 }
 
-// The page's status line (#path-notice): which path the page takes, and what went wrong.
+// The page's status line (#path-notice, a polite live region): which path the page takes.
+// Errors go to #page-error (role=alert), so a screen reader says them at once.
 export function say(text, isError = false) {
+  if (isError) { alarm(text); return; }
   const notice = document.getElementById("path-notice");
+  if (!notice) return;
   notice.textContent = text;
-  notice.className = isError ? "error" : "notice";
   notice.hidden = false;
+  const error = document.getElementById("page-error");
+  if (error) error.hidden = true;
+}
+
+export function alarm(text) {
+  const error = document.getElementById("page-error");
+  error.textContent = text;
+  error.hidden = false;
+}
+
+// The page's submit button stays disabled (in the HTML, before any script runs) until the page
+// has decided, and said, which path it takes: a press of Send or Enter before then does nothing,
+// so neither a codename nor a message can leave in the clear by accident.
+export function release(form) {
+  const button = form.querySelector("#send");
+  if (button) button.disabled = false;
+  form.dataset.ready = "yes";
 }
 
 export function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]').content;
+}
+
+// A new session (after logging in) has a new token: the meta tag and every form's hidden
+// field take it, so the page's own forms (log out, delete) keep working.
+export function setCsrfToken(token) {
+  document.querySelector('meta[name="csrf-token"]').content = token;
+  for (const field of document.querySelectorAll('input[name="csrf_token"]')) field.value = token;
 }
 
 export async function api(method, path, body, extra = {}) {
@@ -95,15 +121,19 @@ export class CryptoWorker {
   terminate() { this.worker.terminate(); }
 }
 
-// Start the worker and have it verify the signed manifest against the org key in the page.
-export async function startCrypto(orgPublicKey) {
+// Start the worker and have it verify the signed manifest (in the page, or fetched) against
+// the org key in the page.
+export async function startCrypto(orgPublicKey, manifestText = "") {
   if (!(await wasmWorks())) return { crypto: null, reason: "no-wasm" };
   let crypto;
   try {
     crypto = new CryptoWorker();
-    const manifestResponse = await fetch("/api/source/manifest", { cache: "no-store" });
-    if (!manifestResponse.ok) throw new Error("no manifest");
-    const manifest = await manifestResponse.text();
+    let manifest = manifestText;
+    if (!manifest) {
+      const manifestResponse = await fetch("/api/source/manifest", { cache: "no-store" });
+      if (!manifestResponse.ok) throw new Error("no manifest");
+      manifest = await manifestResponse.text();
+    }
     // A worker that never answers must not leave the page waiting: the form still works.
     const timeout = new Promise((_, reject) =>
       setTimeout(() => reject(new Error("the crypto worker did not start")), 20000));
@@ -115,16 +145,41 @@ export async function startCrypto(orgPublicKey) {
   }
 }
 
+// A size in the units people know (decimal, as file managers show them), in the page's
+// language: the unit names come translated in #strings (data-units), as the server writes them.
 export function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB"];
+  const el = document.getElementById("strings");
+  const units = (el?.dataset.units || "bytes|KB|MB|GB").split("|");
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  const number = new Intl.NumberFormat(document.documentElement.lang || "en",
+    { maximumFractionDigits: i ? 1 : 0 }).format(n);
+  return `${number}\u00a0${units[i]}`;
+}
+
+// While something is being sent, nothing on the page may lead away from it (the language
+// links would reload the page and abandon the upload); a reload or a closed tab asks first.
+let guarding = 0;
+function askBeforeLeaving(event) { event.preventDefault(); event.returnValue = ""; }
+export function guardPage(on) {
+  guarding += on ? 1 : -1;
+  const nav = document.getElementById("languages");
+  if (nav) nav.hidden = guarding > 0;
+  if (on && guarding === 1) window.addEventListener("beforeunload", askBeforeLeaving);
+  if (!on && guarding === 0) window.removeEventListener("beforeunload", askBeforeLeaving);
+}
+
+// The codename field's "show the words" switch.
+export function showToggle() {
+  const box = document.getElementById("show-codename");
+  const input = document.getElementById("codename-input");
+  if (!box || !input) return;
+  box.addEventListener("change", () => { input.type = box.checked ? "text" : "password"; });
 }
 
 // Logging in starts a new session with a new CSRF token: read it from a fresh page.
 export async function refreshCsrf() {
   const page = await fetch("/submit", { credentials: "same-origin", cache: "no-store" });
   const token = /name="csrf-token" content="([^"]+)"/.exec(await page.text());
-  if (token) document.querySelector('meta[name="csrf-token"]').content = token[1];
+  if (token) setCsrfToken(token[1]);
 }

@@ -1,76 +1,121 @@
-// Login and reply reading. With WebAssembly the codename never leaves the browser: the Worker
-// derives the login token (sent) and the reply key (kept in this page's memory only) and opens
-// each reply here. Without it, the form posts the codename and the server opens the replies
-// for that one page.
-import { api, refreshCsrf, say, startCrypto, strings } from "./common.js";
+// Login and reply reading. The Log in / Read button is disabled in the HTML until this script has
+// decided which path the page takes, and said so. With WebAssembly the codename never leaves the
+// browser: the Worker derives the login token (sent) and the reply key (kept in this page's
+// memory only), downloads each reply and opens it as it arrives, and each attachment is offered
+// as a download. Without it, the page says that the server will use the codename for this one
+// page, and only then lets the form be sent.
+import {
+  alarm, api, formatBytes, release, say, setCsrfToken, showToggle, startCrypto, strings,
+} from "./common.js";
 
 const t = strings();
 const form = document.getElementById("codename-form");
+const links = []; // object URLs of opened attachments, revoked when the page goes
 
 async function main() {
+  showToggle();
   if (!form) return;
-  const { crypto, reason } = await startCrypto(
-    document.querySelector("[data-org-public-key]")?.dataset.orgPublicKey || "");
+  const { crypto, reason } = await startCrypto(form.dataset.orgPublicKey, form.dataset.manifest);
   if (!crypto) {
-    if (reason === "no-wasm") say(t("noWasmRead"));
+    say(reason === "no-wasm" ? t("noWasmRead") : t("noCryptoRead"));
+    release(form); // the plain form: the server opens the replies for one page
     return;
   }
+  form.dataset.reading = "browser";
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    readReplies(crypto).catch(() => say(t("failed"), true));
+    logIn(crypto).catch(() => alarm(t("failed")));
   });
+  say(t("readyRead"));
+  release(form);
 }
 
-async function readReplies(crypto) {
+async function logIn(crypto) {
   const input = form.querySelector("#codename-input");
   let derived;
   try {
     derived = await crypto.call("derive", { codename: input.value });
   } catch {
-    say(t("badCodename"), true);
+    alarm(t("badCodename"));
     return;
   }
-  input.value = "";
   const login = await api("POST", "/api/source/login", { login_token: derived.loginToken });
-  if (!login.ok) { say(t("unknownCodename"), true); return; }
-  await refreshCsrf();
-  const list = await fetch("/api/source/replies", { cache: "no-store" }).then((r) => r.json());
-  const box = document.getElementById("replies-box") || document.getElementById("reply-list");
-  box.replaceChildren();
+  if (!login.ok) { alarm(login.status === 401 ? t("unknownCodename") : t("failed")); return; }
+  if (login.data?.csrf_token) setCsrfToken(login.data.csrf_token);
+  input.value = "";
   form.hidden = true;
-  if (list.replies.length === 0) {
-    const p = document.createElement("p");
-    p.textContent = t("noReplies");
-    box.append(p);
+  document.getElementById("new-source")?.setAttribute("hidden", "");
+  const heading = document.getElementById("page-heading");
+  if (heading.dataset.repliesHeading) heading.textContent = heading.dataset.repliesHeading;
+  document.title = `${heading.textContent} · ${document.title.split(" · ").pop()}`;
+  const view = document.getElementById("replies-view");
+  view.hidden = false;
+  document.getElementById("check-again").onclick = () => {
+    showReplies(crypto, derived.replySecretKey).catch(() => alarm(t("failed")));
+  };
+  await showReplies(crypto, derived.replySecretKey);
+  view.focus();
+}
+
+async function showReplies(crypto, replySecretKey) {
+  const box = document.getElementById("reply-list");
+  document.getElementById("page-error").hidden = true;
+  say(t("opening"));
+  const list = await api("GET", "/api/source/replies");
+  if (!list.ok) { alarm(t("failed")); return; }
+  for (const url of links.splice(0)) URL.revokeObjectURL(url);
+  const items = [];
+  if (list.data.replies.length === 0) {
+    items.push(Object.assign(document.createElement("p"), { textContent: t("noReplies") }));
   }
-  for (const reply of list.replies) {
+  const maxSize = Number(form.dataset.maxReply);
+  for (const reply of list.data.replies) {
     const item = document.createElement("article");
     item.id = `reply-${reply.id}`;
-    const meta = document.createElement("p");
-    meta.className = "meta";
-    meta.textContent = t("replyFrom", { date: reply.created });
-    item.append(meta);
-    const blob = await fetch(`/api/source/replies/${reply.id}`, { cache: "no-store" });
+    item.className = "replies";
+    item.append(Object.assign(document.createElement("p"), {
+      className: "meta", textContent: t("replyFrom", { date: reply.created }),
+    }));
     try {
-      const opened = await crypto.call("open", {
-        envelope: await blob.arrayBuffer(), replySecretKey: derived.replySecretKey,
+      if (reply.size > maxSize) throw Object.assign(new Error("too large"), { kind: "too_large" });
+      const opened = await crypto.call("openReply", {
+        url: `/api/source/replies/${reply.id}`, replySecretKey, maxSize,
       });
-      const body = document.createElement("div");
-      body.className = "reply-text";
-      body.textContent = opened.message; // text, never HTML
-      item.append(body);
+      item.dataset.peakHeld = String(opened.peakHeld);
+      item.append(Object.assign(document.createElement("div"), {
+        className: "reply-text", textContent: opened.message, // text, never HTML
+      }));
+      if (opened.attachments.length) item.append(attachmentList(opened.attachments));
       await api("POST", `/api/source/replies/${reply.id}/read`);
       item.append(deleteButton(reply.id, item));
-    } catch {
-      const p = document.createElement("p");
-      p.className = "error";
-      p.textContent = t("replyFailed");
-      item.append(p);
+    } catch (error) {
+      item.append(Object.assign(document.createElement("p"), {
+        className: "error", textContent: error.kind === "too_large" ? t("replyTooBig") : t("replyFailed"),
+      }));
     }
-    box.append(item);
+    items.push(item);
   }
-  box.hidden = false;
-  box.focus();
+  box.replaceChildren(...items);
+  document.getElementById("path-notice").hidden = true;
+}
+
+// Each attachment as a link that saves it: the browser's own download, named as the
+// journalist named the file (browsers clean such names before they write a file).
+function attachmentList(attachments) {
+  const list = document.createElement("ul");
+  list.className = "attachments";
+  for (const { name, size, blob } of attachments) {
+    const url = URL.createObjectURL(blob);
+    links.push(url);
+    const link = Object.assign(document.createElement("a"), {
+      href: url, download: name, className: "button secondary",
+      textContent: t("save", { name, size: formatBytes(size) }),
+    });
+    const li = document.createElement("li");
+    li.append(link);
+    list.append(li);
+  }
+  return list;
 }
 
 function deleteButton(replyId, item) {
@@ -80,10 +125,14 @@ function deleteButton(replyId, item) {
   button.textContent = t("delete");
   button.onclick = async () => {
     const gone = await api("DELETE", `/api/source/replies/${replyId}`);
-    if (gone.ok) item.replaceChildren(Object.assign(document.createElement("p"),
-      { textContent: t("deleted") }));
+    if (gone.ok) {
+      for (const a of item.querySelectorAll("a[download]")) URL.revokeObjectURL(a.href);
+      item.replaceChildren(Object.assign(document.createElement("p"), { textContent: t("deleted") }));
+    }
   };
   return button;
 }
+
+window.addEventListener("pagehide", () => { for (const url of links) URL.revokeObjectURL(url); });
 
 main();

@@ -1,44 +1,78 @@
-// The submit page. With WebAssembly: make the codename, seal in the Worker while the sealed
-// chunks upload (resumable), show the codename. Without: say so and leave the plain form, which
-// the server seals on arrival. The page never sends plaintext when it seals itself.
-import { api, formatBytes, refreshCsrf, say, startCrypto, strings } from "./common.js";
+// The submit page. The Send button is disabled in the HTML until this script has decided which
+// path the page takes, and said so: with WebAssembly, make the codename, seal in the Worker
+// while the sealed chunks upload (resumable), then show the codename; without, say that the
+// server will lock the tip and only then let the plain form be sent. Nothing leaves in the
+// clear before the source has been told.
+import {
+  alarm, formatBytes, guardPage, release, say, startCrypto, strings,
+} from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
 const t = strings();
 const form = document.getElementById("submit-form");
+// Past this much, a plain form post (no progress, no resume) deserves a word before it starts.
+const BIG = 20 * 1000 * 1000;
 
 async function main() {
   if (!form) return;
-  const { crypto, manifestVersion, reason } = await startCrypto(form.dataset.orgPublicKey);
+  const { crypto, manifestVersion, reason } = await startCrypto(
+    form.dataset.orgPublicKey, form.dataset.manifest);
   if (!crypto) {
-    say(reason === "no-wasm" ? t("noWasm") : t("noCrypto"));
-    return; // the form posts to the server as it is
+    fallBack(reason === "no-wasm" ? t("noWasm") : t("noCrypto"));
+    return;
   }
   if (String(manifestVersion) !== form.dataset.manifestVersion) {
-    say(t("badKeys"), true); // the page and the manifest disagree: reload, never guess
-    form.querySelector("button[type=submit]").disabled = true;
-    return;
+    alarm(t("badKeys")); // the page and the manifest disagree: reload, never guess
+    document.getElementById("path-notice").hidden = true;
+    return; // the button stays disabled
   }
   // A logged-in source's envelope must carry the reply key made from their codename, which
   // this page knows only if the server names it; without it the server seals (it knows the key).
   if (form.dataset.loggedIn === "yes" && !form.dataset.replyPublicKey) {
-    say(t("noCrypto"));
+    crypto.terminate();
+    fallBack(t("noCrypto"));
     return;
   }
-  say(t("browserPath"));
   form.dataset.sealing = "browser";
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    send(crypto, manifestVersion).catch(() => say(t("failed"), true));
+    send(crypto, manifestVersion).catch(() => alarm(t("failed")));
   });
+  say(t("browserPath"));
+  release(form);
+}
+
+// The plain form, posted to the server, which locks the tip on arrival: said first, then
+// allowed. Large files get a word about what this path cannot do.
+function fallBack(message) {
+  say(message);
+  form.dataset.sealing = "server";
+  const files = form.querySelector("#files");
+  const note = document.getElementById("big-files");
+  files.addEventListener("change", () => {
+    const total = Array.from(files.files).reduce((sum, f) => sum + f.size, 0);
+    note.textContent = t("bigFiles");
+    note.hidden = total < BIG;
+  });
+  form.addEventListener("submit", (event) => {
+    const total = Array.from(files.files).reduce((sum, f) => sum + f.size, 0);
+    if (total > Number(form.dataset.maxSize)) {
+      event.preventDefault(); // refused here, so the message stays where it is
+      alarm(t("tooBig", { max: formatBytes(Number(form.dataset.maxSize)) }));
+    }
+  });
+  release(form);
 }
 
 async function send(crypto, manifestVersion) {
   const message = form.querySelector("#message").value;
   const files = Array.from(form.querySelector("#files").files);
-  if (!message.trim() && files.length === 0) { say(t("empty"), true); return; }
+  if (!message.trim() && files.length === 0) { alarm(t("empty")); return; }
   const total = files.reduce((sum, f) => sum + f.size, 0);
-  if (total > Number(form.dataset.maxSize)) { say(t("tooBig"), true); return; }
+  if (total > Number(form.dataset.maxSize)) {
+    alarm(t("tooBig", { max: formatBytes(Number(form.dataset.maxSize)) }));
+    return;
+  }
 
   const box = document.getElementById("progress-box");
   const bar = document.getElementById("progress");
@@ -50,29 +84,34 @@ async function send(crypto, manifestVersion) {
     if (stream !== null) crypto.call("sealCancel", { stream }).catch(() => null);
     stream = null;
   };
+  const back = () => {
+    box.hidden = true;
+    form.hidden = false;
+    guardPage(false);
+  };
   document.getElementById("cancel").onclick = async () => {
     controller.abort();
     dropSeal();
     await upload?.cancel();
-    box.hidden = true;
-    form.hidden = false;
+    back();
     say(t("cancelled"));
   };
   form.hidden = true;
   box.hidden = false;
+  guardPage(true);
+  document.getElementById("page-error").hidden = true;
   text.textContent = t("sealing");
 
   let codename = null;
+  let newSource = null;
   let replyPublicKey = form.dataset.replyPublicKey;
   if (form.dataset.loggedIn !== "yes") {
+    // A new codename for every first attempt: the source is stored only when this upload
+    // finishes, so one that fails leaves nothing and the next attempt starts afresh.
     const made = await crypto.call("codename");
     codename = made.codename;
     replyPublicKey = made.replyPublicKey;
-    const registered = await api("POST", "/api/source/register", {
-      login_token: made.loginToken, reply_public_key: made.replyPublicKey,
-    });
-    if (!registered.ok) throw new UploadError(registered.status, registered.data?.error);
-    await refreshCsrf();
+    newSource = { loginToken: made.loginToken, replyPublicKey: made.replyPublicKey };
   }
   // Sealing and sending are one stream: the Worker seals a chunk when the upload asks for it,
   // so neither side ever holds the whole envelope (docs/BROWSER.md).
@@ -80,7 +119,7 @@ async function send(crypto, manifestVersion) {
   stream = started.stream;
   const spare = [];
   upload = new Upload({
-    header: started.header, size: started.size, manifestVersion,
+    header: started.header, size: started.size, manifestVersion, newSource,
     // Acknowledged pieces' buffers go back to the Worker to be filled again (transferred).
     pull: async (max) => {
       const buffer = spare.pop();
@@ -102,18 +141,20 @@ async function send(crypto, manifestVersion) {
   } catch (error) {
     dropSeal();
     if (controller.signal.aborted) return; // cancelled: the cancel button has said so
-    box.hidden = true;
-    form.hidden = false;
-    say(error instanceof UploadError && error.message ? error.message : t("failed"), true);
+    back();
+    alarm(error instanceof UploadError && error.message ? error.message : t("failed"));
     return;
   }
+  guardPage(false);
   box.hidden = true;
   const done = document.getElementById("done");
   if (codename) {
     document.getElementById("codename").textContent = codename;
     document.getElementById("codename-box").hidden = false;
     // Nothing on this view may lead away from the only copy of the codename.
-    document.querySelector("header nav")?.setAttribute("hidden", "");
+    document.getElementById("languages")?.setAttribute("hidden", "");
+  } else {
+    document.getElementById("done-actions").hidden = false;
   }
   document.getElementById("path-notice").hidden = true;
   done.hidden = false;
