@@ -13,14 +13,16 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Request, Route
+from playwright.sync_api import Browser, Route
 
 from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
+from tipline.crypto.format import parse_header
 from tipline.server import create_app, db, keyset
 
 from ..server.replies import add_reply, open_stored, submission_ids
 from .source_fixtures import Server, gunicorn, new_context
+from .tap import tapped
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,71 +38,118 @@ def _browser_crypto_present() -> None:
         pytest.fail(f"{worker} is missing: the browser crypto is not installed (make static)")
 
 
+def _port(server: Server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def _not_seen(envelope: bytes, sent: bytes, size: int = 64 * 1024) -> list[int]:
+    """The offsets of the stored envelope's pieces that do NOT appear in what was sent: the
+    header goes as base64 in the JSON that creates the upload, the rest as raw chunks."""
+    head = len(parse_header(envelope).encode())
+    missing = [] if b64e(envelope[:head]).encode() in sent else [0]
+    return missing + [
+        i for i in range(head, len(envelope), size) if envelope[i : i + size] not in sent
+    ]
+
+
 def test_js_submission_seals_in_the_browser(
     chromium: Browser,
     source_server: Server,
     tmp_path: Path,
 ) -> None:
+    """Every byte the browser put on the wire is recorded by a TCP tap (tests/browser/tap.py),
+    whatever the body's type: the capture must hold every byte of the envelope the server
+    stored, and no plaintext and no codename anywhere."""
     (tmp_path / "a.txt").write_bytes(FILE_A)
     (tmp_path / "b.bin").write_bytes(FILE_B)
-    context = new_context(chromium)
-    page = context.new_page()
-    bodies: list[bytes] = []
-
-    def capture(request: Request) -> None:
-        body = request.post_data_buffer
-        if body:
-            bodies.append(body)
-
-    page.on("request", capture)
-    page.goto(source_server.url + "/submit")
-    page.locator("#path-notice").wait_for(state="visible")
-    assert "Your browser will encrypt" in page.inner_text("#path-notice")
-    before = submission_ids(source_server.app)
-    page.get_by_label("Your message").fill(MESSAGE)
-    page.get_by_label("Files (optional)").set_input_files(
-        [str(tmp_path / "a.txt"), str(tmp_path / "b.bin")]
-    )
-    page.get_by_role("button", name="Encrypt and send").click()
-    page.locator("#done").wait_for(state="visible", timeout=60_000)
-    codename = page.inner_text("#codename")
-    assert len(codename.split()) == 7
-    assert bodies, "no request bodies were captured"
-    for body in bodies:
+    with tapped(_port(source_server)) as tap:
+        context = chromium.new_context()
+        page = context.new_page()
+        page.goto(tap.url + "/submit")
+        page.locator("#send:enabled").wait_for(timeout=60_000)
+        assert "Your browser will lock your tip" in page.inner_text("#path-notice")
+        before = submission_ids(source_server.app)
+        page.get_by_label("Your message").fill(MESSAGE)
+        page.get_by_label("Files (optional)").set_input_files(
+            [str(tmp_path / "a.txt"), str(tmp_path / "b.bin")]
+        )
+        page.get_by_role("button", name="Send").click()
+        page.locator("#done").wait_for(state="visible", timeout=60_000)
+        codename = page.inner_text("#codename")
+        assert len(codename.split()) == 7
+        sent = tap.sent()
+        (new,) = submission_ids(source_server.app) - before
+        with source_server.app.extensions["tipline.blobs"].open("submissions", new) as blob:
+            stored = blob.read()
+        assert len(stored) > 2 * 64 * 1024
+        assert _not_seen(stored, sent) == []  # the capture saw every stored byte go out
         for marker in (b"Browser-Plaintext-Marker", b"File-A-Marker", b"File-B-Marker"):
-            assert marker not in body
-        assert codename.encode() not in body
-    (new,) = submission_ids(source_server.app) - before
-    inner, files = open_stored(source_server.app, source_server.journalist, new)
-    assert inner.sealed_by == "browser" and inner.message == MESSAGE
-    assert [a.name for a in inner.attachments] == ["a.txt", "b.bin"]
-    assert files == [FILE_A, FILE_B]
-    context.close()
+            assert marker not in sent
+        assert codename.encode() not in sent
+        inner, files = open_stored(source_server.app, source_server.journalist, new)
+        assert inner.sealed_by == "browser" and inner.message == MESSAGE
+        assert [a.name for a in inner.attachments] == ["a.txt", "b.bin"]
+        assert files == [FILE_A, FILE_B]
+        context.close()
 
-    add_reply(source_server.app, codename, source_server.journalist, "JS-Reply-Marker: thanks")
-    context = new_context(chromium)
-    page = context.new_page()
-    sent: list[bytes] = []
-    page.on("request", lambda r: sent.append(r.post_data_buffer or b""))
-    page.goto(source_server.url + "/login")
-    page.get_by_label("Your codename").fill(codename)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("JS-Reply-Marker: thanks").wait_for(timeout=30_000)
-    assert all(codename.encode() not in body for body in sent)  # never left the browser
+        add_reply(source_server.app, codename, source_server.journalist, "JS-Reply-Marker: thanks")
+        tap.clear()
+        context = chromium.new_context()
+        page = context.new_page()
+        page.goto(tap.url + "/login")
+        page.locator("#send:enabled").wait_for(timeout=60_000)
+        page.get_by_label("Your codename", exact=True).fill(codename)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_text("JS-Reply-Marker: thanks").wait_for(timeout=30_000)
+        # The JS view offers what the no-JS one does.
+        assert page.locator("#source-actions").is_visible()
+        assert page.get_by_role("button", name="Log out").is_visible()
+        assert page.get_by_role("link", name="Send more").is_visible()
+        assert b"/api/source/login" in tap.sent()  # the capture did see the log-in
+        assert codename.encode() not in tap.sent()  # the codename never left the browser
 
-    # Logged in, the source sends again: still sealed in the browser, with the same reply key.
-    page.goto(source_server.url + "/submit")
-    page.locator("#path-notice").wait_for(state="visible")
-    before = submission_ids(source_server.app)
-    page.get_by_label("Your message").fill("Second-Marker: one more thing")
-    page.get_by_role("button", name="Encrypt and send").click()
-    page.locator("#done").wait_for(state="visible", timeout=60_000)
-    (second,) = submission_ids(source_server.app) - before
-    again, _ = open_stored(source_server.app, source_server.journalist, second)
-    assert again.sealed_by == "browser" and again.message == "Second-Marker: one more thing"
-    assert again.reply_public_key == inner.reply_public_key
-    assert all(b"Second-Marker" not in body for body in sent)
-    context.close()
+        # Logged in, the source sends again: still sealed in the browser, with the same key.
+        page.goto(tap.url + "/submit")
+        page.locator("#send:enabled").wait_for(timeout=60_000)
+        before = submission_ids(source_server.app)
+        page.get_by_label("Your message").fill("Second-Marker: one more thing")
+        page.get_by_role("button", name="Send").click()
+        page.locator("#done").wait_for(state="visible", timeout=60_000)
+        assert page.locator("#done-actions").is_visible()  # no codename step the second time
+        assert not page.locator("#codename-box").is_visible()
+        (second,) = submission_ids(source_server.app) - before
+        again, _ = open_stored(source_server.app, source_server.journalist, second)
+        assert again.sealed_by == "browser" and again.message == "Second-Marker: one more thing"
+        assert again.reply_public_key == inner.reply_public_key
+        assert b"Second-Marker" not in tap.sent()
+        context.close()
+
+
+def test_the_tap_sees_plaintext_when_there_is_some(
+    chromium: Browser, source_server: Server
+) -> None:
+    """Positive controls for the capture above: a Blob body sent by fetch (what the upload
+    sends) and a plain form posted with scripts off (Safest) are both seen, marker and all."""
+    with tapped(_port(source_server)) as tap:
+        context = chromium.new_context()
+        page = context.new_page()
+        page.goto(tap.url + "/submit")  # a page whose CSP allows fetch() to its origin
+        status = page.evaluate(
+            """() => fetch("/no-such-place", {method: "PUT",
+                 body: new Blob([new TextEncoder().encode("Planted-Blob-Marker-31")])})
+               .then((r) => r.status)"""
+        )
+        assert status == 404
+        assert b"Planted-Blob-Marker-31" in tap.sent()
+        context.close()
+        context = chromium.new_context(java_script_enabled=False)
+        page = context.new_page()
+        page.goto(tap.url + "/submit")
+        page.get_by_label("Your message").fill("Planted-Form-Marker-32")
+        page.get_by_role("button", name="Send").click()
+        page.locator("#codename").wait_for()
+        assert b"Planted-Form-Marker-32" in tap.sent()
+        context.close()
 
 
 def test_a_large_file_streams_with_bounded_memory(
@@ -113,22 +162,32 @@ def test_a_large_file_streams_with_bounded_memory(
     box), and the stored envelope opens with the journalist key to the exact bytes."""
     big = os.urandom(64 << 20)
     (tmp_path / "big.bin").write_bytes(big)
-    context = new_context(chromium)
+    context = chromium.new_context()
     page = context.new_page()
     bodies: list[int] = []
-    page.on("request", lambda r: bodies.append(len(r.post_data_buffer or b"")))
+
+    def record(route: Route) -> None:
+        # A route makes Playwright hold each chunk's body (a Blob) for the test to measure.
+        if route.request.method == "PUT":
+            bodies.append(len(route.request.post_data_buffer or b""))
+        route.continue_()
+
+    context.route("**/api/source/uploads/*", record)
     page.goto(source_server.url + "/submit")
-    page.locator("#path-notice").wait_for(state="visible")
+    page.locator("#send:enabled").wait_for(timeout=60_000)
     chunk = int(page.get_attribute("#submit-form", "data-chunk-size") or 0)
     assert 64 << 10 <= chunk <= 8 << 20
     before = submission_ids(source_server.app)
     page.get_by_label("Files (optional)").set_input_files(str(tmp_path / "big.bin"))
-    page.get_by_role("button", name="Encrypt and send").click()
+    page.get_by_role("button", name="Send").click()
     page.locator("#done").wait_for(state="visible", timeout=120_000)
     peak = int(page.get_attribute("#progress-box", "data-peak-held") or 0)
     assert 0 < peak <= 4 * chunk and 4 * chunk < len(big), (peak, chunk)
     assert max(bodies) <= chunk
     (new,) = submission_ids(source_server.app) - before
+    stored = source_server.app.extensions["tipline.blobs"].path("submissions", new).stat().st_size
+    header = 11 + 96 + 24 + 32  # one recipient
+    assert sum(bodies) == stored - header  # every chunk the server stored was measured
     inner, files = open_stored(source_server.app, source_server.journalist, new)
     assert inner.sealed_by == "browser" and [a.name for a in inner.attachments] == ["big.bin"]
     assert files == [big]
@@ -160,10 +219,10 @@ def test_cancel_mid_stream_stores_nothing(
 
     page.route("**/api/source/uploads/*", hold_second)
     page.goto(source_server.url + "/submit")
-    page.locator("#path-notice").wait_for(state="visible")
+    page.locator("#send:enabled").wait_for(timeout=60_000)
     before = submission_ids(source_server.app)
     page.get_by_label("Files (optional)").set_input_files(str(tmp_path / "big.bin"))
-    page.get_by_role("button", name="Encrypt and send").click()
+    page.get_by_role("button", name="Send").click()
     for _ in range(1200):
         if held:
             break
@@ -217,8 +276,8 @@ def test_a_page_from_before_a_key_rotation_is_told_to_reload(
             methods: list[str] = []
             page.on("request", lambda r: methods.append(f"{r.method} {r.url}"))
             page.goto(url + "/submit")
-            page.locator("#path-notice").wait_for(state="visible")
-            assert "Your browser will encrypt" in page.inner_text("#path-notice")
+            page.locator("#send:enabled").wait_for(timeout=60_000)
+            assert "Your browser will lock your tip" in page.inner_text("#path-notice")
             with app.app_context():
                 keyset.install(
                     db.session(),
@@ -226,9 +285,9 @@ def test_a_page_from_before_a_key_rotation_is_told_to_reload(
                     org.public.public_key,
                 )
             page.get_by_label("Your message").fill("sent to yesterday's keys")
-            page.get_by_role("button", name="Encrypt and send").click()
-            page.locator("#path-notice.error").wait_for(timeout=30_000)
-            assert "changed its keys" in page.inner_text("#path-notice")
+            page.get_by_role("button", name="Send").click()
+            page.locator("#page-error").wait_for(timeout=30_000)
+            assert "changed its keys" in page.inner_text("#page-error")
             assert page.locator("#submit-form").is_visible()
             assert any(m.startswith("POST") and "/api/source/uploads" in m for m in methods)
             assert not any(m.startswith("PUT") for m in methods)

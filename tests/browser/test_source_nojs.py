@@ -29,10 +29,10 @@ def _submit_form(page: Any, tmp_path: Path, message: str) -> str:
     page.get_by_label("Files (optional)").set_input_files(
         [str(tmp_path / "notes.txt"), str(tmp_path / "scan.pdf")]
     )
-    page.get_by_role("button", name="Encrypt and send").click()
+    page.get_by_role("button", name="Send").click()
     page.wait_for_load_state()
     assert page.locator("#codename").count() == 1, page.inner_text("main")
-    assert "the server encrypted it the moment it arrived" in page.content()
+    assert "The server locked it the moment it arrived" in page.content()
     return page.inner_text("#codename")
 
 
@@ -45,7 +45,7 @@ def test_no_js_submission_and_reply(
     context = new_context(chromium, java_script_enabled=False)
     page = context.new_page()
     page.goto(source_server.url + "/submit")
-    assert "JavaScript is off" in page.inner_text("main")
+    assert "runs no scripts here" in page.inner_text("main")
     codename = _submit_form(page, tmp_path, MESSAGE)
     assert len(codename.split()) == 7
     (new,) = submission_ids(source_server.app) - before
@@ -65,7 +65,7 @@ def test_no_js_submission_and_reply(
     context = new_context(chromium, java_script_enabled=False)
     page = context.new_page()
     page.goto(source_server.url + "/login")
-    page.get_by_label("Your codename").fill(codename)
+    page.get_by_label("Your codename", exact=True).fill(codename)
     page.get_by_role("button", name="Log in").click()
     assert "Reply-Marker: we read it" in page.inner_text("main")
     page.get_by_role("button", name="Delete this reply").click()
@@ -85,9 +85,9 @@ def test_without_webassembly_the_form_is_used_and_says_so(
     context.add_init_script("delete globalThis.WebAssembly;")
     page = context.new_page()
     page.goto(source_server.url + "/submit")
+    page.locator("#send:enabled").wait_for(timeout=60_000)
     notice = page.locator("#path-notice")
-    notice.wait_for(state="visible")
-    assert "blocks WebAssembly" in notice.inner_text()
+    assert "does not let this page lock your tip itself" in notice.inner_text()
     _submit_form(page, tmp_path, "sent at the Safer level")
     (new,) = submission_ids(source_server.app) - before
     inner, _files = open_stored(source_server.app, source_server.journalist, new)
@@ -118,13 +118,13 @@ def test_when_the_worker_cannot_start_the_form_is_used_and_says_so(
     chromium: Browser, source_server: Server
 ) -> None:
     context = new_context(chromium)
-    context.route("**/static/js/worker.js", lambda route: route.fulfill(status=404))
+    context.route("**/static/build/assets/worker.*.js", lambda route: route.fulfill(status=404))
     page = context.new_page()
     page.goto(source_server.url + "/submit")
+    page.locator("#send:enabled").wait_for(timeout=60_000)
     notice = page.locator("#path-notice")
-    notice.wait_for(state="visible")
-    assert "could not start its encryption" in notice.inner_text()
-    assert page.get_attribute("#submit-form", "data-sealing") is None  # not intercepted
+    assert "could not get ready to lock your tip itself" in notice.inner_text()
+    assert page.get_attribute("#submit-form", "data-sealing") == "server"  # not intercepted
     context.close()
 
 

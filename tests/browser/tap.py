@@ -1,0 +1,180 @@
+"""A TCP proxy between a browser and the test server: it records every byte the browser sends,
+and can make the link behave like a Tor circuit (a round trip of most of a second, a few hundred
+kB/s shared by every connection, and a round trip to open each stream).
+
+The recording is what the browser really put on the wire, whatever the request's body type
+(a Blob, a stream, a form), so a test that searches it for plaintext sees everything; each test
+that relies on it also shows it finds a planted marker (a positive control).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+PIECE = 16 * 1024  # bytes read at a time: the granularity of the emulated link
+
+
+@dataclass
+class Link:
+    """One direction of the emulated link: serialised at ``rate`` bytes/s, then ``delay`` s."""
+
+    delay: float
+    rate: float | None
+    free_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def arrival(self, size: int) -> float:
+        """When ``size`` bytes handed over now reach the other side."""
+        now = time.monotonic()
+        with self.lock:
+            start = max(now, self.free_at)
+            end = start + (size / self.rate if self.rate else 0.0)
+            self.free_at = end
+        return end + self.delay
+
+
+class Tap:
+    """``with Tap(port, rtt=0.8, rate=500_000) as tap``: browse ``tap.url`` instead of the
+    server; ``tap.sent()`` is every byte browsers sent through it since the last ``clear()``.
+    """
+
+    def __init__(self, port: int, rtt: float = 0.0, rate: float | None = None) -> None:
+        self.upstream = port
+        self.rtt = rtt
+        self.up = Link(rtt / 2, rate)  # browser -> server
+        self.down = Link(rtt / 2, rate)  # server -> browser
+        self._sent: list[bytes] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The address browsers use."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def sent(self) -> bytes:
+        """Everything browsers sent, in the order it arrived (connections interleaved)."""
+        with self._lock:
+            return b"".join(self._sent)
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        with self._lock:
+            self._sent.clear()
+
+    def __enter__(self) -> Tap:
+        self._thread.start()
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, sock=listener), self._loop
+        )
+        self._server = future.result(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
+        except OSError:
+            client_w.close()
+            return
+        # Opening a stream to an onion service costs a round trip of the circuit.
+        opened = time.monotonic() + self.rtt
+        await asyncio.gather(
+            self._pump(client_r, server_w, self.up, opened, record=True),
+            self._pump(server_r, client_w, self.down, opened, record=False),
+            return_exceptions=True,
+        )
+
+    async def _pump(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        link: Link,
+        opened: float,
+        record: bool,
+    ) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                at, data = await queue.get()
+                wait = max(at, opened) - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    with contextlib.suppress(OSError, RuntimeError):
+                        if dst.can_write_eof():
+                            dst.write_eof()
+                        else:
+                            dst.close()
+                    return
+                if dst.is_closing():
+                    continue
+                dst.write(data)
+                with contextlib.suppress(OSError, ConnectionError):
+                    await dst.drain()
+
+        writer = asyncio.ensure_future(deliver())
+        try:
+            await self._read(src, queue, link, record)
+            await writer
+        except asyncio.CancelledError:
+            pass
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            with contextlib.suppress(OSError, RuntimeError):
+                dst.close()
+
+    async def _read(
+        self,
+        src: asyncio.StreamReader,
+        queue: asyncio.Queue[tuple[float, bytes]],
+        link: Link,
+        record: bool,
+    ) -> None:
+        """Read one direction until it ends, recording it if asked, timing each piece."""
+        while True:
+            try:
+                data = await src.read(PIECE)
+            except (OSError, ConnectionError):
+                data = b""
+            if record and data:
+                with self._lock:
+                    self._sent.append(data)
+            await queue.put((link.arrival(len(data)) if data else time.monotonic(), data))
+            if not data:
+                break
+
+
+@contextlib.contextmanager
+def tapped(port: int, rtt: float = 0.0, rate: float | None = None) -> Iterator[Tap]:
+    """A running ``Tap`` in front of ``port``."""
+    with Tap(port, rtt, rate) as tap:
+        yield tap
