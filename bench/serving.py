@@ -204,7 +204,8 @@ class Session:
 
     def create_upload(self, header: bytes, size: int) -> str:
         """Announce an upload of an envelope of ``size`` bytes with this header; return its id."""
-        body = {"manifest_version": 1, "header": b64e(header), "size": size, **(self.new_source or {})}
+        body = {"manifest_version": 1, "header": b64e(header), "size": size}
+        body.update(self.new_source or {})
         status, data = self.request(
             "POST",
             "/api/source/uploads",
