@@ -19,6 +19,10 @@ export function say(text, isError = false) {
   if (!notice) return;
   notice.textContent = text;
   notice.hidden = false;
+}
+
+// A new attempt: the last one's error goes.
+export function clearAlarm() {
   const error = document.getElementById("page-error");
   if (error) error.hidden = true;
 }

@@ -5,7 +5,7 @@
 // as a download. Without it, the page says that the server will use the codename for this one
 // page, and only then lets the form be sent.
 import {
-  alarm, api, formatBytes, release, say, setCsrfToken, showToggle, startCrypto, strings,
+  alarm, api, clearAlarm, formatBytes, release, say, setCsrfToken, showToggle, startCrypto, strings,
 } from "./common.js";
 
 const t = strings();
@@ -31,6 +31,7 @@ async function main() {
 }
 
 async function logIn(crypto) {
+  clearAlarm();
   const input = form.querySelector("#codename-input");
   let derived;
   try {
@@ -59,7 +60,7 @@ async function logIn(crypto) {
 
 async function showReplies(crypto, replySecretKey) {
   const box = document.getElementById("reply-list");
-  document.getElementById("page-error").hidden = true;
+  clearAlarm();
   say(t("opening"));
   const list = await api("GET", "/api/source/replies");
   if (!list.ok) { alarm(t("failed")); return; }

@@ -4,7 +4,7 @@
 // server will lock the tip and only then let the plain form be sent. Nothing leaves in the
 // clear before the source has been told.
 import {
-  alarm, formatBytes, guardPage, release, say, startCrypto, strings,
+  alarm, clearAlarm, formatBytes, guardPage, release, say, startCrypto, strings,
 } from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
@@ -99,7 +99,7 @@ async function send(crypto, manifestVersion) {
   form.hidden = true;
   box.hidden = false;
   guardPage(true);
-  document.getElementById("page-error").hidden = true;
+  clearAlarm();
   text.textContent = t("sealing");
 
   let codename = null;
