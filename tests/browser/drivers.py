@@ -30,6 +30,7 @@ class Driver(Protocol):
     def count(self, css: str) -> int: ...
     def visible(self, css: str) -> bool: ...
     def attr(self, css: str, name: str) -> str | None: ...
+    def value(self, css: str) -> str: ...
     def lang(self) -> str: ...
     def url(self) -> str: ...
     def download(self, css: str) -> tuple[str, bytes]: ...
@@ -79,6 +80,9 @@ class PlaywrightDriver:
 
     def attr(self, css: str, name: str) -> str | None:
         return self.page.get_attribute(css, name)
+
+    def value(self, css: str) -> str:
+        return self.page.input_value(css)
 
     def lang(self) -> str:
         return str(self.page.get_attribute("html", "lang"))
@@ -141,6 +145,9 @@ class MarionetteDriver:
     def attr(self, css: str, name: str) -> str | None:
         value = self._find(css).get_attribute(name)
         return None if value is None else str(value)
+
+    def value(self, css: str) -> str:
+        return str(self._find(css).get_property("value"))
 
     def lang(self) -> str:
         return str(self._find("html").get_attribute("lang"))

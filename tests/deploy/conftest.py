@@ -83,9 +83,12 @@ class Nginx:
             self.proc.wait(timeout=10)
 
 
-def render_nginx(prefix: Path, upstream: Path, error_level: str = "emerg") -> Nginx:
+def render_nginx(
+    prefix: Path, upstream: Path, error_level: str = "emerg", site_text: str | None = None
+) -> Nginx:
     """The shipped site and snippet under ``prefix``, in an nginx.conf like Debian's: the main
     error log and an http-level access log stay on, so the site must switch them off itself.
+    ``site_text`` is the site as deploy/render.py rendered it (default: the shipped file).
     """
     prefix.mkdir(parents=True, exist_ok=True)
     source_port, journalist_port = free_port(), free_port()
@@ -98,7 +101,7 @@ def render_nginx(prefix: Path, upstream: Path, error_level: str = "emerg") -> Ng
         },
     )
     site = replace_all(
-        (DEPLOY / "nginx" / "tipline.conf").read_text(),
+        site_text if site_text is not None else (DEPLOY / "nginx" / "tipline.conf").read_text(),
         {
             "/etc/nginx/snippets/tipline-common.conf": str(prefix / "tipline-common.conf"),
             "unix:/run/tipline/gunicorn.sock": f"unix:{upstream}",

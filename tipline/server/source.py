@@ -176,19 +176,37 @@ def too_large(length: int) -> ResponseReturnValue:
         return render_template("source/closed.html"), 503
     message = ""
     boundary = request.mimetype_params.get("boundary")
-    if request.mimetype == "multipart/form-data" and boundary:
+    if length and request.mimetype == "multipart/form-data" and boundary:
         head = LimitedStream(request.environ["wsgi.input"], min(length, MESSAGE_HEAD))
         message = leading_fields(head, boundary, MESSAGE_HEAD).get("message", "")
     limit = human_size(settings.max_submission_size())
-    error = _(
-        "Your files are larger than this tip line accepts (%(limit)s in all), so nothing was "
-        "sent. Your message is still below: choose fewer or smaller files and press Send again.",
-        limit=limit,
-    )
+    if message:
+        error = _(
+            "Your files are larger than this tip line accepts (%(limit)s in all), so nothing "
+            "was sent. Your message is still below: choose fewer or smaller files and press "
+            "Send again.",
+            limit=limit,
+        )
+    else:
+        error = _(
+            "Your files are larger than this tip line accepts (%(limit)s in all), so nothing "
+            "was sent. Choose fewer or smaller files and send again.",
+            limit=limit,
+        )
     response = make_response(_submit_page(SubmitForm(formdata=None), keys, error, 413, message))
     # The rest of the body is never read: close the connection rather than read it through.
     response.headers["Connection"] = "close"
     return response
+
+
+@bp.get("/submit/too-large")
+@crypto_page
+def too_large_at_the_proxy() -> ResponseReturnValue:
+    """What nginx shows (deploy/nginx/tipline.conf, error_page 413) when it refuses a no-JS
+    submission over the configured ceiling: the app's own 413 page, in the source's language
+    (the message cannot be given back: nginx read none of the body).
+    """
+    return too_large(0)
 
 
 @bp.post("/written")
