@@ -352,3 +352,137 @@ def test_sources_that_never_sent_anything_are_swept(app: Flask, org_keys: Keys) 
     assert swept.sources == 1
     assert left == {kept.id, empty_new.id}
     assert derive(normalize(load_wordlist(), codename)).token_hash == kept.token_hash
+
+
+def _big_form(client: FlaskClient, message: str, size: int) -> tuple[bytes, str]:
+    boundary, body = encode_multipart(
+        MultiDict(
+            {
+                "csrf_token": csrf_token(client, "/submit"),
+                "message": message,
+                "files": FileStorage(io.BytesIO(b"\0" * size), "big.bin"),
+            }
+        )
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_form_over_the_admins_limit_is_refused_before_its_body_is_read(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the head of the body is read (the message comes before the files), the typed
+    message is given back in the form, and the form parser never runs."""
+    from dataclasses import replace
+
+    from tipline.server import settings
+
+    with app.app_context():
+        current = settings.load(db.session())
+        settings.save(db.session(), replace(current, max_submission_size=100_000))
+    client = app.test_client()
+    body, content_type = _big_form(client, "keep <this> message", 4 << 20)
+    read: list[int] = []
+
+    class Counting(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            piece = super().read(size)
+            read.append(len(piece))
+            return piece
+
+    monkeypatch.setattr(
+        "tipline.server.source.collect_parts",
+        lambda *_a: pytest.fail("the form was parsed"),
+    )
+    page = client.post(
+        "/submit",
+        input_stream=Counting(body),
+        content_type=content_type,
+        headers={"Content-Length": str(len(body))},
+    )
+    assert page.status_code == 413
+    assert page.headers["Connection"] == "close"
+    assert "Your message is still below" in page.text and "100" in page.text
+    assert "keep &lt;this&gt; message</textarea>" in page.text  # given back, escaped
+    assert sum(read) <= (1 << 20) + 64 * 1024 < len(body)
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_the_proxys_413_is_the_apps_page(client: FlaskClient) -> None:
+    page = client.get("/submit/too-large", headers={"Accept-Language": "ru"})
+    assert page.status_code == 413 and 'lang="ru"' in page.text
+    assert 'id="page-error"' in page.text
+
+
+def test_without_js_a_reply_attachment_is_streamed_to_its_source(
+    app: Flask, org_keys: Keys
+) -> None:
+    """The server opens the reply with the codename typed in that request, checks the whole
+    envelope first, and streams the attachment; a wrong codename gets nothing."""
+    client = app.test_client()
+    codename = _submit_and_codename(client)
+    data = bytes(range(256)) * 3000
+    reply_id = add_reply(
+        app, codename, org_keys.alice, "see the file", {"../../etc/пароль.pdf": data}
+    )
+    page = client.post(
+        "/replies", data={"csrf_token": csrf_token(client, "/replies"), "codename": codename}
+    )
+    assert "see the file" in page.text and 'form="download-form"' in page.text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token
+    wrong = client.post(
+        "/replies/download",
+        data={"csrf_token": token.group(1), "codename": "abacus " * 7, "file": f"{reply_id}/0"},
+    )
+    assert wrong.status_code == 401 and data[:64] not in wrong.data
+    got = client.post(
+        "/replies/download",
+        data={"csrf_token": token.group(1), "codename": codename, "file": f"{reply_id}/0"},
+    )
+    assert got.status_code == 200 and got.data == data
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Length"] == str(len(data))
+    disposition = got.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "/" not in disposition.split("filename*")[0]
+    assert "filename*=UTF-8''..%2F..%2Fetc%2F" not in disposition  # no path survives
+    missing = client.post(
+        "/replies/download",
+        data={"csrf_token": token.group(1), "codename": codename, "file": f"{reply_id}/1"},
+    )
+    assert missing.status_code == 404
+
+
+def test_a_damaged_reply_streams_nothing(app: Flask, org_keys: Keys) -> None:
+    client = app.test_client()
+    codename = _submit_and_codename(client)
+    reply_id = add_reply(app, codename, org_keys.alice, "x", {"a.bin": b"A" * 200_000})
+    path = app.extensions["tipline.blobs"].path("replies", reply_id)
+    damaged = bytearray(path.read_bytes())
+    damaged[-5] ^= 1  # the last chunk: a streaming reader would have handed out the rest
+    path.write_bytes(bytes(damaged))
+    got = client.post(
+        "/replies/download",
+        data={"csrf_token": csrf_token(client, "/replies"), "codename": codename,
+              "file": f"{reply_id}/0"},
+    )
+    assert got.status_code == 404 and b"AAAA" not in got.data
+
+
+def test_sizes_are_shown_in_plain_units(app: Flask) -> None:
+    from tipline.server.source import human_size
+
+    with app.test_request_context("/?lang=fr"):
+        from flask_babel import refresh
+
+        refresh()
+        assert human_size(2_147_483_648).replace("\u00a0", " ") in ("2,1 Go", "2.1 Go")
+    with app.test_request_context("/"):
+        assert human_size(999).replace("\u00a0", " ") == "999 bytes"
+        assert human_size(1_500_000).replace("\u00a0", " ") == "1.5 MB"
+
+
+def test_every_page_has_an_icon(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.data[:4] == b"\0\0\1\0"
+    icon.close()
