@@ -73,6 +73,11 @@ bench-upload: setup
 bench-seal-browser: setup
 	$(PY) bench/seal_browser.py
 
+# Time until the submit page can seal, over a Tor-like link (800 ms, 500 kB/s), cold and warm.
+.PHONY: bench-ready
+bench-ready: setup
+	$(PY) bench/ready.py
+
 clean:
 	rm -rf $(VENV) node_modules static/build $(CATALOGUES)
 

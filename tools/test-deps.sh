@@ -11,6 +11,7 @@ set -euo pipefail
 
 PACKAGES=(
     chromium                                # browser tests (Playwright drives Debian's build)
+    firefox-esr                             # browser tests: Tor Browser's base, over Marionette
     age                                     # bench and interop: the age reference tool
     gpg gpg-agent                           # the daily digest's OpenPGP keys: checked, encrypted to, decrypted
     nginx libnginx-mod-http-headers-more-filter  # tests/deploy: the real nginx site
