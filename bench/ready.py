@@ -72,8 +72,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         data = Path(tmp) / "data"
         org, _journalist, _ = demo_keys(data)
-        with gunicorn("tipline.server.wsgi:app", tipline_env(data, org), 2) as (port, _), \
-                tapped(port, args.rtt, args.rate) as tap, sync_playwright() as pw:
+        with (
+            gunicorn("tipline.server.wsgi:app", tipline_env(data, org), 2) as (port, _),
+            tapped(port, args.rtt, args.rate) as tap,
+            sync_playwright() as pw,
+        ):
             browser = launch(pw)
             times: dict[str, list[float]] = {"floor": [], "cold": [], "warm": [], "nocache": []}
             for _ in range(args.runs):
@@ -89,15 +92,23 @@ def main() -> None:
                 context.close()
             browser.close()
     best = {name: min(values) for name, values in times.items()}
-    print(f"link: {args.rtt * 1000:.0f} ms round trip, {args.rate / 1000:.0f} kB/s, "
-          f"best of {args.runs}")
+    print(
+        f"link: {args.rtt * 1000:.0f} ms round trip, {args.rate / 1000:.0f} kB/s, "
+        f"best of {args.runs}"
+    )
     print(f"floor (landing page, no scripts):   {best['floor']:.2f} s")
-    print(f"submit page ready, cold cache:      {best['cold']:.2f} s  "
-          f"({best['cold'] / best['floor']:.1f}x the floor)")
-    print(f"submit page ready, warm cache:      {best['warm']:.2f} s  "
-          f"({best['warm'] / best['floor']:.1f}x the floor)")
-    print(f"submit page ready, cache off:       {best['nocache']:.2f} s  "
-          f"(warm is {best['warm'] / best['nocache']:.2f}x of it)")
+    print(
+        f"submit page ready, cold cache:      {best['cold']:.2f} s  "
+        f"({best['cold'] / best['floor']:.1f}x the floor)"
+    )
+    print(
+        f"submit page ready, warm cache:      {best['warm']:.2f} s  "
+        f"({best['warm'] / best['floor']:.1f}x the floor)"
+    )
+    print(
+        f"submit page ready, cache off:       {best['nocache']:.2f} s  "
+        f"(warm is {best['warm'] / best['nocache']:.2f}x of it)"
+    )
 
 
 if __name__ == "__main__":

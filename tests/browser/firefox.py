@@ -121,8 +121,15 @@ class Firefox:
         self.downloads = write_profile(self.folder / "profile", level, self.port)
         self.log = (self.folder / "firefox.log").open("wb")
         self.proc = subprocess.Popen(
-            [FIREFOX, "--headless", "--marionette", "--no-remote", "--profile",
-             str(self.folder / "profile"), "about:blank"],
+            [
+                FIREFOX,
+                "--headless",
+                "--marionette",
+                "--no-remote",
+                "--profile",
+                str(self.folder / "profile"),
+                "about:blank",
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -45,12 +45,14 @@ def first_tip(d: Driver, url: str, message: str, files: list[Path]) -> str:
     if files:
         d.set_files("#files", files)
     d.click(send_button(d))
-    wait_until(lambda: d.visible("#codename") and bool(d.text("#codename").strip()), 120,
-               "the codename")
+    wait_until(
+        lambda: d.visible("#codename") and bool(d.text("#codename").strip()), 120, "the codename"
+    )
     codename = d.text("#codename").strip()
     assert len(codename.split()) == 7
     assert d.visible("#codename-heading") and "Write down your codename" in d.text(
-        "#codename-heading")
+        "#codename-heading"
+    )
     assert not d.visible("#languages")  # nothing may lead away from the only copy
     assert not d.visible("#source-actions")  # the next step waits for "I have written it"
     d.check("#written")
@@ -71,8 +73,11 @@ def read_replies(
     d.click(send_button(d))
     name, data = attachment
     if d.level == "standard":
-        wait_until(lambda: d.visible("#replies-view") and message in d.text("#reply-list"), 120,
-                   "the reply opened in the browser")
+        wait_until(
+            lambda: d.visible("#replies-view") and message in d.text("#reply-list"),
+            120,
+            "the reply opened in the browser",
+        )
         assert d.text("#page-heading") == "Replies"
         assert d.visible("#check-again")
         got_name, got = d.download("#reply-list a[download]")

@@ -68,8 +68,13 @@ def test_a_source_sends_reads_and_saves_at_every_level(
     assert inner.message == marker and files == [note.read_bytes()]
     assert inner.sealed_by == ("browser" if driver.level == "standard" else "server")
     attachment = ("plan.pdf", os.urandom(300_000))
-    add_reply(source_server.app, codename, source_server.journalist, f"Reply to {marker}",
-              dict([attachment]))
+    add_reply(
+        source_server.app,
+        codename,
+        source_server.journalist,
+        f"Reply to {marker}",
+        dict([attachment]),
+    )
     read_replies(driver, source_server.url, codename, f"Reply to {marker}", attachment)
 
 
@@ -84,8 +89,11 @@ def test_the_chosen_language_stays_from_the_codename_to_the_replies(
     wait_ready_any(driver)
     driver.fill("#message", "по-русски")
     driver.click(send_button(driver))
-    wait_until(lambda: bool(driver.count("#codename")) and bool(driver.text("#codename").strip()),
-               120, "the codename")
+    wait_until(
+        lambda: bool(driver.count("#codename")) and bool(driver.text("#codename").strip()),
+        120,
+        "the codename",
+    )
     assert driver.lang() == "ru"  # the codename page, the one they must understand
     codename = driver.text("#codename").strip()
     driver.check("#written")

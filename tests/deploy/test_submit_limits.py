@@ -69,8 +69,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         assert done.returncode == 0, done.stderr
     app = create_app(
-        {"DATA_DIR": str(data), "ORG_PUBLIC_KEY": b64e(org.public.public_key),
-         "MAX_SUBMISSION_SIZE": CEILING}
+        {
+            "DATA_DIR": str(data),
+            "ORG_PUBLIC_KEY": b64e(org.public.public_key),
+            "MAX_SUBMISSION_SIZE": CEILING,
+        }
     )
     with app.app_context():
         settings.save(
@@ -79,7 +82,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # Render nginx's limits from the same config file, as the installer does.
     rendered = subprocess.run(
         [python_tool("python"), "deploy/render.py", "nginx", "deploy/nginx/tipline.conf"],
-        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert rendered.returncode == 0, rendered.stderr
     sock, log = base / "gunicorn.sock", base / "gunicorn.log"
@@ -144,8 +150,11 @@ def test_an_oversized_form_gets_the_apps_page_at_once(
     safest.set_files("#files", [big])
     started = time.monotonic()
     safest.click("#send-plain")
-    wait_until(lambda: safest.count("#page-error") == 1 and safest.visible("#page-error"), 60,
-               "the 413 page")
+    wait_until(
+        lambda: safest.count("#page-error") == 1 and safest.visible("#page-error"),
+        60,
+        "the 413 page",
+    )
     assert safest.lang() == "fr"  # the app's page, in the source's language
     shown = safest.text("#page-error").replace("\u00a0", " ")
     assert "1 Mo" in shown  # the admin's limit, in plain units
@@ -173,8 +182,11 @@ def test_over_a_tor_like_link_the_refusal_comes_before_the_upload_ends(
         safest.set_files("#files", [big])
         started = time.monotonic()
         safest.click("#send-plain")
-        wait_until(lambda: safest.count("#page-error") == 1 and safest.visible("#page-error"),
-                   150, "the 413 page")
+        wait_until(
+            lambda: safest.count("#page-error") == 1 and safest.visible("#page-error"),
+            150,
+            "the 413 page",
+        )
         took = time.monotonic() - started
         if safest.name == "chromium":
             assert took < 10, took  # the whole body would have taken about 20 s
