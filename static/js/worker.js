@@ -13,7 +13,7 @@
 //   open {envelope: ArrayBuffer, replySecretKey}      -> {message, kind}
 //   openReply {url, replySecretKey, maxSize}          -> {message, kind, attachments:
 //                                                        [{name, size, blob}], peakHeld}
-// loginToken and replyPublicKey are standard base64, as /api/source/register and /login take
+// loginToken and replyPublicKey are standard base64, as /api/source/uploads and /login take
 // them; replySecretKey is a Uint8Array that only ever goes back to this Worker.
 //
 // Error messages are the crypto core's own, written for people; they never hold a codename,
