@@ -207,7 +207,7 @@ def _blob_upload(browser: Browser, origin: str, envelope_path: Path) -> tuple[fl
     renderers' peak RSS."""
     page = browser.new_page()
     page.goto(f"{origin}/submit")
-    page.locator("#path-notice").wait_for(state="visible")
+    page.locator("#send:enabled").wait_for(timeout=120_000)
     page.set_input_files("#files", str(envelope_path))
     derived = derive(generate(load_wordlist()))
     with envelope_path.open("rb") as f:
@@ -228,12 +228,12 @@ def _submit(browser: Browser, origin: str, payload: Path) -> tuple[float, int, i
     peak RSS while the page is still open."""
     page = browser.new_page()
     page.goto(f"{origin}/submit")
-    page.locator("#path-notice").wait_for(state="visible")
+    page.locator("#send:enabled").wait_for(timeout=120_000)
     if page.get_attribute("#submit-form", "data-sealing") != "browser":
         raise SystemExit("bench: the submit page did not take the browser path")
     page.set_input_files("#files", str(payload))
     t0 = time.perf_counter()
-    page.click("button[type=submit]")
+    page.click("#send")
     page.locator("#done").wait_for(state="visible", timeout=600_000)
     elapsed = (time.perf_counter() - t0) * 1000
     held = int(page.get_attribute("#progress-box", "data-peak-held") or 0)
