@@ -3,8 +3,8 @@ new source's token hash and reply key until it is finished; sources remember whe
 sent anything, so the ones that never did (left by the old register-then-upload path) can be
 swept without touching a source whose submissions journalists deleted.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
