@@ -221,6 +221,13 @@ def test_messages_are_announced_and_focus_is_visible(
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
+    # The login field hides the words, with a switch to show them.
+    page.goto(source_server.url + "/login")
+    assert page.get_attribute("#codename-input", "type") == "password"
+    page.check("#show-codename")
+    assert page.get_attribute("#codename-input", "type") == "text"
+    page.uncheck("#show-codename")
+    assert page.get_attribute("#codename-input", "type") == "password"
     icon = page.request.get(source_server.url + "/favicon.ico")
     assert icon.ok and icon.headers["content-type"] in ("image/vnd.microsoft.icon", "image/x-icon")
     context.close()
