@@ -181,6 +181,9 @@ def test_export_shows_pages_and_can_be_cancelled(vault_dir: Path, tmp_path: Path
         shown(app, step)
 
     monkeypatch.setattr(exporting, "show_progress", spy)
+    # Every page reaches the screen: the 0.1 s throttle would make "page 1 of 3" depend on
+    # how fast the sandbox renders on a loaded machine.
+    monkeypatch.setattr(exporting, "SHOW_EVERY", 0.0)
     hang = tmp_path / "hang.py"
     hang.write_text("import time\ntime.sleep(1000)\n")
     hang.chmod(0o644)
