@@ -27,11 +27,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         i18n,
         journalist,
         journalist_api,
+        limits,
         security,
         source,
     )
     from .blobs import BlobStore
-    from .extensions import csrf, limiter
+    from .extensions import csrf
     from .spooled import SealingRequest
 
     app = Flask(
@@ -51,7 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cache.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    limits.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     app.register_blueprint(source.bp)

@@ -22,7 +22,7 @@ from ..crypto.codename import login_token_hash
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
 from . import db, keyset, settings, uploads
-from .extensions import limiter
+from .limits import limits
 from .models import Reply, Source, Upload
 from .sources import (
     blobs,
@@ -101,7 +101,6 @@ def manifest() -> ResponseReturnValue:
 
 
 @bp.post("/login")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_LOGIN"]))
 def login() -> ResponseReturnValue:
     """A returning source's login token."""
     source = find_by_login_token(_b64(_json(), "login_token", 32))
@@ -114,11 +113,12 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/uploads")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
 def create_upload() -> ResponseReturnValue:
     """Start an upload: the manifest version the page sealed to, the header, the total size;
     and, from a first-time source, its login token (hashed here, never stored) and reply key.
     """
+    if not limits().room("submission"):
+        abort(429)  # the tip line's capacity, counted in started uploads (limits.py)
     body = _json()
     source: Source | uploads.NewSource | None = current_source()
     if source is None:
@@ -135,6 +135,7 @@ def create_upload() -> ResponseReturnValue:
     uploads.check_header(header, size, keys, max_size)
     uploads.expire_old(blobs(), current_app.config["UPLOAD_TTL_HOURS"])
     upload = uploads.create(source, header, size, keys)
+    limits().spend("submission")
     if upload.source_id is None:
         session[PENDING] = [*_pending(), upload.id][-MAX_PENDING:]
     return jsonify(id=upload.id, received=len(header), size=size), 201

@@ -37,9 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_TTL_HOURS": 48,  # unfinished uploads older than this are removed
     "SESSION_MINUTES": 120,
     "HTTPS": False,  # onion services are plain HTTP; set when served over TLS (Secure cookies)
-    "RATELIMIT_LOGIN": "30 per minute",
-    "RATELIMIT_SUBMIT": "30 per minute",
+    "RATELIMIT_LOGIN": "10 per minute",  # failed staff logins, per account (codenames: none)
+    "RATELIMIT_SUBMIT": "120 per minute",  # stored submissions and started uploads, in all
     "RATELIMIT_ENABLED": True,
+    "LIMITS_STORAGE": "memory://",  # where app limits are counted (redis+unix://... when deployed)
     # Journalist and admin side (docs/ADMIN.md)
     "STAFF_IDLE_MINUTES": 30,  # a staff session ends after this long without a request
     "STAFF_SESSION_HOURS": 12,  # and after this long in all

@@ -33,6 +33,11 @@ def _messages() -> dict[int, str]:
     }
 
 
+def message_for(status: int) -> str:
+    """The plain message for an HTTP status, in the request's language."""
+    return _messages().get(status, _messages()[500])
+
+
 def respond(status: int, message: str) -> ResponseReturnValue:
     """A JSON error for the API, an HTML page for everything else."""
     if request.path.startswith("/api/"):

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import bundle
 from . import accounts, audit, db, transfer
-from .extensions import limiter
 from .journalist import export_response
+from .limits import limits
 from .models import Account, Source
 from .sources import blobs
 
@@ -185,14 +185,16 @@ def delete() -> ResponseReturnValue:
 
 
 @bp.post("/replies")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
 def upload_replies() -> ResponseReturnValue:
     """A reply bundle as the request body (application/octet-stream), streamed."""
+    if not limits().room("reply-bundle", _me().id):
+        abort(429)
     if request.mimetype != "application/octet-stream":
         raise transfer.TransferError("send the bundle as application/octet-stream")
     if request.content_length is None:
         raise transfer.TransferError("the bundle needs a Content-Length")
     result = transfer.import_replies(db.session(), blobs(), cast(BinaryIO, request.stream))
+    limits().spend("reply-bundle", _me().id)
     audit.record(db.session(), _me().username, "upload-replies", f"{result.added} added (API)")
     return jsonify(added=result.added, already=result.already), 201
 
