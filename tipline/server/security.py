@@ -5,12 +5,13 @@ reach of third parties, of other sites, and of the server's own logs.
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from werkzeug.serving import WSGIRequestHandler
 
 from . import assets
@@ -90,6 +91,33 @@ def _limit_body() -> None:
         request.max_content_length = 512 * 1024  # a signed manifest is at most 96 KiB
     else:
         request.max_content_length = SMALL_BODY
+    if request.content_length is None and request.max_content_length <= SMALL_READ:
+        _read_small_chunked(request.max_content_length)
+
+
+SMALL_READ = 1 << 20  # bodies bounded to this much are small enough to read ahead in memory
+
+
+def _read_small_chunked(limit: int) -> None:
+    """A chunked body (no Content-Length) for a small-bodied endpoint, read ahead whole and
+    refused with a 413 if it is over the limit. Werkzeug's stream would stop at the limit
+    without saying so, and a form or JSON body would be parsed cut short.
+    """
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    stream = request.environ["wsgi.input"]
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(64 * 1024, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        abort(413)
+    # From here on it is an ordinary body of known length.
+    request.environ["wsgi.input"] = io.BytesIO(bytes(data))
+    request.environ["CONTENT_LENGTH"] = str(len(data))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _refuse_oversize_early() -> Any:

@@ -94,4 +94,15 @@ class SealingRequest(Request):
         content_length: int | None = None,
     ) -> IO[bytes]:
         store = current_app.extensions["tipline.blobs"]
-        return cast(IO[bytes], SpoolFile(store.tmp, store.check_space))
+        spool = SpoolFile(store.tmp, store.check_space)
+        self.__dict__.setdefault("_tipline_spools", []).append(spool)
+        return cast(IO[bytes], spool)
+
+    def close(self) -> None:
+        """Close every spool too: one a refused body (413, 503) left half-written is not in
+        ``files`` and would otherwise stay open until garbage collection."""
+        try:
+            super().close()
+        finally:
+            for spool in self.__dict__.get("_tipline_spools", []):
+                spool.close()
