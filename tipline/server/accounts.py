@@ -19,7 +19,7 @@ import nacl.hashlib
 import nacl.pwhash
 import pyotp
 import segno
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
@@ -150,18 +150,27 @@ def count_admins(db: Session) -> int:
     return int(db.scalar(query) or 0)
 
 
+def _revoke_tokens(db: Session, account: Account) -> None:
+    """Delete every API token of the account (in the caller's commit): whoever had the old
+    password, the phone or the account may have made one, and it must not outlive the reset."""
+    db.execute(delete(ApiToken).where(ApiToken.account_id == account.id))
+
+
 def set_password(db: Session, account: Account, password: str) -> None:
-    """Replace the password; every session of the account ends."""
+    """Replace the password; every session and API token of the account ends."""
     check_strength(password, account.username)
     account.password_hash = hash_password(password)
     account.session_epoch += 1
+    _revoke_tokens(db, account)
     account.failed_logins = 0
     account.locked_until = None
     db.commit()
 
 
 def reset_totp(db: Session, account: Account) -> None:
-    """Forget the TOTP secret: the account enrols again at its next login."""
+    """Forget the TOTP secret (and the API tokens): the account enrols again at its next
+    login."""
+    _revoke_tokens(db, account)
     account.totp_secret = None
     account.totp_pending = None
     account.totp_last_step = 0
@@ -176,7 +185,10 @@ def end_sessions(db: Session, account: Account) -> None:
 
 
 def set_disabled(db: Session, account: Account, disabled: bool) -> None:
-    """Disable (every session and token stops working) or enable an account."""
+    """Disable (every session ends and every API token is deleted, so enabling the account
+    again brings none back) or enable an account."""
+    if disabled:
+        _revoke_tokens(db, account)
     account.disabled = disabled
     account.session_epoch += 1
     db.commit()
