@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -74,7 +74,14 @@ def _tipline_error(exc: TiplineError) -> ResponseReturnValue:
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
-    return respond(status, _messages().get(status, _messages()[400 if status < 500 else 500]))
+    response = make_response(
+        respond(status, _messages().get(status, _messages()[400 if status < 500 else 500]))
+    )
+    # The exception's own headers stay (a 405's Allow), not its plain-text body's type.
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
 
 
 def _csrf_error(_exc: CSRFError) -> ResponseReturnValue:

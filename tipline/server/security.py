@@ -10,8 +10,10 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.serving import WSGIRequestHandler
 
 from . import assets
@@ -62,9 +64,34 @@ def _headers(response: Response) -> Response:
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
     headers.pop("Server", None)
+    _relative_location(response)
     # Last-Modified on static files is a precise time: drop it (ETags are content hashes).
     headers.pop("Last-Modified", None)
     return response
+
+
+def _relative_location(response: Response) -> None:
+    """Every redirect stays on this site, so its Location is a path: werkzeug's slash redirects
+    (``/admin`` to ``/admin/``) would otherwise be absolute, built from the request's Host
+    header, and send a browser wherever a forged Host names."""
+    location = response.headers.get("Location")
+    if location:
+        parts = urlsplit(location)
+        if parts.scheme or parts.netloc:
+            path = parts.path if parts.path.startswith("/") else "/" + parts.path
+            response.headers["Location"] = urlunsplit(("", "", path, parts.query, parts.fragment))
+
+
+class BoundedJSON(DefaultJSONProvider):
+    """Flask's JSON with nesting too deep for the parser refused as invalid JSON (a 400 where
+    the body is read), not a RecursionError (a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse, or raise ``ValueError``."""
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 SMALL_BODY = 64 * 1024  # a login form, a JSON call: far more than they need
@@ -236,6 +263,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_refuse_oversize_early)
     app.before_request(_check_csrf_early)
     app.after_request(_headers)
+    app.json = BoundedJSON(app)
     quiet_logging()
 
 
