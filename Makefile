@@ -69,6 +69,11 @@ bench-submit: setup
 bench-upload: setup
 	$(PY) bench/upload.py
 
+# The app limits' cost per request against limits off, in memory and in Redis (limits.py).
+.PHONY: bench-limits
+bench-limits: setup
+	$(PY) bench/limits.py
+
 .PHONY: bench-seal-browser
 bench-seal-browser: setup
 	$(PY) bench/seal_browser.py
