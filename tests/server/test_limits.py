@@ -277,3 +277,54 @@ def test_two_gunicorn_workers_share_the_count(
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def _most_argon2_at_once(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Eight password checks at once in threads, Argon2 replaced by a 0.1 s stand-in: how
+    many ran together at most (each must still answer)."""
+    import threading
+    import types
+
+    import nacl.pwhash
+
+    from tipline.server import accounts
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_verify(_stored: bytes, _candidate: bytes) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+        return True
+
+    monkeypatch.setattr(nacl.pwhash, "verify", slow_verify)
+    account: Any = types.SimpleNamespace(password_hash="$argon2id$stand-in")
+    results: list[bool] = []
+
+    def check() -> None:
+        results.append(accounts.verify_password(account, "x" * 20))
+
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 8
+    return most[0]
+
+
+def test_argon2_runs_at_most_two_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight staff logins at once in one worker: at most two Argon2id checks (64 MiB each) run
+    together, the others wait (none is refused). Control: with eight slots all eight run at
+    once, so the count would see a missing bound."""
+    import threading
+
+    from tipline.server import accounts
+
+    assert _most_argon2_at_once(monkeypatch) <= 2
+    monkeypatch.setattr(accounts, "ARGON2_SLOTS", threading.BoundedSemaphore(8))
+    assert _most_argon2_at_once(monkeypatch) > 2

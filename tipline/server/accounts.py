@@ -11,6 +11,7 @@ import datetime
 import hmac
 import re
 import secrets
+import threading
 import time
 import unicodedata
 
@@ -41,6 +42,9 @@ ISSUER = "Tipline"
 # Argon2id at libsodium's "interactive" cost: about 64 MiB and a fraction of a second.
 OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+# At most this many Argon2id runs at once in a worker: a flood of logins (each 64 MiB) waits
+# its turn rather than take every thread's worth of memory. Nobody is refused for it.
+ARGON2_SLOTS = threading.BoundedSemaphore(2)
 
 
 class AccountError(TiplineError):
@@ -94,9 +98,10 @@ def check_strength(password: str, username: str) -> str:
 
 def hash_password(password: str) -> str:
     """The Argon2id string for a password (salt and cost parameters included)."""
-    hashed: bytes = nacl.pwhash.argon2id.str(
-        unicodedata.normalize("NFC", password).encode("utf-8"), OPSLIMIT, MEMLIMIT
-    )
+    with ARGON2_SLOTS:
+        hashed: bytes = nacl.pwhash.argon2id.str(
+            unicodedata.normalize("NFC", password).encode("utf-8"), OPSLIMIT, MEMLIMIT
+        )
     return hashed.decode("ascii")
 
 
@@ -112,7 +117,8 @@ def verify_password(account: Account | None, password: str) -> bool:
     assert stored is not None
     candidate = unicodedata.normalize("NFC", password[:MAX_PASSWORD_CHARS]).encode("utf-8")
     try:
-        ok = bool(nacl.pwhash.verify(stored.encode("ascii"), candidate))
+        with ARGON2_SLOTS:
+            ok = bool(nacl.pwhash.verify(stored.encode("ascii"), candidate))
     except nacl.exceptions.InvalidkeyError:
         ok = False
     return ok and account is not None

@@ -9,8 +9,11 @@ try; per-client limits are nginx's, per Tor circuit, in its memory (docs/THREAT-
 
 Codename logins are not counted at all. An app-wide counter of failures would refuse the source
 with the right codename as soon as anyone sent enough wrong ones, and it buys nothing: a
-codename has more than 80 bits of entropy and each guess costs an Argon2id derivation, which is
-what bounds the work (nginx bounds its rate per circuit).
+codename has about 90 bits, so no rate of guessing finds one (at a billion guesses a second, some
+10^10 years on average), and a guess costs the server one keyed hash. What costs memory and time
+is Argon2id, in staff logins only: ``accounts.verify_password`` runs at most two at a time per
+worker, so a flood of staff logins queues instead of exhausting memory, and nginx bounds the
+rate per circuit.
 
 The storage is picked once from configuration (``memory://`` for ``make run`` and tests,
 ``redis+unix:///run/tipline-redis/redis.sock`` when deployed) and views see only ``Limits``.
