@@ -40,6 +40,10 @@ class TransferError(TiplineError):
     """the request was refused"""
 
 
+class GoneError(TransferError):
+    """some of the selected items no longer exist"""
+
+
 @dataclass(frozen=True)
 class SourceRow:
     """One line of the sources list."""
@@ -219,7 +223,7 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise TransferError(f"{len(missing)} of the selected submissions no longer exist")
+        raise GoneError(f"{len(missing)} of the selected submissions no longer exist")
     return [rows[i] for i in ids]
 
 
