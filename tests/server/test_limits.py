@@ -328,3 +328,24 @@ def test_argon2_runs_at_most_two_at_once(monkeypatch: pytest.MonkeyPatch) -> Non
     assert _most_argon2_at_once(monkeypatch) <= 2
     monkeypatch.setattr(accounts, "ARGON2_SLOTS", threading.BoundedSemaphore(8))
     assert _most_argon2_at_once(monkeypatch) > 2
+
+
+def test_tips_get_through_while_the_limits_storage_is_down(
+    app_factory: Any, redis_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Redis gone the limits count nothing and say so in the log, but a tip is stored:
+    refusing every tip while Redis restarts would serve an attacker. Control: with Redis up
+    the same app refuses the fourth tip."""
+    import logging
+
+    app = _limited(app_factory, redis_uri)
+    client = app.test_client()
+    assert [_submit(client, f"tip {i}").status_code for i in range(4)] == [200, 200, 200, 429]
+    socket_path = redis_uri.removeprefix("redis+unix://")
+    subprocess.run(["redis-cli", "-s", socket_path, "shutdown", "nosave"], check=False)
+    deadline = time.monotonic() + 10
+    while Path(socket_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with caplog.at_level(logging.WARNING, logger="tipline.server.limits"):
+        assert _submit(client, "while redis is down").status_code == 200
+    assert "app limits are not counted" in caplog.text

@@ -22,11 +22,15 @@ The storage is picked once from configuration (``memory://`` for ``make run`` an
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 
 from flask import Flask, current_app
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+log = logging.getLogger(__name__)
 
 # The kinds of work that are counted, and the configuration key holding each one's limit.
 RULES = {
@@ -44,6 +48,7 @@ class Limits:
         self._limiter = FixedWindowRateLimiter(self._storage)
         self._rules: dict[str, RateLimitItem] = {name: parse(r) for name, r in rules.items()}
         self.enabled = enabled
+        self._warned = -1e9
 
     @staticmethod
     def _key(who: str) -> str:
@@ -51,15 +56,33 @@ class Limits:
         return hashlib.blake2b(who.encode("utf-8"), digest_size=8).hexdigest() if who else "all"
 
     def room(self, name: str, who: str = "") -> bool:
-        """Whether one more unit of this work may be done now (counts nothing)."""
+        """Whether one more unit of this work may be done now (counts nothing). If the storage
+        cannot be reached the answer is yes: a tip line that refused every tip while Redis
+        restarts would serve an attacker better than one that counts nothing for a while.
+        """
         if not self.enabled:
             return True
-        return self._limiter.test(self._rules[name], name, self._key(who))
+        try:
+            return self._limiter.test(self._rules[name], name, self._key(who))
+        except Exception as exc:  # any storage's failure, the same answer
+            self._unreachable(exc)
+            return True
 
     def spend(self, name: str, who: str = "") -> None:
-        """Count one unit of work that was done."""
-        if self.enabled:
+        """Count one unit of work that was done (nothing, if the storage cannot be reached)."""
+        if not self.enabled:
+            return
+        try:
             self._limiter.hit(self._rules[name], name, self._key(who))
+        except Exception as exc:
+            self._unreachable(exc)
+
+    def _unreachable(self, exc: Exception) -> None:
+        # One line a minute at most per worker; the error's type only (no request detail).
+        now = time.monotonic()
+        if now - self._warned > 60:
+            self._warned = now
+            log.warning("app limits are not counted: the storage failed (%s)", type(exc).__name__)
 
     def reset(self) -> None:
         """Forget every count (tests)."""
