@@ -10,6 +10,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -150,3 +151,42 @@ def test_chunked_small_forms_over_the_limit_are_refused_not_cut(app: Flask) -> N
             environ_overrides={"wsgi.input_terminated": True},
         )
         assert response.status_code == expected, padding
+
+
+@pytest.fixture
+def api_token(app: Flask) -> str:
+    """A journalist's bearer token, made on the account page."""
+    import re
+
+    from .conftest import make_staff, page_token, staff_login
+
+    client = app.test_client()
+    staff_login(app, client, make_staff(app, "scripter"))
+    page = client.post(
+        "/journalist/account/tokens",
+        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
+    )
+    found = re.search(r'id="new-token">([^<]+)<', page.text)
+    assert found
+    return found.group(1)
+
+
+def test_reply_bundles_keep_the_free_space_floor(app: Flask, org_keys: Any, api_token: str) -> None:
+    """A reply bundle sent through the API (no spool in between) is refused with a 503 below
+    MIN_FREE_BYTES and nothing is stored; control: with the floor at 0 the same bundle is."""
+    from tipline.server.models import new_id
+
+    from .test_journalist import reply_bundle, reply_count, reply_envelope, store_source
+
+    stored = store_source(app, [org_keys.alice.public.public_key], 1)
+    envelope = reply_envelope(
+        bytes(stored.reply_key.public_key), org_keys.alice.public.public_key, "hello"
+    )
+    data = reply_bundle([(new_id(), stored.source_id, envelope)])
+    store = app.extensions["tipline.blobs"]
+    headers = {"Authorization": f"Bearer {api_token}", "Content-Type": "application/octet-stream"}
+    for floor, expected, count in ((1 << 62, 503, 0), (0, 201, 1)):
+        store.min_free = floor
+        response = app.test_client().post("/api/journalist/replies", data=data, headers=headers)
+        assert response.status_code == expected
+        assert reply_count(app) == count

@@ -351,6 +351,7 @@ def import_replies(db: Session, store: BlobStore, src: BinaryIO) -> ImportResult
                     raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
                 continue
             reply_key_id = key_id(reply_keys[item.source_id])
+            store.check_space(item.size)  # the free-space floor holds for replies too
             written.append(Reply(id=item.id, source_id=item.source_id, size=item.size, read=False))
             store.write("replies", item.id, functools.partial(_copy_reply, entry, reply_key_id))
             if not entry.finish():
