@@ -16,7 +16,7 @@ worker, so a flood of staff logins queues instead of exhausting memory, and ngin
 rate per circuit.
 
 The storage is picked once from configuration (``memory://`` for ``make run`` and tests,
-``redis+unix:///run/tipline-redis/redis.sock`` when deployed) and views see only ``Limits``.
+a ``redis+unix://`` socket when deployed, docs/DEPLOY.md) and views see only ``Limits``.
 """
 
 from __future__ import annotations
