@@ -349,3 +349,16 @@ def test_tips_get_through_while_the_limits_storage_is_down(
     with caplog.at_level(logging.WARNING, logger="tipline.server.limits"):
         assert _submit(client, "while redis is down").status_code == 200
     assert "app limits are not counted" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["memcached://x", "", "redis+unix://relative.sock"])
+def test_limits_storage_must_be_memory_or_redis(tmp_path: Path, value: str) -> None:
+    """A storage the app cannot use is a clear configuration error at start; control: the
+    default and a Redis socket are accepted."""
+    from tipline.server.config import ConfigError, load_config
+
+    base = {"DATA_DIR": str(tmp_path), "ORG_PUBLIC_KEY": b64e(b"\1" * 32)}
+    with pytest.raises(ConfigError, match="LIMITS_STORAGE"):
+        load_config({**base, "LIMITS_STORAGE": value})
+    for good in ("memory://", "redis+unix:///run/x/redis.sock"):
+        assert load_config({**base, "LIMITS_STORAGE": good})["LIMITS_STORAGE"] == good

@@ -151,6 +151,13 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ):
         if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
             raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
+    storage = config["LIMITS_STORAGE"]
+    if not isinstance(storage, str) or not storage.startswith(
+        ("memory://", "redis://", "rediss://", "redis+unix:///")
+    ):
+        raise ConfigError(
+            "TIPLINE_LIMITS_STORAGE must be memory:// or a Redis URI (redis+unix:///PATH)"
+        )
     if config["MAX_CHUNK_SIZE"] < 64 * 1024:
         raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
     if config["DIGEST_ENABLED"]:
