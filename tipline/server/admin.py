@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 from dataclasses import replace
 
 from flask import Blueprint, abort, current_app, redirect, render_template, url_for
@@ -14,10 +15,10 @@ from flask.typing import ResponseReturnValue
 from ..crypto.errors import ManifestError
 from ..crypto.keys import fingerprint
 from ..crypto.manifest import MAX_SIGNED_MANIFEST
-from . import accounts, audit, db, digest, keyset, mailer, manifests, settings
+from . import accounts, audit, db, digest, health, keyset, mailer, manifests, retention, settings
 from .auth import account, staff_required
 from .forms import ActionForm
-from .models import Account
+from .models import Account, today
 from .spooled import SpoolFile
 from .staff_forms import ManifestConfirmForm, ManifestUploadForm, NewAccountForm, SettingsForm
 from .transfer import ID
@@ -210,3 +211,45 @@ def manifest_confirm() -> ResponseReturnValue:
         f"version {summary.version}: {len(summary.added)} added, {len(summary.retired)} retired",
     )
     return _page(message=f"Key manifest version {summary.version} is now in force.")
+
+
+def _health(status: int = 200, **extra: object) -> ResponseReturnValue:
+    from .sources import blobs
+
+    session = db.session()
+    report = health.report(
+        session,
+        blobs(),
+        current_app.config["ORG_PUBLIC_KEY_BYTES"],
+        current_app.config["UPLOAD_TTL_HOURS"],
+    )
+    values: dict[str, object] = {
+        "report": report,
+        "empty_sources": health.empty_sources(session),
+        "action": ActionForm(),
+        "me": account(),
+        "message": None,
+        "error": None,
+    }
+    values.update(extra)
+    return render_template("admin/health.html", **values), status
+
+
+@bp.get("/health")
+@staff_required(admin=True)
+def health_page() -> ResponseReturnValue:
+    """Every health check (``tipline-server health`` prints the same)."""
+    return _health()
+
+
+@bp.post("/health/prune-sources")
+@staff_required(admin=True)
+def prune_sources() -> ResponseReturnValue:
+    """Remove, now, the sources that never sent anything (retention does it after a day)."""
+    if not ActionForm().validate_on_submit():
+        return _health(400, error="The form expired. Nothing was removed.")
+    session = db.session()
+    # A day two days ahead: every empty source, whatever day it was made, is old enough.
+    removed = retention.sweep_empty_sources(session, today() + datetime.timedelta(days=2))
+    audit.record(session, account().username, "prune-sources", f"{removed} sources")
+    return _health(message=f"Removed {removed} sources that never sent anything.")
