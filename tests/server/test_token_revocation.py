@@ -47,7 +47,10 @@ def _change(app: Flask, admin: FlaskClient, username: str, change: str) -> None:
         assert target is not None
         target_id = target.id
     token = page_token(admin.get("/admin/").text)
-    response = admin.post(f"/admin/accounts/{target_id}/{change}", data={"csrf_token": token})
+    # The confirmation page's Yes button (enable has none; the field is ignored there).
+    response = admin.post(
+        f"/admin/accounts/{target_id}/{change}", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert response.status_code == 200
 
 
@@ -81,7 +84,9 @@ def test_an_admin_resetting_their_own_password_sees_it(app: Flask) -> None:
         assert me is not None
         my_id = me.id
     token = page_token(admin.get("/admin/").text)
-    page = admin.post(f"/admin/accounts/{my_id}/reset-password", data={"csrf_token": token})
+    page = admin.post(
+        f"/admin/accounts/{my_id}/reset-password", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert page.status_code == 200
     found = re.search(r'id="passphrase">([^<]+)<', page.text)
     assert found
