@@ -46,7 +46,9 @@ SOCKET_CALLS = (
     "sendmsg",
     "sendmmsg",
 )
+PROCESS_CALLS = ("clone", "clone3", "fork", "vfork", "execve")
 TRACED = (
+    *PROCESS_CALLS,
     "open",
     "openat",
     "creat",
@@ -65,7 +67,7 @@ TRACED = (
 _LINE = re.compile(r"^(\d+) +(\w+)\((.*)$")
 _FD = re.compile(r"^(-?\d+)<((?:\\x[0-9a-f]{2}|[^>])*)>")
 _STRING = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
-_RESULT = re.compile(r"\) += (-?\d+)")
+_RESULT = re.compile(r"\) += (-?\d+)(?: /\* (\d+) in strace's PID NS \*/)?")
 
 
 def _unhex(text: str) -> bytes:
@@ -109,7 +111,8 @@ class Trace:
                 continue
             call = Call(pid, name, line=line)
             result = _RESULT.search(rest)
-            call.result = int(result[1]) if result else None
+            # a process made inside a PID namespace (the export sandbox): its pid as strace sees it
+            call.result = int(result[2] or result[1]) if result else None
             fd = _FD.match(rest)
             if fd:
                 call.path = _path(fd[2])
@@ -118,6 +121,7 @@ class Trace:
             if name in WRITE_CALLS:
                 call.data = b"".join(_unhex(s) for s in strings)
             elif name in (
+                "execve",
                 "open",
                 "openat",
                 "creat",
@@ -131,11 +135,45 @@ class Trace:
             trace.calls.append(call)
         return trace
 
-    def written(self) -> dict[str, bytes]:
-        """Every byte written, joined per file path (a temp file keeps its '(deleted)' name)."""
+    def sandboxed(self) -> set[int]:
+        """The processes (and threads) of the export sandbox: whatever ran ``bwrap``, and
+        everything they started."""
+        inside = {
+            c.pid
+            for c in self.calls
+            if c.name == "execve" and c.result == 0 and c.paths and c.paths[0].endswith("/bwrap")
+        }
+        for call in self.calls:  # in order: a child is made before it does anything
+            if call.name in PROCESS_CALLS[:4] and call.pid in inside and (call.result or 0) > 0:
+                inside.add(int(call.result or 0))
+        return inside
+
+    def sandbox_offline(self) -> bool:
+        """Whether every ``bwrap`` ran in a network namespace of its own (``--unshare-all`` or
+        ``--unshare-net``): there its sockets (bwrap sets up the loopback over netlink) reach
+        nothing outside, so ``network`` leaves them out."""
+        runs = [
+            c
+            for c in self.calls
+            if c.name == "execve" and c.result == 0 and c.paths and c.paths[0].endswith("/bwrap")
+        ]
+        return bool(runs) and all(
+            "--unshare-all" in c.paths or "--unshare-net" in c.paths for c in runs
+        )
+
+    def written(self, sandbox_tmpfs: bool = False) -> dict[str, bytes]:
+        """Every byte written, joined per file path (a temp file keeps its '(deleted)' name).
+
+        Writes by the sandbox to its own /tmp (a size-bounded tmpfs in memory that ends with it,
+        tipline/desk/safe/sandbox.py) are left out unless ``sandbox_tmpfs``; the sandbox sees no
+        other /tmp, so its paths there are never the host's.
+        """
+        sandbox = set() if sandbox_tmpfs else self.sandboxed()
         out: dict[str, bytearray] = {}
         for call in self.calls:
             if call.name in WRITE_CALLS and call.data and _is_file(call.path):
+                if call.pid in sandbox and call.path.startswith("/tmp/"):
+                    continue
                 out.setdefault(call.path, bytearray()).extend(call.data)
         return {path: bytes(data) for path, data in out.items()}
 
@@ -160,10 +198,12 @@ class Trace:
         family, and every connect, bind or send, except sends on an anonymous ``socketpair``
         (asyncio's wake-up pair, which the Textual TUI's event loop makes)."""
         pairs = {c.pid for c in self.calls if c.name == "socketpair"}
+        offline = self.sandboxed() if self.sandbox_offline() else set()
         return [
             c
             for c in self.sockets()
             if c.name != "socketpair"
+            and c.pid not in offline
             and not (
                 c.name in ("sendto", "sendmsg")
                 and c.pid in pairs
@@ -200,6 +240,7 @@ def strace_command(out: Path, size: int = 1 << 20) -> list[str]:
         strace,
         "-f",
         "-qq",
+        "--decode-pids=pidns",  # pids made in the sandbox's PID namespace, as strace sees them
         "-y",
         "-yy",
         "-xx",

@@ -81,8 +81,10 @@ def desk(vault: Path, *args: str) -> str:
 def cli_session(work: Path) -> None:
     vault = work / "vault"
     print(desk(vault, "import", str(work / "bundle.tlb")).splitlines()[-1])
-    listing = desk(vault, "list", "--limit", "100000")
-    first = listing.splitlines()[1].split()[0]
+    desk(vault, "list", "--limit", "100000")  # the triage listing over every item
+    with Vault.open(vault, PASS) as opened:  # the newest item (with the PDF): the one exported
+        threads, _ = opened.store.query(limit=1)
+        first = threads[0].items[0].id[:12]
     desk(vault, "search", "ministry", "--limit", "5000")
     desk(vault, "tag", first, "leads")
     desk(vault, "star", first)
@@ -91,6 +93,7 @@ def cli_session(work: Path) -> None:
     desk(vault, "list", "--tag", "leads")
     with Vault.open(vault, PASS) as opened:
         item = opened.store.get(opened.store.resolve(first))
+    assert item.received == "2026-11-29", item
     desk(vault, "reply", item.source_id, "-m", REPLY, "--out", str(work / "usb" / "reply.tlb"))
     desk(vault, "export", first, "--to", str(work / "export"), "--with-message")
 

@@ -21,6 +21,7 @@ from tests.watch import AuditLog, Trace, run_traced
 from tipline.desk.vault import Vault
 
 from .conftest import PASS, bundle_bytes, create_vault, make_source, public_keys, submission
+from .safe.samples import VISIBLE, plain_pdf
 from .session import NOTE, REPLY, TUI_NOTE, TUI_REPLY
 
 ITEMS = 3100
@@ -32,6 +33,7 @@ MARKERS = (
     REPLY.encode(),
     TUI_NOTE.encode(),
     TUI_REPLY.encode(),
+    VISIBLE.encode(),  # the PDF attachment's text
 )
 
 
@@ -56,8 +58,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ],
             received=f"2026-11-{n % 28 + 1:02d}",
         )
-        for n in range(ITEMS)
+        for n in range(1, ITEMS)
     ]
+    # the newest item, the one the session exports: two text files and a PDF (its viewing copy
+    # is made in the sandbox, tipline/desk/safe/)
+    subs.append(
+        submission(
+            pks,
+            sources[0],
+            "MSGMARKER 0 " + "the ministry informant writes again " * 8,
+            [("ATTMARKER-0.txt", b"ATTMARKER 0\n"), ("scan.pdf", plain_pdf())],
+            received="2026-11-29",
+        )
+    )
     (work / "bundle.tlb").write_bytes(bundle_bytes(subs))
     return work
 
@@ -99,12 +112,21 @@ def test_desk_session_writes_plaintext_only_to_the_export_folder(
     # the watcher does see plaintext writes: the export folder got the message and attachments
     exported = [p for p, m in trace.leaks(MARKERS) if m in (b"MSGMARKER", b"ATTMARKER")]
     assert any(p.startswith(str(export.resolve())) for p in exported), trace.written().keys()
+    assert list(export.glob("*-scan.viewing.pdf"))  # the PDF went through the sandbox
     # and no open for writing outside the work folder (vault, usb, export) at all
+    # (the sandbox may write its own /proc maps and its tmpfs /tmp; anyone may open /dev/null)
     work = str((tmp_path / "work").resolve())
+    sandbox = trace.sandboxed()
+    assert sandbox, "the PDF's viewing copy was made without the sandbox being seen"
     outside = [
-        c.paths or c.path
+        (c.pid, c.paths or c.path)
         for c in trace.opened_for_writing()
-        if not all(str(p).startswith(work) for p in (c.paths or (c.path,)))
+        if not all(
+            str(p).startswith(work)
+            or p == "/dev/null"
+            or (c.pid in sandbox and (p.startswith("/tmp/") or not p.startswith("/")))
+            for p in (c.paths or (c.path,))
+        )
     ]
     assert outside == []
     assert [e for e in audit if e[0] in ("tempfile.mkstemp",)] == []
