@@ -354,12 +354,16 @@ class AuditLog:
         ]
 
     def writes_outside(self, allowed: Sequence[Path]) -> list[tuple[str, tuple[Any, ...]]]:
-        """Opens for writing and temp files whose path is in none of the ``allowed`` folders."""
+        """Opens for writing and temp files whose path is in none of the ``allowed`` folders
+        (``/dev/null`` and an already open descriptor, such as a pipe to a child, are not
+        files). An unnamed temporary file is an open of its folder with ``O_TMPFILE``."""
         roots = [str(Path(p).resolve()) for p in allowed]
         out = []
         for event, args in self.events:
             if event in ("open", "tempfile.mkstemp", "tempfile.mkdtemp"):
                 path = str(args[0]).strip("'\"")
+                if path == "/dev/null" or path.isdigit():
+                    continue
                 real = os.path.realpath(path)
                 if not any(real == r or real.startswith(r + "/") for r in roots):
                     out.append((event, args))
