@@ -75,3 +75,14 @@ def test_parse_reads_namespaced_pids_and_hex_paths() -> None:
     assert trace.sandbox_offline()
     assert trace.written() == {"/tmp/host": b"MARK"}  # the sandbox's own tmpfs is left out
     assert set(trace.written(sandbox_tmpfs=True)) == {"/tmp/work/x", "/tmp/host"}
+
+
+def test_network_leaves_out_only_sends_on_a_socketpair() -> None:
+    trace = Trace.parse(
+        "20 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [4<UNIX-STREAM:[100->101]>, "
+        "5<UNIX-STREAM:[101->100]>]) = 0\n"
+        '21 sendto(5<UNIX-STREAM:[101->100]>, "\\x00", 1, 0, NULL, 0) = 1\n'  # another thread
+        '21 sendto(7<UNIX-STREAM:[300->301]>, "\\x00", 1, 0, NULL, 0) = 1\n'  # someone else's
+        "21 socket(AF_UNIX, SOCK_STREAM, 0) = 8<UNIX:[400]>\n"
+    )
+    assert [c.line.split("(")[1][:1] for c in trace.network()] == ["7", "A"]

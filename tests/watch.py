@@ -67,6 +67,8 @@ TRACED = (
 _LINE = re.compile(r"^(\d+) +(\w+)\((.*)$")
 _FD = re.compile(r"^(-?\d+)<((?:\\x[0-9a-f]{2}|[^>])*)>")
 _STRING = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
+_PAIR = re.compile(r"UNIX-STREAM:\[(\d+)->\d+\]")
+_SENT_ON = re.compile(r"^\d+ +\w+\(\d+<UNIX-STREAM:\[(\d+)->")
 _RESULT = re.compile(r"\) += (-?\d+)(?: /\* (\d+) in strace's PID NS \*/)?")
 
 
@@ -197,18 +199,24 @@ class Trace:
         """Socket calls that could reach anything but this process: every ``socket()`` of any
         family, and every connect, bind or send, except sends on an anonymous ``socketpair``
         (asyncio's wake-up pair, which the Textual TUI's event loop makes)."""
-        pairs = {c.pid for c in self.calls if c.name == "socketpair"}
+        pairs = {  # the socket inodes made by socketpair: they connect only to each other
+            int(inode)
+            for c in self.calls
+            if c.name == "socketpair"
+            for inode in _PAIR.findall(c.line)
+        }
         offline = self.sandboxed() if self.sandbox_offline() else set()
+
+        def on_pair(call: Call) -> bool:
+            sent = _SENT_ON.match(call.line)
+            return sent is not None and int(sent[1]) in pairs
+
         return [
             c
             for c in self.sockets()
             if c.name != "socketpair"
             and c.pid not in offline
-            and not (
-                c.name in ("sendto", "sendmsg")
-                and c.pid in pairs
-                and c.path.startswith("UNIX-STREAM:")
-            )
+            and not (c.name in ("sendto", "sendmsg") and on_pair(c))
         ]
 
     def opened_for_writing(self) -> list[Call]:

@@ -1,7 +1,7 @@
 """A whole desk session, run as its own process so that tests/desk/test_watched.py can watch it
 under strace (and, inside it, with an audit hook): import of an export bundle, a triage listing
 over every item, search, tag, star, note, status, a reply, the journalist's export, and the TUI
-driven by Textual's pilot (listing, search, tag, note, reply, export).
+driven by Textual's pilot (listing, search, tag, note, reply, export of viewing copies).
 
     python -m tests.desk.session WORK [PLANT]
 
@@ -105,7 +105,7 @@ def tui_session(work: Path) -> None:
 
     async def main() -> None:
         with Vault.open(work / "vault", PASS) as vault:
-            app = make_app(vault, work / "usb")
+            app = make_app(vault, work / "export")  # its exports and reply bundles go there
             async with app.run_test(size=(120, 40)) as pilot:
                 await pilot.pause()
                 inbox = app.query_one("#inbox", OptionList)
@@ -122,6 +122,16 @@ def tui_session(work: Path) -> None:
                 await pilot.pause()
                 await pilot.press(*TUI_REPLY, "ctrl+s")
                 await pilot.pause()
+                # the journalist's export from the TUI: the newest item's viewing copies
+                inbox.highlighted = 1
+                await pilot.pause()
+                await pilot.press("e", "enter", "enter", "y")
+                for _ in range(1200):
+                    await pilot.pause(0.1)
+                    if app.export_job is None:
+                        break
+                else:
+                    raise SystemExit("the TUI export did not end")
 
     asyncio.run(main())
 

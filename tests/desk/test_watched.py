@@ -113,6 +113,7 @@ def test_desk_session_writes_plaintext_only_to_the_export_folder(
     exported = [p for p, m in trace.leaks(MARKERS) if m in (b"MSGMARKER", b"ATTMARKER")]
     assert any(p.startswith(str(export.resolve())) for p in exported), trace.written().keys()
     assert list(export.glob("*-scan.viewing.pdf"))  # the PDF went through the sandbox
+    assert len(list(export.glob("*.provenance.json"))) > 2  # the TUI exported as well
     # and no open for writing outside the work folder (vault, usb, export) at all
     # (the sandbox may write its own /proc maps and its tmpfs /tmp; anyone may open /dev/null)
     work = str((tmp_path / "work").resolve())
