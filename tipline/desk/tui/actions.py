@@ -90,9 +90,7 @@ def run_action(app: DeskApp, name: str) -> None:
     def show_keys() -> str:
         ring = vault.keyring
         lines = [f"org key fingerprint {ring.org.public.fingerprint}"] if ring.org else []
-        lines += [
-            f"{r.key_id}  {r.state:<11} {one_line(r.secret.label, 64)}" for r in ring.recipients
-        ]
+        lines += [f"{r.key_id}  {r.state:<11} {one_line(r.label, 64)}" for r in ring.recipients]
         app.show_text("\n".join(lines) or "no keys yet")
         return f"{len(ring.active())} active keys"
 
@@ -108,7 +106,7 @@ def run_action(app: DeskApp, name: str) -> None:
 
     def retire(key: str, compromised: bool) -> str:
         entry = vault.keyring.find(key)
-        label = one_line(entry.secret.label, 40)
+        label = one_line(entry.label, 40)
 
         def go() -> str:
             done = vault.keyring.retire(entry.key_id, today(), compromised)
@@ -126,7 +124,7 @@ def run_action(app: DeskApp, name: str) -> None:
 
     def export_key(key: str) -> str:
         entry = vault.keyring.find(key)
-        ask("Write the public key to", lambda p: _write(p, entry.secret.public.to_json()), here)
+        ask("Write the public key to", lambda p: _write(p, entry.public.to_json()), here)
         return "choose a file"
 
     def _write(path: str, data: bytes) -> str:
