@@ -48,10 +48,12 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
                                input="a long passphrase\na long passphrase\n")
     assert again.exit_code == 1
     assert again.stderr.startswith("tipline-desk: a vault already exists here")
-    differ = CliRunner().invoke(cli, ["--vault", str(tmp_path / "x"), "init", "--role", "journalist"],
+    differ = CliRunner().invoke(cli, ["--vault", str(tmp_path / "x"), "init",
+                                      "--role", "journalist"],
                                 input="a long passphrase\nanother one\n")
     assert differ.exit_code == 2 and "differ" in differ.stderr
-    short = CliRunner().invoke(cli, ["--vault", str(tmp_path / "y"), "init", "--role", "journalist"],
+    short = CliRunner().invoke(cli, ["--vault", str(tmp_path / "y"), "init",
+                                     "--role", "journalist"],
                                input="short\nshort\n")
     assert short.exit_code == 2
     assert short.stderr == "tipline-desk: the passphrase must be at least 8 characters\n"

@@ -469,8 +469,9 @@ def key_requests() -> None:
             }
         write(name, "key_request", outcome, comment, **fields)
 
-    kv("key-request-ok", "ok", "Alice's request, signed by the key her X25519 key comes from.", good)
-    kv("key-request-truncated", "key_request_error", "The file cut in half.", good[: len(good) // 2])
+    kv("key-request-ok", "ok", "Alice's request, signed by the key her X25519 key is from.", good)
+    half = good[: len(good) // 2]
+    kv("key-request-truncated", "key_request_error", "The file cut in half.", half)
     outer = json.loads(good)
     tampered = dict(body, account="mallory")
     kv(
