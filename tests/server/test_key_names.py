@@ -65,6 +65,7 @@ def test_rotated_key_and_its_replacement_are_told_apart(app: Flask, org_keys: Ke
     new = keys.RecipientSecret.generate("Alice Reporter")  # same label, as after a rotation
     old_pub = keys.RecipientPublic(old.public.public_key, old.label, "alice")
     new_pub = keys.RecipientPublic(new.public.public_key, new.label, "alice")
+    make_staff(app, "alice")  # a manifest may name only accounts the server has
     _install(admin, _signed(org_keys, 2, [old_pub]))
     before = store_source(app, [old_pub.public_key], 2)
 
@@ -103,6 +104,7 @@ def test_api_names_keys_with_account_and_short_id(
 ) -> None:
     admin = _login(app, "chief", True)
     bob = keys.RecipientPublic(org_keys.bob.public.public_key, "Bob", "bob")
+    make_staff(app, "bob")
     _install(admin, _signed(org_keys, 2, [bob]))
     stored = store_source(app, [bob.public_key], 1)
     got = client.get(f"/api/journalist/sources/{stored.source_id}/submissions", headers=auth(token))
@@ -166,3 +168,15 @@ def test_warns_thirty_days_before_expiry(app: Flask, org_keys: Keys) -> None:
     assert f"version 3 in force, expires {expires} (30 days left)" in page
     notice = journalist.get("/journalist/").text
     assert 'id="manifest-notice"' in notice and f"expires on {expires}" in notice
+
+
+def test_manifest_naming_an_unknown_account_is_refused(app: Flask, org_keys: Keys) -> None:
+    admin = _login(app, "chief", True)
+    typo = keys.RecipientPublic(org_keys.bob.public.public_key, "Bob", "bbo")
+    refused = upload_manifest(admin, _signed(org_keys, 2, [typo]))
+    assert refused.status_code == 400
+    assert "names the account &#39;bbo&#39;, which this server does not have" in refused.text
+    with app.app_context():
+        assert keyset.installed_version(db.session()) == 1
+    make_staff(app, "bbo")  # the control: once the account exists, the same file installs
+    _install(admin, _signed(org_keys, 2, [typo]))

@@ -15,7 +15,7 @@ from ..crypto.errors import ManifestError
 from ..crypto.manifest import MAX_SIGNED_MANIFEST, KeyManifest, verify_manifest
 from . import keyset, transfer
 from .blobs import BlobStore
-from .models import Submission
+from .models import Account, Submission
 
 MAX_STALE = 1000  # items one page lists; the rest are counted as "more"
 
@@ -69,6 +69,7 @@ def preview(db: Session, data: bytes, org_public_key: bytes) -> Summary:
     today = datetime.datetime.now(datetime.UTC).date()
     installed = keyset.installed_version(db)
     new = verify_manifest(data, org_public_key, today, installed).manifest
+    _check_accounts(db, new)
     now = keyset.current(db, org_public_key)
     before, after = _pairs(now.manifest if now else None), _pairs(new)
     return Summary(
@@ -109,4 +110,19 @@ def install(db: Session, data: bytes, org_public_key: bytes) -> KeyManifest:
     """Install (every rule checked again: a newer manifest may have arrived meanwhile)."""
     if len(data) > MAX_SIGNED_MANIFEST:
         raise ManifestError("the file is larger than a signed manifest can be")
+    today = datetime.datetime.now(datetime.UTC).date()
+    _check_accounts(db, verify_manifest(data, org_public_key, today).manifest)
     return keyset.install(db, data, org_public_key)
+
+
+def _check_accounts(db: Session, manifest: KeyManifest) -> None:
+    """Refuse a manifest naming a staff account this server does not have (a typo on the
+    signing desk would otherwise name keys after nobody)."""
+    named = {r.account for r in manifest.recipients if r.account}
+    known = set(db.scalars(select(Account.username).where(Account.username.in_(named))))
+    missing = sorted(named - known)
+    if missing:
+        raise ManifestError(
+            f"it names the account {missing[0]!r}, which this server does not have "
+            "(add the account first)"
+        )
