@@ -30,6 +30,7 @@ class Summary:
     added: tuple[keyset.KeyName, ...]
     kept: tuple[keyset.KeyName, ...]
     retired: tuple[keyset.KeyName, ...]
+    unknown_accounts: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The summary as plain lines, for a terminal."""
@@ -69,7 +70,6 @@ def preview(db: Session, data: bytes, org_public_key: bytes) -> Summary:
     today = datetime.datetime.now(datetime.UTC).date()
     installed = keyset.installed_version(db)
     new = verify_manifest(data, org_public_key, today, installed).manifest
-    _check_accounts(db, new)
     now = keyset.current(db, org_public_key)
     before, after = _pairs(now.manifest if now else None), _pairs(new)
     return Summary(
@@ -79,6 +79,7 @@ def preview(db: Session, data: bytes, org_public_key: bytes) -> Summary:
         added=tuple(v for k, v in after.items() if k not in before),
         kept=tuple(v for k, v in after.items() if k in before),
         retired=tuple(v for k, v in before.items() if k not in after),
+        unknown_accounts=_unknown_accounts(db, new),
     )
 
 
@@ -110,19 +111,13 @@ def install(db: Session, data: bytes, org_public_key: bytes) -> KeyManifest:
     """Install (every rule checked again: a newer manifest may have arrived meanwhile)."""
     if len(data) > MAX_SIGNED_MANIFEST:
         raise ManifestError("the file is larger than a signed manifest can be")
-    today = datetime.datetime.now(datetime.UTC).date()
-    _check_accounts(db, verify_manifest(data, org_public_key, today).manifest)
     return keyset.install(db, data, org_public_key)
 
 
-def _check_accounts(db: Session, manifest: KeyManifest) -> None:
-    """Refuse a manifest naming a staff account this server does not have (a typo on the
-    signing desk would otherwise name keys after nobody)."""
+def _unknown_accounts(db: Session, manifest: KeyManifest) -> tuple[str, ...]:
+    """Accounts the manifest names that this server does not have: a typo on the signing desk,
+    or accounts not made yet (the installer installs the first manifest before any account).
+    Shown as a warning, not refused, so a first install and an urgent rotation still work."""
     named = {r.account for r in manifest.recipients if r.account}
     known = set(db.scalars(select(Account.username).where(Account.username.in_(named))))
-    missing = sorted(named - known)
-    if missing:
-        raise ManifestError(
-            f"it names the account {missing[0]!r}, which this server does not have "
-            "(add the account first)"
-        )
+    return tuple(sorted(named - known))

@@ -19,7 +19,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
-from ..admin import create_org, org_public, sign_manifest_file, write_new
+from ..admin import create_org, org_public, require_role, sign_manifest_file, write_new
 from ..maintenance import backup, rekey, verify
 from ..text import one_line
 from ..vault import today
@@ -95,6 +95,7 @@ def run_action(app: DeskApp, name: str) -> None:
         return f"{len(ring.active())} active keys"
 
     def add_key(label: str) -> str:
+        require_role(vault, ("both",), "make a key for someone else")
         entry = vault.keyring.add(label, today())
         vault.save_keyring()
         return f"added key {entry.key_id}; sign a new manifest next"
