@@ -130,6 +130,8 @@ def test_roles_refuse_what_belongs_elsewhere(tmp_path: Path,
     assert "signing desk" in run(signer, "keys", "add", "Sam", code=1).stderr
     assert "journalist desk" in run(alice, "keys", "accept", str(request), "--yes",
                                     code=1).stderr
+    assert "send a key request instead" in run(alice, "keys", "rotate", "alice", "--yes",
+                                               code=1).stderr
     # a one-person desk may do both, because it said so
     both = make(tmp_path / "both", "both")
     run(both, "keys", "org-create")
@@ -184,3 +186,24 @@ def test_renew_signs_the_same_keys_with_a_new_expiry(tmp_path: Path,
     changed = run(signer, "manifest", "renew", "--out", str(tmp_path / "m3.json"), code=1)
     assert "active keys changed since manifest version 2" in changed.stderr
     assert not (tmp_path / "m3.json").exists()
+
+
+def test_a_vault_from_before_roles_opens_as_both(tmp_path: Path) -> None:
+    """Keyrings written before roles have no role, org_public or accounts: they are "both"."""
+    import nacl.utils
+
+    from tipline.crypto.encoding import b64e
+    from tipline.desk.keyring import Keyring
+
+    secret = nacl.utils.random(32)
+    old = dump_json({"type": "tipline-desk-keyring", "v": 1, "org_seed": None,
+                     "manifest_version": 3, "recipients": [
+                         {"label": "Alice", "secret_key": b64e(secret), "state": "active",
+                          "created": "2026-01-01", "retired": None}]})
+    ring = Keyring.from_json(old)
+    assert ring.role == "both" and ring.manifest_version == 3
+    (entry,) = ring.recipients
+    assert entry.secret is not None and entry.secret.secret_key == secret
+    assert entry.account is None and entry.public == entry.secret.public
+    again = Keyring.from_json(ring.to_json())
+    assert again.recipients == ring.recipients

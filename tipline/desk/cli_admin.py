@@ -76,6 +76,7 @@ def keys_rotate(ctx: click.Context, key: str, yes: bool) -> None:
     """Replace KEY (account, key id prefix or label prefix) by a new key in this vault; the old
     one is kept to open old items. On separate desks, send a key request instead."""
     with opened(ctx) as vault:
+        require_role(vault, ("both",), "rotate in one step (send a key request instead)")
         entry = vault.keyring.find(key, vault.keyring.active())
         confirmed(yes, f"rotate key {entry.short_id} ({one_line(entry.label, 40)})?")
         old, new = vault.keyring.rotate(entry.key_id, today())

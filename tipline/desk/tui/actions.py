@@ -101,6 +101,7 @@ def run_action(app: DeskApp, name: str) -> None:
         return f"added key {entry.key_id}; sign a new manifest next"
 
     def rotate(key: str) -> str:
+        require_role(vault, ("both",), "rotate in one step (send a key request instead)")
         old, new = vault.keyring.rotate(key, today())
         vault.save_keyring()
         return f"retired {old.key_id}, added {new.key_id}; sign a manifest, then re-wrap"
