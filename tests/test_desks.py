@@ -185,6 +185,10 @@ def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
     stale = admin.get("/admin/keys/stale").text
     rows = re.findall(r"<tr><td><code>([0-9a-f]{32})</code>", stale)
     assert len(rows) == 1 and f"<code>{old_bob['key_id'][:8]}</code>" in stale
+    listed = CliRunner().invoke(server, ["sealed-to-retired"])
+    assert listed.exit_code == 0 and listed.stdout.split()[0] == rows[0]
+    assert f"{old_bob['key_id'][:8]} bob Bob Editor" in listed.stdout
+    assert listed.stdout.count("\n") == 1 and "1 submissions sealed only" in listed.stderr
     bundle3 = export(app, api_token(app, "alice"), usb / "export3.bundle")
     run(bob, "import", str(bundle3))
     assert "Tip-Three" in opened_messages(bob)
