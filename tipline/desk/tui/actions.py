@@ -102,9 +102,15 @@ def run_action(app: DeskApp, name: str) -> None:
 
     def rotate(key: str) -> str:
         require_role(vault, ("both",), "rotate in one step (send a key request instead)")
-        old, new = vault.keyring.rotate(key, today())
-        vault.save_keyring()
-        return f"retired {old.key_id}, added {new.key_id}; sign a manifest, then re-wrap"
+        entry = vault.keyring.find(key, vault.keyring.active())
+
+        def go() -> str:
+            old, new = vault.keyring.rotate(entry.key_id, today())
+            vault.save_keyring()
+            return f"retired {old.short_id}, added {new.short_id}; sign a manifest, then re-wrap"
+
+        confirm(f"Rotate key {entry.short_id} ({one_line(entry.label, 40)})?", go)
+        return "waiting for confirmation"
 
     def retire(key: str, compromised: bool) -> str:
         entry = vault.keyring.find(key)
