@@ -148,7 +148,7 @@ class Keyring:
         if entry.state != "active" and not compromised:
             raise KeyringError(f"key {entry.key_id} is already {entry.state}")
         if entry.state == "active" and len(self.active()) == 1:
-            raise KeyringError("that is the last active key; add or rotate first")
+            raise KeyringError("that is the last active key; accept (or add) another one first")
         new = replace(
             entry, state="compromised" if compromised else "retired", retired=today.isoformat()
         )
