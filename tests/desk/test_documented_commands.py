@@ -90,3 +90,37 @@ def test_desk_md_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.Mon
         mine = {r.key_id: r.state for r in alice.keyring.recipients}
     assert mine[first_alice_key[0]] == "compromised" and "active" in mine.values()
     assert len(ran) == 23
+
+
+def test_deploy_md_first_steps_run_as_written(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk block of docs/DEPLOY.md "From a fresh server": one block, three desks, switched
+    by its `# signing desk` / `# each journalist's desk` comments; files in the current folder."""
+    monkeypatch.setitem(vault_module.KDF_PRESETS, "moderate", vault_module.KDF_PRESETS["test"])
+    monkeypatch.chdir(tmp_path)
+    text = (DOC.parent / "DEPLOY.md").read_text()
+    block = re.search(r"```sh\n(\s*# signing desk\n.*?)```", text, re.S)
+    assert block
+    desk, ran = "", 0
+    for raw in block.group(1).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("# "):
+            desk = "alice" if "journalist" in line else "signer"
+            continue
+        args = shlex.split(line, comments=True)[1:]
+        stdin = f"{PASS}\n{PASS}\n" if args[0] == "init" else f"{PASS}\ny\n"
+        result = CliRunner().invoke(cli, ["--vault", str(tmp_path / desk), *args], input=stdin)
+        assert result.exit_code == 0, (desk, line, result.output)
+        ran += 1
+    assert ran == 8
+    from tipline.crypto.manifest import verify_manifest
+    from tipline.desk.vault import today
+
+    with Vault.open(tmp_path / "signer", PASS) as signer:
+        assert signer.keyring.org is not None
+        org = signer.keyring.org.public.public_key
+    body = verify_manifest((tmp_path / "manifest.signed.json").read_bytes(), org, today())
+    assert [(r.account, r.label) for r in body.manifest.recipients] == [
+        ("alice", "Alice Reporter")]
