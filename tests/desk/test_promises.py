@@ -116,7 +116,8 @@ def test_a_vault_made_without_choosing_uses_moderate(tmp_path: Path) -> None:
     """`tipline-desk init` with no --kdf: the vault key is locked at libsodium's moderate cost
     (read from the file, so a weaker default anywhere on the way is caught)."""
     path = tmp_path / "vault"
-    result = CliRunner().invoke(cli, ["--vault", str(path), "init"], input=f"{PASS}\n{PASS}\n")
+    args = ["--vault", str(path), "init", "--role", "journalist"]
+    result = CliRunner().invoke(cli, args, input=f"{PASS}\n{PASS}\n")
     assert result.exit_code == 0, result.output
     locked = json.loads((path / "vault.key").read_bytes())
     argon = nacl.pwhash.argon2id
