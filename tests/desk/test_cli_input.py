@@ -6,7 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tipline.desk.cli import cli
 
@@ -14,16 +14,17 @@ from .conftest import Run, bundle_bytes, make_source, public_keys, submission
 
 
 def test_init_piped_one_line_says_it_needs_two(tmp_path: Path) -> None:
-    one = CliRunner().invoke(cli, ["--vault", str(tmp_path / "a"), "init"], input="p" * 20 + "\n")
+    def init(name: str, *more: str, input: str) -> Result:
+        args = ["--vault", str(tmp_path / name), "init", "--role", "both", *more]
+        return CliRunner().invoke(cli, args, input=input)
+
+    one = init("a", input="p" * 20 + "\n")
     assert one.exit_code == 2 and not (tmp_path / "a").exists()
     assert "give it on two lines of standard input" in one.stderr, one.stderr
     assert "differ" not in one.stderr
-    nothing = CliRunner().invoke(cli, ["--vault", str(tmp_path / "b"), "init"], input="")
+    nothing = init("b", input="")
     assert nothing.exit_code == 2 and "no passphrase on standard input" in nothing.stderr
-    two = CliRunner().invoke(
-        cli, ["--vault", str(tmp_path / "c"), "init", "--kdf", "interactive"],
-        input="p" * 20 + "\n" + "p" * 20 + "\n",
-    )  # fmt: skip
+    two = init("c", "--kdf", "interactive", input=("p" * 20 + "\n") * 2)
     assert two.exit_code == 0, two.output  # the control: two lines are accepted
 
 

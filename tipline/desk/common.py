@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .errors import UsageError
 from .store import Item, Thread
 from .text import one_line
 from .vault import Vault
@@ -43,6 +44,20 @@ def ask_passphrase(prompt: str = "Vault passphrase", confirm: bool = False) -> s
         if again.rstrip("\r\n") != line.rstrip("\r\n"):
             raise click.UsageError("the two passphrases differ")
     return line.rstrip("\r\n")
+
+
+def confirmed(yes: bool, question: str) -> None:
+    """Ask before a change that is hard to undo; ``--yes`` answers for scripts. Answers are
+    read from the terminal, or as one line from a pipe after the passphrase."""
+    if yes:
+        return
+    if sys.stdin.isatty():
+        ok = click.confirm(question[:1].upper() + question[1:], default=False, err=True)
+    else:
+        click.echo(f"{question[:1].upper() + question[1:]} [y/N]: ", err=True, nl=False)
+        ok = sys.stdin.readline().strip().lower() in ("y", "yes")
+    if not ok:
+        raise UsageError("nothing changed (answer yes, or pass --yes)")
 
 
 @contextmanager

@@ -19,11 +19,13 @@ from . import accounts, audit, db, digest, health, keyset, mailer, manifests, re
 from .auth import account, staff_required
 from .forms import ActionForm
 from .models import Account, today
+from .sources import blobs
 from .spooled import SpoolFile
 from .staff_forms import ManifestConfirmForm, ManifestUploadForm, NewAccountForm, SettingsForm
 from .transfer import ID
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.context_processor(keyset.notice_context)
 MIB = 1 << 20
 
 
@@ -43,8 +45,11 @@ def _settings_form(formdata: bool) -> SettingsForm:
 
 def _page(status: int = 200, **extra: object) -> ResponseReturnValue:
     session = db.session()
-    keys = keyset.current(session, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    lifetime = keyset.lifetime(session, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+    keys = lifetime.current
     values: dict[str, object] = {
+        "lifetime": lifetime,
+        "key_names": [keyset.KeyName.of(r) for r in keys.manifest.recipients] if keys else [],
         "accounts": session.query(Account).order_by(Account.username).all(),
         "new_account": NewAccountForm(formdata=None),
         "settings_form": _settings_form(False),
@@ -70,6 +75,21 @@ def _page(status: int = 200, **extra: object) -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     """Accounts, keys, settings and the audit log on one page."""
     return _page()
+
+
+@bp.get("/keys/stale")
+@staff_required(admin=True)
+def stale_items() -> ResponseReturnValue:
+    """Submissions sealed only to keys the manifest in force no longer lists."""
+    session, org = db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"]
+    items, more = manifests.sealed_only_to_retired(session, blobs(), org)
+    return render_template(
+        "admin/stale.html",
+        items=items,
+        more=more,
+        keys=keyset.current(session, org),
+        me=account(),
+    )
 
 
 def _account(account_id: str) -> Account:

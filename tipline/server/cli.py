@@ -157,6 +157,26 @@ def install_manifest(file: BinaryIO, yes: bool) -> None:
     click.echo(f"tipline-server: installed key manifest version {summary.version}", err=True)
 
 
+@cli.command("sealed-to-retired")
+def sealed_to_retired() -> None:
+    """List the submissions sealed only to keys the manifest in force no longer lists."""
+    from . import manifests
+    from .sources import blobs
+
+    with _app_db() as (app, session):
+        items, more = manifests.sealed_only_to_retired(
+            session, blobs(), app.config["ORG_PUBLIC_KEY_BYTES"]
+        )
+    for item in items:
+        names = "; ".join(f"{n.short_id} {n.account or '-'} {n.label}" for n in item.keys)
+        click.echo(f"{item.id}  source {item.source_id[:12]}  {item.received.isoformat()}  {names}")
+    more_text = f" (only the oldest {len(items)} listed)" if more else ""
+    click.echo(
+        f"tipline-server: {len(items)} submissions sealed only to retired keys{more_text}",
+        err=True,
+    )
+
+
 @cli.command("retention")
 def retention_command() -> None:
     """Delete the ciphertext the retention settings say has expired (run daily by a timer)."""

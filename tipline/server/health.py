@@ -17,15 +17,11 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..crypto.errors import TiplineError
-from ..crypto.manifest import verify_manifest
-from . import keyset
+from . import keyset, manifests
 from .blobs import BlobStore
-from .models import AuditEntry, InstalledManifest, Reply, Source, Submission, Upload
+from .models import AuditEntry, Reply, Source, Submission, Upload
 
-WARN_DAYS = 30  # warn this many days before the manifest expires
 RETENTION_LATE = datetime.timedelta(hours=36)  # the timer runs daily; a day and a half is late
-HEADER_SCAN_LIMIT = 20_000  # items whose envelope header is read for "sealed only to retired keys"
 GIB = 1 << 30
 
 
@@ -120,38 +116,30 @@ def check_disk(store: BlobStore) -> Check:
 
 def check_manifest(db: Session, org_public_key: bytes, today: datetime.date) -> Check:
     """The key manifest in force and its expiry; why none is, when none is."""
-    current = keyset.current(db, org_public_key)
-    if current is None:
-        newest = db.scalar(
-            select(InstalledManifest.file).order_by(InstalledManifest.version.desc()).limit(1)
-        )
-        reason = "none is installed"
-        if newest is not None:
-            try:
-                verify_manifest(bytes(newest), org_public_key, today)
-            except TiplineError as exc:
-                reason = f"the newest one is refused: {exc.message}"
+    life = keyset.lifetime(db, org_public_key, today)
+    if life.current is None:
         return Check(
             "manifest",
             Status.FAIL,
-            f"no key manifest is in force ({reason}): the tip line takes no submissions",
+            f"no key manifest is in force ({life.reason}): the tip line takes no submissions",
         )
-    manifest = current.manifest
-    left = (manifest.expires - today).days
+    manifest = life.current.manifest
     figures = {
         "version": manifest.version,
         "expires": manifest.expires.isoformat(),
-        "days_left": left,
+        "days_left": life.days_left,
         "keys": len(manifest.recipients),
     }
     said = (
-        f"version {manifest.version}, {len(manifest.recipients)} keys, expires {manifest.expires}"
+        f"version {manifest.version}, {len(manifest.recipients)} keys, "
+        f"expires {manifest.expires.isoformat()}"
     )
-    if left <= WARN_DAYS:
+    if life.warn:
         return Check(
             "manifest",
             Status.WARN,
-            f"{said}: {left} days left; sign a new one on the signing desk before then",
+            f"{said}: {life.days_left} days left; renew it on the signing desk "
+            "(tipline-desk manifest renew)",
             figures,
         )
     return Check("manifest", Status.OK, said, figures)
@@ -222,31 +210,19 @@ def check_sources(db: Session) -> Check:
 
 def check_sealing(db: Session, store: BlobStore, org_public_key: bytes) -> Check:
     """Submissions whose every recipient key has left the manifest: no desk key in use opens
-    them, so they wait for a desk that still holds a retired key (or for retention). Replies are
-    sealed to sources' keys, not the manifest's, so they are not counted. At most
-    ``HEADER_SCAN_LIMIT`` headers are read (each is one small read of a blob's first bytes)."""
-    from .transfer import sealed_to  # reads only the envelope's public header
-
-    current = keyset.current(db, org_public_key)
-    if current is None:
+    them, so they wait for a desk that still holds a retired key (listed at /admin/keys/stale
+    and by ``tipline-server sealed-to-retired``). Reads only envelope headers."""
+    if keyset.current(db, org_public_key) is None:
         return Check("sealing", Status.WARN, "no manifest in force to compare with")
-    in_force = set(current.manifest.key_ids())
-    only_retired = scanned = 0
-    for item_id in db.scalars(select(Submission.id).limit(HEADER_SCAN_LIMIT)):
-        scanned += 1
-        try:
-            ids = sealed_to(store, "submissions", item_id)
-        except (OSError, TiplineError):
-            continue  # a missing blob is not this check's business
-        if ids and not in_force.intersection(ids):
-            only_retired += 1
-    figures = {"sealed_only_to_retired": only_retired, "scanned": scanned}
-    if only_retired:
+    found, more = manifests.sealed_only_to_retired(db, store, org_public_key)
+    figures = {"sealed_only_to_retired": len(found), "more": more}
+    if found:
+        count = f"{len(found)}{' or more' if more else ''}"
         return Check(
             "sealing",
             Status.WARN,
-            f"{only_retired} submissions are sealed only to retired keys: keep those keys' "
-            "desk until they are read",
+            f"{count} submissions are sealed only to retired keys: keep the desk that holds "
+            "those keys until they are read (list: /admin/keys/stale)",
             figures,
         )
     return Check("sealing", Status.OK, "every submission is sealed to a key in force", figures)

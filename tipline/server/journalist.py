@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from .. import bundle
-from . import audit, db, transfer
+from . import audit, db, keyset, transfer
 from .auth import account, staff_required
 from .forms import ActionForm
 from .models import Source
@@ -35,6 +35,7 @@ from .spooled import SpoolFile
 from .staff_forms import ReplyBundleForm, SelectionForm
 
 bp = Blueprint("journalist", __name__, url_prefix="/journalist")
+bp.context_processor(keyset.notice_context)
 
 
 def _source(source_id: str) -> Source:

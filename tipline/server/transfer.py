@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from .. import bundle
 from ..crypto import format as fmt
-from ..crypto.encoding import b64d, load_json
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
-from ..crypto.manifest import MAX_KEY_MANIFEST, MAX_SIGNED_MANIFEST
+from . import keyset
 from .blobs import BlobStore
-from .models import InstalledManifest, Reply, Source, Submission, Upload, today
+from .models import Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
 
 ID = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -66,7 +65,8 @@ class SubmissionRow:
     size: int
     received: datetime.date
     downloaded: bool
-    keys: tuple[str, ...]  # labels (or key ids) of the keys it is sealed to
+    keys: tuple[str, ...]  # labels of the keys it is sealed to (kept for API clients)
+    names: tuple[keyset.KeyName, ...] = ()  # the same keys with account and short key id
 
 
 def check_ids(ids: Sequence[object], limit: int = MAX_SELECTION) -> list[str]:
@@ -136,27 +136,15 @@ def list_sources(
     return rows, following
 
 
-def key_labels(db: Session) -> dict[bytes, str]:
-    """Key id → label, from every manifest ever installed (so retired keys keep their names).
-    Each was verified when it was installed; here the labels are only shown, so a row that
-    no longer parses is skipped rather than trusted.
-    """
-    labels: dict[bytes, str] = {}
-    files = db.scalars(select(InstalledManifest.file).order_by(InstalledManifest.version)).all()
-    for file in files:
-        try:
-            outer = load_json(file, MAX_SIGNED_MANIFEST, TransferError, "manifest")
-            body = load_json(
-                b64d(outer.get("body"), None, TransferError, "body"),
-                MAX_KEY_MANIFEST,
-                TransferError,
-                "body",
-            )
-            for entry in body.get("recipients", []):
-                labels[bytes.fromhex(entry["key_id"])] = str(entry["label"])[:64]
-        except (TiplineError, ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return labels
+def key_names(db: Session) -> dict[bytes, keyset.KeyName]:
+    """Key id → account, label and short id, from every manifest ever installed (so retired
+    keys keep their names)."""
+    return keyset.known_keys(db, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+
+
+def name_of(names: dict[bytes, keyset.KeyName], kid: bytes) -> keyset.KeyName:
+    """A key's name, or "unknown key" for an id no installed manifest listed."""
+    return names.get(kid) or keyset.KeyName(kid, "unknown key", None)
 
 
 def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
@@ -180,7 +168,7 @@ def list_submissions(
     """One source's submissions, newest first, each with the labels of the keys it is sealed
     to, and the position of the next page.
     """
-    labels = key_labels(db)
+    names = key_names(db)
     limit = max(1, min(limit, MAX_PAGE))
     query = (
         select(Submission)
@@ -202,9 +190,11 @@ def list_submissions(
     found = found[:limit]
     rows = []
     for s in found:
-        ids = sealed_to(store, "submissions", s.id)
-        names = tuple(labels.get(k, k.hex()[:8]) for k in ids)
-        rows.append(SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, names))
+        named = tuple(name_of(names, k) for k in sealed_to(store, "submissions", s.id))
+        labels = tuple(n.label for n in named)
+        rows.append(
+            SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, labels, named)
+        )
     following = cursor_of(found[-1].received, found[-1].id) if more else None
     return rows, following
 
