@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +42,23 @@ DISTINCTIVE = {
     "Referer": "http://distinctive-referer.example/deploy-leak",
     "X-Forwarded-For": "198.51.100.77",
 }
+
+
+def proxy_line(circuit: int) -> bytes:
+    """The PROXY protocol line Tor sends first on each stream to the source onion
+    (``HiddenServiceExportCircuitID haproxy``, tor(1)): the circuit's 32-bit global id in the
+    last 32 bits of an fc00:dead:beef:4dad::/64 source address, nothing about the client."""
+    assert 0 < circuit < 1 << 32
+    src = f"fc00:dead:beef:4dad::{circuit >> 16:x}:{circuit & 0xFFFF:x}"
+    return f"PROXY TCP6 {src} ::1 65535 80\r\n".encode()
+
+
+_circuits = iter(range(1000, 1 << 31))
+
+
+def new_circuit() -> int:
+    """A circuit id no other client in this test run has used."""
+    return next(_circuits)
 
 
 def need(tool: str) -> str:
@@ -120,7 +138,7 @@ def render_nginx(
     conf.write_text(
         f"load_module {HEADERS_MORE};\n{user}worker_processes 1;\npid {prefix}/nginx.pid;\n"
         f"error_log {prefix}/main-error.log;\n"
-        "events { worker_connections 128; }\n"
+        "events { worker_connections 768; }\n"  # Debian's nginx.conf
         "http {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n"
         f"{temp}\n    access_log {prefix}/access.log;\n    include {prefix}/tipline.conf;\n}}\n"
     )
@@ -176,11 +194,27 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
 
-class Client:
-    """A visitor from ``CLIENT_ADDR`` with distinctive headers and one session cookie."""
+class _ProxiedConnection(http.client.HTTPConnection):
+    """An HTTP connection that starts with Tor's PROXY line, as on the source onion."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, *args: object, circuit: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.circuit = circuit
+
+    def connect(self) -> None:
+        super().connect()
+        assert self.sock is not None
+        self.sock.sendall(proxy_line(self.circuit))
+
+
+class Client:
+    """A visitor from ``CLIENT_ADDR`` with distinctive headers and one session cookie. On the
+    source onion (``circuit`` given) each connection starts with Tor's PROXY line naming that
+    circuit; the journalist onion gets none."""
+
+    def __init__(self, port: int, circuit: int | None = None) -> None:
         self.port = port
+        self.circuit = circuit
         self.cookies: dict[str, str] = {}
 
     def request(
@@ -190,8 +224,18 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        conn = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=30, source_address=(CLIENT_ADDR, 0)
+        conn = (
+            http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=30, source_address=(CLIENT_ADDR, 0)
+            )
+            if self.circuit is None
+            else _ProxiedConnection(
+                "127.0.0.1",
+                self.port,
+                timeout=30,
+                source_address=(CLIENT_ADDR, 0),
+                circuit=self.circuit,
+            )
         )
         sent = {**DISTINCTIVE, **(headers or {})}
         if self.cookies:
@@ -204,6 +248,52 @@ class Client:
             name, _, rest = cookie.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0]
         return Response(reply.status, reply.headers, data)
+
+
+def source_client(port: int) -> Client:
+    """A visitor to the source onion on a circuit of its own."""
+    return Client(port, new_circuit())
+
+
+class TorFront:
+    """What Tor does in front of the source server block, for clients that cannot send a PROXY
+    line themselves (browsers): a loopback port whose every connection is passed to nginx after
+    the PROXY line of one circuit (Tor Browser uses one circuit per site)."""
+
+    def __init__(self, nginx_port: int, circuit: int | None = None) -> None:
+        self.nginx_port = nginx_port
+        self.circuit = circuit or new_circuit()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.nginx_port))
+            upstream.sendall(proxy_line(self.circuit))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
 
 
 def python_tool(name: str) -> str:

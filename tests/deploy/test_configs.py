@@ -148,7 +148,7 @@ def test_torrc_has_two_onions_with_pow() -> None:
     for block in blocks:
         assert "HiddenServiceVersion 3" in block and "HiddenServicePoWDefensesEnabled 1" in block
     site = (DEPLOY / "nginx" / "tipline.conf").read_text()
-    assert "listen 127.0.0.1:8080 default_server;" in site
+    assert "listen 127.0.0.1:8080 default_server proxy_protocol;" in site
     assert "listen 127.0.0.1:8081 default_server;" in site
 
 
