@@ -8,21 +8,28 @@ systemd-analyze and shellcheck are Debian packages; a missing one is a failure, 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
 import io
 import os
 import re
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tipline.crypto import keys, manifest
+from tipline.crypto.encoding import b64e
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -97,8 +104,16 @@ class Nginx:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            # nginx's own master by its pid file (under strace, proc is strace, which would
+            # only detach), then the process started.
+            _terminate_pid_file(self.prefix / "nginx.pid")
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+def _terminate_pid_file(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(path.read_text().strip()), signal.SIGTERM)
 
 
 def render_nginx(
@@ -146,8 +161,9 @@ def render_nginx(
     return Nginx(prefix, conf, source_port, journalist_port, logs=logs)
 
 
-def start_nginx(nginx: Nginx) -> Nginx:
-    """Run nginx in the foreground (its stderr into the prefix) until it answers."""
+def start_nginx(nginx: Nginx, wrap: list[str] | None = None) -> Nginx:
+    """Run nginx in the foreground (its stderr into the prefix) until it answers; ``wrap``
+    prefixes the command (strace)."""
     binary = need("nginx")
     if not HEADERS_MORE.exists():
         pytest.fail(f"{HEADERS_MORE} is missing: apt-get install {PACKAGES['nginx']}")
@@ -155,7 +171,10 @@ def start_nginx(nginx: Nginx) -> Nginx:
     nginx.logs.append(stderr)
     with stderr.open("wb") as out:
         nginx.proc = subprocess.Popen(
-            [binary, "-p", str(nginx.prefix), "-c", str(nginx.conf), "-g", "daemon off;"],
+            [
+                *(wrap or []),
+                *[binary, "-p", str(nginx.prefix), "-c", str(nginx.conf), "-g", "daemon off;"],
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -212,9 +231,10 @@ class Client:
     source onion (``circuit`` given) each connection starts with Tor's PROXY line naming that
     circuit; the journalist onion gets none."""
 
-    def __init__(self, port: int, circuit: int | None = None) -> None:
+    def __init__(self, port: int, circuit: int | None = None, timeout: float = 30) -> None:
         self.port = port
         self.circuit = circuit
+        self.timeout = timeout
         self.cookies: dict[str, str] = {}
 
     def request(
@@ -226,13 +246,13 @@ class Client:
     ) -> Response:
         conn = (
             http.client.HTTPConnection(
-                "127.0.0.1", self.port, timeout=30, source_address=(CLIENT_ADDR, 0)
+                "127.0.0.1", self.port, timeout=self.timeout, source_address=(CLIENT_ADDR, 0)
             )
             if self.circuit is None
             else _ProxiedConnection(
                 "127.0.0.1",
                 self.port,
-                timeout=30,
+                timeout=self.timeout,
                 source_address=(CLIENT_ADDR, 0),
                 circuit=self.circuit,
             )
@@ -274,10 +294,15 @@ class TorFront:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.nginx_port))
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.nginx_port)) as upstream:
             upstream.sendall(proxy_line(self.circuit))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+            back.start()
+            self._pipe(client, upstream)
+            back.join()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -336,3 +361,77 @@ def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, s
         out.write(data + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Served:
+    """gunicorn with the shipped settings behind nginx with the shipped site (or ``site_text``),
+    configured by a TOML file as the installer writes it, migrated, with a key manifest."""
+
+    base: Path
+    nginx: Nginx
+    gunicorn: subprocess.Popen[bytes]
+    gunicorn_log: Path
+    env: dict[str, str]
+
+    def source(self, circuit: int | None = None) -> Client:
+        return Client(self.nginx.source_port, circuit or new_circuit())
+
+
+@contextlib.contextmanager
+def serve_stack(
+    base: Path,
+    site_text: str | None = None,
+    extra_config: str = "",
+    wrap_nginx: list[str] | None = None,
+    wrap_gunicorn: list[str] | None = None,
+) -> Iterator[Served]:
+    """Start the stack under ``base``; ``wrap_*`` prefix the commands (strace)."""
+    base.mkdir(parents=True, exist_ok=True)
+    data, tmp = base / "data", base / "tmp"
+    tmp.mkdir(exist_ok=True)
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate("Availability journalist")
+    today = datetime.datetime.now(datetime.UTC).date()
+    (base / "manifest.json").write_bytes(
+        manifest.sign_manifest(org, 1, [journalist.public], today, today + datetime.timedelta(9))
+    )
+    config = base / "tipline.toml"
+    config.write_text(
+        f'DATA_DIR = "{data}"\nORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
+        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
+        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nMIN_FREE_BYTES = 0\n' + extra_config
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
+    env.update(TIPLINE_CONFIG_FILE=str(config), TMPDIR=str(tmp))
+    for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
+        done = subprocess.run(
+            [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    sock, log = base / "gunicorn.sock", base / "gunicorn.log"
+    with log.open("wb") as out:
+        gunicorn = subprocess.Popen(
+            [*(wrap_gunicorn or []), *gunicorn_command(sock), "-p", str(base / "gunicorn.pid")],
+            env=env,
+            cwd=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    nginx = render_nginx(base / "nginx", sock, site_text=site_text)
+    try:
+        wait_for(lambda: sock.exists(), "gunicorn", log)
+        start_nginx(nginx, wrap_nginx)
+        wait_for(
+            lambda: source_client(nginx.source_port).request("GET", "/").status == 200, "app", log
+        )
+        yield Served(base, nginx, gunicorn, log, env)
+    finally:
+        nginx.stop()
+        _terminate_pid_file(base / "gunicorn.pid")
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            gunicorn.wait()
