@@ -36,7 +36,9 @@ bind = ["unix:/run/tipline/gunicorn.sock"]
 # (the app never holds a whole upload in memory), so threads cost little memory.
 worker_class = "gthread"
 workers = 2
-threads = 16  # 32 requests at once: more than nginx lets bodies take (8), so each worker keeps threads for pages
+# 32 requests at once. nginx lets at most 8 streamed bodies through (deploy/nginx/tipline.conf):
+# fewer than one worker's threads, so each worker keeps threads for pages however they fall.
+threads = 16
 # How long a worker may go silent before the arbiter kills it (a hung process, not a long
 # request: gthread workers keep notifying the arbiter while their threads stream uploads).
 timeout = _app.timeout

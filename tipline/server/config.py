@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN": "30 per minute",
     "RATELIMIT_SUBMIT": "30 per minute",
     "RATELIMIT_ENABLED": True,
+    "LIMITS_STORAGE": "memory://",  # where app limits are counted (redis+unix://... when deployed)
     # Journalist and admin side (docs/ADMIN.md)
     "STAFF_IDLE_MINUTES": 30,  # a staff session ends after this long without a request
     "STAFF_SESSION_HOURS": 12,  # and after this long in all

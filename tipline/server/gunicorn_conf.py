@@ -11,7 +11,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 
-class QuietLogger(Logger):
+class QuietLogger(Logger):  # type: ignore[misc]  # gunicorn has no type hints
     """gunicorn's logger without its warning about each malformed request ("Invalid request
     from ip=...: ..."): that line, with the time gunicorn and the journal put on it, says when
     someone sent what, and a client may send as many as it likes. The client gets its 400."""
