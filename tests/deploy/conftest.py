@@ -385,8 +385,10 @@ def serve_stack(
     extra_config: str = "",
     wrap_nginx: list[str] | None = None,
     wrap_gunicorn: list[str] | None = None,
+    gunicorn_args: list[str] | None = None,
 ) -> Iterator[Served]:
-    """Start the stack under ``base``; ``wrap_*`` prefix the commands (strace)."""
+    """Start the stack under ``base``; ``wrap_*`` prefix the commands (strace);
+    ``gunicorn_args`` are added to gunicorn's (another app, another logger)."""
     base.mkdir(parents=True, exist_ok=True)
     data, tmp = base / "data", base / "tmp"
     tmp.mkdir(exist_ok=True)
@@ -403,7 +405,7 @@ def serve_stack(
         f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nMIN_FREE_BYTES = 0\n' + extra_config
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
-    env.update(TIPLINE_CONFIG_FILE=str(config), TMPDIR=str(tmp))
+    env.update(TIPLINE_CONFIG_FILE=str(config), TMPDIR=str(tmp), PYTHONPATH=str(REPO))
     for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
         done = subprocess.run(
             [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
@@ -412,7 +414,13 @@ def serve_stack(
     sock, log = base / "gunicorn.sock", base / "gunicorn.log"
     with log.open("wb") as out:
         gunicorn = subprocess.Popen(
-            [*(wrap_gunicorn or []), *gunicorn_command(sock), "-p", str(base / "gunicorn.pid")],
+            [
+                *(wrap_gunicorn or []),
+                *gunicorn_command(sock),
+                "-p",
+                str(base / "gunicorn.pid"),
+                *(gunicorn_args or []),
+            ],
             env=env,
             cwd=base,
             stdout=out,
