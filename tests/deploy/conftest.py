@@ -39,6 +39,8 @@ PACKAGES = {
     "tor": "tor",
     "systemd-analyze": "systemd",
     "shellcheck": "shellcheck",
+    "redis-server": "redis-server",
+    "strace": "strace",
 }
 
 # A visitor as distinctive as possible: its own loopback address (Linux answers on all of

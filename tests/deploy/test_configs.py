@@ -26,6 +26,7 @@ import onion_auth
 import render
 
 UNITS = (
+    "tipline-redis.service",
     "tipline.socket",
     "tipline.service",
     "tipline-retention.service",
@@ -448,3 +449,95 @@ def test_torrc_limits_streams_and_sandboxes_tor() -> None:
 def test_app_unit_keeps_memory_out_of_cores_and_swap() -> None:
     service = directives(DEPLOY / "systemd" / "tipline.service")
     assert service["LimitCORE"] == ["0"] and service["MemorySwapMax"] == ["0"]
+
+
+# --- The limits store (Redis) ----------------------------------------------------------------
+
+
+def test_redis_unit_is_sandboxed(tmp_path: Path) -> None:
+    path = {p.name: p for p in render_units(tmp_path)}["tipline-redis.service"]
+    done = subprocess.run(
+        [need("systemd-analyze"), "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) <= 1.0, done.stdout
+    settings = directives(DEPLOY / "systemd" / "tipline-redis.service")
+    for key, value in {
+        "User": "tipline-redis",
+        "Group": "tipline",  # the socket's group: the app may open it
+        "RuntimeDirectory": "tipline-redis",
+        "RuntimeDirectoryMode": "0750",
+        "PrivateNetwork": "yes",
+        "RestrictAddressFamilies": "AF_UNIX",
+        "ProtectSystem": "strict",
+        "LimitCORE": "0",
+        "MemorySwapMax": "0",
+        "ExecStart": "/usr/bin/redis-server /etc/tipline/redis.conf --supervised systemd "
+        "--daemonize no",
+    }.items():
+        assert settings.get(key) == [value], key
+    assert "StateDirectory" not in settings  # nothing of it on disk
+    app = directives(DEPLOY / "systemd" / "tipline.service")
+    assert app["Wants"] == ["tipline-redis.service"]
+    assert "tipline-redis.service" in app["After"][0]
+
+
+def redis_call(sock: Path, *args: str) -> bytes:
+    """One command over Redis's Unix socket (RESP), its raw reply."""
+    import socket as socket_
+
+    with socket_.socket(socket_.AF_UNIX) as s:
+        s.connect(str(sock))
+        s.settimeout(10)
+        s.sendall(
+            f"*{len(args)}\r\n".encode()
+            + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+        )
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_redis_runs_from_the_shipped_config_in_memory_only(tmp_path: Path, persist: bool) -> None:
+    """redis-server with the shipped file (only the socket folder moved): it answers on the
+    Unix socket, has no TCP port, and leaves no file after a write and a shutdown. Control:
+    without its 'save ""' line the same shutdown writes dump.rdb, so the check sees a file."""
+    text = (DEPLOY / "redis" / "tipline-redis.conf").read_text()
+    assert text.count("/run/tipline-redis") == 2 and 'save ""\n' in text
+    text = text.replace("/run/tipline-redis", str(tmp_path))
+    if persist:
+        text = text.replace('save ""\n', "")
+    conf = tmp_path / "redis.conf"
+    conf.write_text(text)
+    sock = tmp_path / "redis.sock"
+    log = tmp_path.parent / f"{tmp_path.name}-redis.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [need("redis-server"), str(conf)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        assert redis_call(sock, "PING") == b"+PONG\r\n"
+        assert sock.stat().st_mode & 0o777 == 0o660
+        assert redis_call(sock, "CONFIG", "GET", "port").endswith(b"$1\r\n0\r\n")
+        assert redis_call(sock, "CONFIG", "GET", "appendonly").endswith(b"$2\r\nno\r\n")
+        assert redis_call(sock, "SET", "LIMITS:probe", "1") == b"+OK\r\n"
+        redis_call(sock, "SHUTDOWN")
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "redis.conf")
+    assert left == (["dump.rdb"] if persist else []), left

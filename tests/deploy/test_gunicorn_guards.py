@@ -19,7 +19,6 @@ pytestmark = pytest.mark.slow
 
 def seconds_until_answered(port: int, cookie: str, token: str, wait: float) -> float | None:
     """Seconds until a stalled no-JS submission gets an answer (or its connection ends)."""
-
     sock = stalled_submit(port, new_circuit(), cookie, token)
     sock.settimeout(wait)
     start = time.monotonic()
