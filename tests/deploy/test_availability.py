@@ -123,7 +123,9 @@ def test_control_stalled_bodies_stop_the_site_without_the_limits(tmp_path: Path)
     ):
         got = home_latencies(served, 10, timeout=3)
     assert not all(t is not None and t < 1.0 for t in got), got
-    assert sum(t is None for t in got) >= 5, got
+    # Most get no answer at all (a page answers only when it lands on a worker whose threads
+    # the attack happened to leave free).
+    assert sum(t is None for t in got) >= 3, got
 
 
 # --- Lock-out ----------------------------------------------------------------------------------
@@ -183,17 +185,19 @@ def test_a_flood_from_one_circuit_locks_no_other_source_out(tmp_path: Path) -> N
 # --- Nothing a source sends is written to a file by nginx or gunicorn --------------------------
 
 MARKER = b"PLAINTEXT-MARKER-7f3a9c-"
+SMALL_MARKER = b"SMALL-BODY-MARKER-41d2e8-"
 
 
-def traced_submission(base: Path, site: str) -> tuple[str, str]:
-    """A no-JS submission whose attachment (300 kB, past nginx's 64 kB buffer) is the marker
-    over and over, with nginx and gunicorn under strace; their traces."""
+def traced_requests(base: Path, site: str) -> tuple[str, str]:
+    """Two requests with nginx and gunicorn under strace; their traces. A no-JS submission
+    whose attachment (300 kB, past nginx's 64 kB buffer) is MARKER over and over, and a 60 kB
+    JSON login (a small body, which nginx reads whole before the app) made of SMALL_MARKER."""
     strace = need("strace")
 
     def wrap(name: str) -> list[str]:
         return [
             strace, "-f", "-qq", "-yy", "-s", "400000",
-            "-e", "trace=write,pwrite64,writev,openat",
+            "-e", "trace=write,pwrite64,writev,openat,read,recvfrom,readv",
             "-o", str(base / f"{name}.trace"),
         ]  # fmt: skip
 
@@ -208,6 +212,11 @@ def traced_submission(base: Path, site: str) -> tuple[str, str]:
         )
         reply = client.request("POST", "/submit", body, {"Content-Type": content_type})
         assert reply.status == 200, reply.text[:300]
+        small = b'{"login_token": "' + SMALL_MARKER * (60_000 // len(SMALL_MARKER)) + b'"}'
+        login = client.request(
+            "POST", "/api/source/login", small, {"Content-Type": "application/json"}
+        )
+        assert login.status != 413, login.text  # nginx read it and passed it on
     return (base / "nginx.trace").read_text(errors="replace"), (base / "gunicorn.trace").read_text(
         errors="replace"
     )
@@ -224,23 +233,29 @@ def file_writes_with(trace: str, needle: bytes) -> list[str]:
 
 
 def test_no_js_plaintext_never_reaches_a_file(tmp_path: Path) -> None:
-    nginx, gunicorn = traced_submission(tmp_path, SHIPPED)
-    assert MARKER.decode() in nginx  # the trace saw the body go through (to the app's socket)
-    assert file_writes_with(nginx, MARKER) == []
-    assert file_writes_with(gunicorn, MARKER) == []
-    assert "client_body" not in nginx.split("openat(", 1)[-1] or not re.search(
-        r"openat\([^\n]*client_body-temp/\d", nginx
-    )
+    nginx, gunicorn = traced_requests(tmp_path, SHIPPED)
+    for marker in (MARKER, SMALL_MARKER):
+        # The traces saw the bodies go through (nginx wrote them to the app's socket, gunicorn
+        # read them from it), and into no file.
+        assert marker.decode() in nginx and marker.decode() in gunicorn
+        assert file_writes_with(nginx, marker) == []
+        assert file_writes_with(gunicorn, marker) == []
+    assert not re.search(r"openat\([^\n]*client_body-temp/\d", nginx)
 
 
 def test_control_buffering_the_form_writes_it_to_client_body_temp(tmp_path: Path) -> None:
     """With request buffering on for /submit, nginx writes the body past its buffer to a
-    temporary file: the check above sees it."""
+    temporary file; with a login's buffer smaller than its body, the same: the check above
+    sees both."""
     marked = "        proxy_request_buffering off;\n        # A limit_conn here"
     assert marked in SHIPPED
     site = SHIPPED.replace(
         marked, "        proxy_request_buffering on;\n        # A limit_conn here"
     )
-    nginx, _ = traced_submission(tmp_path, site)
-    written = file_writes_with(nginx, MARKER)
-    assert written and all("client_body-temp/" in line for line in written), written[:3]
+    login = "        location = /api/source/login {\n"
+    assert login in site
+    site = site.replace(login, login + "            client_body_buffer_size 8k;\n")
+    nginx, _ = traced_requests(tmp_path, site)
+    for marker in (MARKER, SMALL_MARKER):
+        written = file_writes_with(nginx, marker)
+        assert written and all("client_body-temp/" in line for line in written), written[:3]
