@@ -128,6 +128,53 @@ def test_control_stalled_bodies_stop_the_site_without_the_limits(tmp_path: Path)
     assert sum(t is None for t in got) >= 3, got
 
 
+def first_answer(sock: socket.socket, wait: float) -> bytes | None:
+    """What nginx sends on a stalled request within ``wait`` seconds (up to the end of its
+    page), if anything."""
+    sock.settimeout(wait)
+    got = b""
+    try:
+        while b"</p>" not in got and (chunk := sock.recv(4096)):
+            got += chunk
+    except TimeoutError:
+        pass
+    return got or None
+
+
+def refused_for_load(answer: bytes | None) -> bool:
+    """nginx's 503 page, not its 413 (a large body refused must not be called too large)."""
+    assert answer is not None
+    return answer.startswith(b"HTTP/1.1 503 ") and b"cannot take submissions" in answer
+
+
+def test_streamed_bodies_are_limited_per_circuit_and_in_all(tmp_path: Path) -> None:
+    """A third stalled body on one circuit is refused at once, while another circuit's is
+    taken (the key is the circuit); a ninth in all, on a ninth circuit, is refused too. The
+    taken ones get no answer: the control that the refusal is the limit, not an error."""
+    with serve_stack(tmp_path) as served:
+        attacker = served.source()
+        token = csrf_token(attacker.request("GET", "/submit"))
+        cookie = "; ".join(f"{k}={v}" for k, v in attacker.cookies.items())
+        port = served.nginx.source_port
+        with ExitStack() as held:
+
+            def stall(circuit: int) -> socket.socket:
+                sock = held.enter_context(stalled_submit(port, circuit, cookie, token))
+                time.sleep(0.3)
+                return sock
+
+            one = new_circuit()
+            taken = [stall(one), stall(one)]
+            third = stall(one)
+            assert refused_for_load(first_answer(third, 5))
+            taken += [stall(new_circuit()) for _ in range(6)]  # 8 in all now
+            ninth = stall(new_circuit())
+            assert refused_for_load(first_answer(ninth, 5))
+            assert [first_answer(s, 0.5) for s in taken] == [None] * 8
+            # Pages still answer, from any circuit, the flooding one too.
+            assert served.source(one).request("GET", "/").status == 200
+
+
 # --- Lock-out ----------------------------------------------------------------------------------
 
 

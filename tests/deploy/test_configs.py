@@ -60,11 +60,18 @@ def test_shipped_limits_are_the_apps_defaults() -> None:
 
 
 def test_every_body_limit_follows_the_app() -> None:
-    """An unmarked client_max_body_size would not follow a changed app limit."""
+    """An unmarked client_max_body_size would not follow a changed app limit. (nginx's own
+    pages, which read no body, check none: "0".)"""
     for name in ("tipline.conf", "tipline-common.conf"):
         for line in (DEPLOY / "nginx" / name).read_text().splitlines():
             if line.strip().startswith("client_max_body_size"):
-                assert render.MARKED.match(line), line
+                assert render.MARKED.match(line) or line == "    client_max_body_size 0;", line
+    common = (DEPLOY / "nginx" / "tipline-common.conf").read_text()
+    assert common.count("client_max_body_size 0;") == 1
+    assert (
+        "client_max_body_size 0;"
+        in common.split("location ^~ /_tipline/ {", 1)[1].split("location = ", 1)[0]
+    )
 
 
 def test_the_gunicorn_and_nginx_header_limits_agree() -> None:
@@ -393,6 +400,7 @@ def test_source_server_limits_per_circuit_in_memory_only() -> None:
         assert "limit_conn tipline_circuit 8;" in block  # a limit_conn here replaces the server's
         assert "limit_conn tipline_circuit_bodies 2;" in block
         assert "limit_conn tipline_bodies 8;" in block
+        assert "limit_conn_status 503;" in block  # the upload page retries a 503, not a 429
     assert "limit_req zone=tipline_submit burst=10 nodelay;" in submit
     assert "limit_req zone=tipline_submit burst=10 nodelay;" in location(
         uploads, "location = /api/source/uploads {"
