@@ -288,7 +288,11 @@ class TorFront:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.relays: list[threading.Thread] = []
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         while not self.closed:
@@ -296,15 +300,34 @@ class TorFront:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+            relay = threading.Thread(target=self._relay, args=(client,), daemon=True)
+            self.relays.append(relay)
+            relay.start()
 
     def _relay(self, client: socket.socket) -> None:
-        with client, socket.create_connection(("127.0.0.1", self.nginx_port)) as upstream:
+        with client:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.nginx_port))
+            except OSError:
+                return  # nginx is gone: the browser sees its connection closed
+            with upstream:
+                self._join(client, upstream)
+
+    def _join(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Pass bytes both ways, after the PROXY line, until either side ends."""
+        with self.lock:
+            self.open.update((client, upstream))
+        try:
             upstream.sendall(proxy_line(self.circuit))
             back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
             back.start()
             self._pipe(client, upstream)
             back.join()
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open.difference_update((client, upstream))
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -319,8 +342,16 @@ class TorFront:
                     s.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
+        """Stop accepting, end every relayed connection, and wait for the threads."""
         self.closed = True
         self.listener.close()
+        self.acceptor.join(timeout=5)
+        with self.lock:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+        for relay in self.relays:
+            relay.join(timeout=5)
 
 
 def python_tool(name: str) -> str:
