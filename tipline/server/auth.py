@@ -25,6 +25,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from . import accounts, audit, db
 from .extensions import limiter
@@ -202,7 +203,7 @@ def own_account() -> ResponseReturnValue:
     message, status = None, 200
     if form.validate_on_submit():
         if not accounts.verify_password(me, form.current.data):
-            message, status = "The current password is wrong.", 400
+            message, status = gettext("The current password is wrong."), 400
         else:
             try:
                 accounts.set_password(db.session(), me, form.new.data)
@@ -211,9 +212,9 @@ def own_account() -> ResponseReturnValue:
             else:
                 audit.record(db.session(), me.username, "change-own-password")
                 _start(me)
-                message = "Your password was changed."
+                message = gettext("Your password was changed.")
     elif request.method == "POST":
-        message, status = "The form expired or was incomplete.", 400
+        message, status = gettext("The form expired or was incomplete."), 400
     return render_template(
         "journalist/account.html",
         form=form,

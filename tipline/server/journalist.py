@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from .. import bundle
@@ -96,7 +97,7 @@ def star(source_id: str) -> ResponseReturnValue:
     """Star or unstar a source."""
     found = _source(source_id)
     if not ActionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     transfer.set_star(db.session(), found, not found.starred)
     return redirect(
         (request.form.get("next") == "source" and url_for("journalist.source", source_id=found.id))
@@ -129,7 +130,7 @@ def export_response(items: list[bundle.ExportItem], mark: bool) -> Response:
 def selection() -> ResponseReturnValue:
     """Act on the checked submissions: export, mark downloaded, or ask before deleting."""
     if not SelectionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     action = request.form.get("action")
     try:
         rows = transfer.selected(db.session(), request.form.getlist("ids"))
@@ -157,7 +158,7 @@ def selection() -> ResponseReturnValue:
             back=back_url,
             me=account(),
         )
-    return _error("Choose what to do with the selection.")
+    return _error(gettext("Choose what to do with the selection."))
 
 
 @bp.post("/delete")
@@ -165,7 +166,7 @@ def selection() -> ResponseReturnValue:
 def delete_confirmed() -> ResponseReturnValue:
     """Delete the submissions the confirmation page listed."""
     if not SelectionForm().validate_on_submit() or request.form.get("confirm") != "yes":
-        return _error("The deletion was not confirmed. Nothing was deleted.")
+        return _error(gettext("The deletion was not confirmed. Nothing was deleted."))
     try:
         ids = transfer.check_ids(request.form.getlist("ids"))
     except transfer.TransferError as exc:
@@ -182,7 +183,7 @@ def delete_source(source_id: str) -> ResponseReturnValue:
     found = _source(source_id)
     form = SelectionForm()
     if not form.validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     if request.form.get("confirm") != "yes":
         return render_template(
             "journalist/confirm_delete.html", source=found, form=form, count=None, me=account()
@@ -197,10 +198,10 @@ def delete_source(source_id: str) -> ResponseReturnValue:
 def export_new() -> ResponseReturnValue:
     """Everything not yet downloaded, as one bundle."""
     if not ActionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     rows = transfer.new_submissions(db.session())
     if not rows:
-        return _error("There is nothing new to download.", 404)
+        return _error(gettext("There is nothing new to download."), 404)
     audit.record(db.session(), account().username, "export", f"{len(rows)} submissions")
     return export_response(transfer.export_items(db.session(), rows), mark=True)
 
@@ -213,13 +214,17 @@ def replies() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("journalist/replies.html", form=form, result=None, me=account())
     if not form.validate_on_submit():
-        return _error("Choose a reply bundle file (the form may also have expired).")
+        return _error(gettext("Choose a reply bundle file (the form may also have expired)."))
     stream = form.bundle.data.stream
     source_stream = stream.reader() if isinstance(stream, SpoolFile) else stream
     try:
         result = transfer.import_replies(db.session(), blobs(), cast(BinaryIO, source_stream))
     except bundle.BundleError as exc:
-        return _error(f"The reply bundle was refused, nothing was stored: {exc.message}.")
+        return _error(
+            gettext(
+                "The reply bundle was refused, nothing was stored: %(reason)s.", reason=exc.message
+            )
+        )
     audit.record(db.session(), account().username, "upload-replies", f"{result.added} added")
     return render_template(
         "journalist/replies.html", form=ReplyBundleForm(formdata=None), result=result, me=account()
