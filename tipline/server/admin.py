@@ -20,6 +20,7 @@ from ..crypto.manifest import MAX_SIGNED_MANIFEST
 from . import accounts, audit, db, digest, health, keyset, mailer, manifests, retention, settings
 from .auth import account, staff_required
 from .forms import ActionForm
+from .i18n import refusal
 from .models import Account, today
 from .sources import blobs
 from .spooled import SpoolFile
@@ -116,7 +117,7 @@ def add_account() -> ResponseReturnValue:
             db.session(), form.username.data, passphrase, is_admin=bool(form.is_admin.data)
         )
     except accounts.AccountError as exc:
-        return _page(400, error=exc.message)
+        return _page(400, error=refusal(exc))
     role = "admin" if made.is_admin else "journalist"
     audit.record(db.session(), account().username, "add-account", f"{made.username} ({role})")
     return _page(
@@ -260,7 +261,7 @@ def save_settings() -> ResponseReturnValue:
         )
     except settings.SettingsError as exc:
         return _page(
-            400, error=gettext("The settings were not saved: %(reason)s.", reason=exc.message)
+            400, error=gettext("The settings were not saved: %(reason)s.", reason=refusal(exc))
         )
     changed = settings.save(db.session(), value)
     if changed:

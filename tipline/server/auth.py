@@ -30,6 +30,7 @@ from flask_babel import gettext
 from . import accounts, audit, db
 from .extensions import limiter
 from .forms import ActionForm
+from .i18n import refusal
 from .models import Account
 from .sources import _new_session
 from .staff_forms import CodeForm, LoginForm, PasswordForm, TokenForm
@@ -132,7 +133,7 @@ def login() -> ResponseReturnValue:
         accounts.check_code_step(session_db, found, form.code.data or "")
     except accounts.LoginError as exc:
         return render_template(
-            "journalist/login.html", form=form, failed=True, message=exc.message
+            "journalist/login.html", form=form, failed=True, message=refusal(exc)
         ), 401
     _start(found)
     return redirect(url_for("admin.index" if found.is_admin else "journalist.index"), 303)
@@ -208,7 +209,7 @@ def own_account() -> ResponseReturnValue:
             try:
                 accounts.set_password(db.session(), me, form.new.data)
             except accounts.AccountError as exc:
-                message, status = exc.message, 400
+                message, status = refusal(exc), 400
             else:
                 audit.record(db.session(), me.username, "change-own-password")
                 _start(me)

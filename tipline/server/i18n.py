@@ -15,8 +15,10 @@ import flask_babel
 from babel import Locale
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..crypto.errors import TiplineError
 from .extensions import babel
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
@@ -44,6 +46,28 @@ def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
     if has_request_context():
         return str(flask_babel.ngettext(singular, plural, num, **values))
     return (singular if num == 1 else plural) % {"num": num, **values}
+
+
+# The sentence each refusal a staff page shows begins with (its class docstring, see
+# ``TiplineError.message``): listed so that extraction puts them in the catalogues.
+REFUSALS = (
+    _l("the account change was refused"),
+    _l("that password is too weak"),
+    _l(
+        "the username, password or two-factor code is wrong, or the account is locked for a few "
+        "minutes after too many attempts"
+    ),
+    _l("the request was refused"),
+    _l("that setting is not valid"),
+)
+
+
+def refusal(exc: TiplineError) -> str:
+    """``exc.message`` in the page's language: the class's sentence from the catalogue, and
+    the detail, which was translated where it was raised (see ``_``)."""
+    base = " ".join((type(exc).__doc__ or "").split())
+    said = str(flask_babel.gettext(base)) if base and has_request_context() else base
+    return f"{said}: {exc.detail}" if exc.detail else said
 
 
 def staff_page() -> bool:

@@ -30,6 +30,7 @@ from .. import bundle
 from . import audit, db, keyset, transfer
 from .auth import account, staff_required
 from .forms import ActionForm
+from .i18n import refusal
 from .models import Source
 from .sources import blobs
 from .spooled import SpoolFile
@@ -59,7 +60,7 @@ def index() -> ResponseReturnValue:
     try:
         rows, following = transfer.list_sources(db.session(), request.args.get("after"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     return render_template(
         "journalist/index.html",
         sources=rows,
@@ -79,7 +80,7 @@ def source(source_id: str) -> ResponseReturnValue:
             db.session(), blobs(), found.id, request.args.get("after")
         )
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     return render_template(
         "journalist/source.html",
         source=found,
@@ -135,7 +136,7 @@ def selection() -> ResponseReturnValue:
     try:
         rows = transfer.selected(db.session(), request.form.getlist("ids"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     ids = [r.id for r in rows]
     back = request.form.get("back", "")
     back_url = (
@@ -170,7 +171,7 @@ def delete_confirmed() -> ResponseReturnValue:
     try:
         ids = transfer.check_ids(request.form.getlist("ids"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     count = transfer.delete_submissions(db.session(), blobs(), ids)
     audit.record(db.session(), account().username, "delete-submissions", f"{count} submissions")
     return render_template("journalist/deleted.html", count=count, me=account())
