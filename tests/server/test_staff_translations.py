@@ -484,6 +484,9 @@ def test_staff_choose_their_language(app_factory: Any) -> None:
     assert staff_login(app, chosen, jo).status_code == 303  # the choice outlives logging in
     page = chosen.get("/journalist/account").text
     assert '<html lang="fr"' in page and "<h1>Mon compte</h1>" in page
+    out = chosen.post("/journalist/logout", data={"csrf_token": page_token(page)})
+    assert out.status_code == 303  # and logging out keeps it too (docs/JOURNALIST.md)
+    assert "Connexion des journalistes" in chosen.get("/journalist/login").text
 
     asked = app.test_client()
     asked.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ru,en;q=0.5"
