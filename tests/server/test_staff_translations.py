@@ -53,6 +53,7 @@ SAME_EVERYWHERE = {
     "Tipline",
     "OpenPGP",
     "age",
+    "age1",
     "UTC",
     "API",
     "USB",
@@ -140,22 +141,25 @@ def _without(node: str, data: set[str]) -> str:
     return node
 
 
-SENTENCE = re.compile(r"[A-Za-z]{2,}[\s,.:;'()-]+[A-Za-z]{2,}")
+def _words(text: str) -> list[str]:
+    return re.findall(r"[0-9]*[A-Za-z][A-Za-z0-9'-]*[A-Za-z0-9]", text)
 
 
 def english_left(english: str, other: str, language: str, data: set[str]) -> list[str]:
-    """What of the English page is still English in the other language's page: for French,
-    every English sentence the two pages share; for Russian, every Latin word that is not a
-    name or data."""
-    shared = text_nodes(english) & text_nodes(other)
+    """The text of the other language's page that is still English: for French, every text
+    that has three words in a row of the English page; for Russian, every text with a Latin
+    word. Names, data and the commands shown as they are typed do not count."""
+    runs = set()
+    for node in text_nodes(english):
+        words = _words(_without(node, data))
+        runs |= {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
     left = []
-    for node in sorted(shared):
-        rest = _without(node, data)
+    for node in sorted(text_nodes(other)):
+        words = _words(_without(node, data))
         if language == "ru":
-            words = set(re.findall(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z]", rest)) - SAME_EVERYWHERE
-            if words:
+            if set(words) - SAME_EVERYWHERE:
                 left.append(node)
-        elif SENTENCE.search(rest):
+        elif {tuple(words[i : i + 3]) for i in range(len(words) - 2)} & runs:
             left.append(node)
     return left
 
@@ -238,7 +242,10 @@ class World:
                 found |= {entry.action, entry.detail or ""}
         languages = self.app.config["LANGUAGES"]  # the language switch and the settings form
         found |= set(languages) | {name for _, name in language_names(languages)}
-        return {d for d in found if d} | {"laptop", "Alice", "Bob", "root@example.org"}
+        commands = {"tipline-desk manifest renew", "tipline-retention.timer", "/admin/keys/stale"}
+        commands |= {f"-----{e} PGP PUBLIC KEY BLOCK-----" for e in ("BEGIN", "END")}
+        found |= commands | {"laptop", "Alice", "Bob", "root@example.org", "jo@example.org"}
+        return {d for d in found if d}
 
 
 PARTS = re.compile(r"\{%\s*(?:extends|include)\s+\"([^\"]+)\"")
@@ -276,13 +283,16 @@ def _enrol(world: World, language: str, wrong: bool) -> Any:
     return client.post("/journalist/enrol", data={"csrf_token": token, "code": "000000"})
 
 
-def _manifest(world: World, language: str) -> Any:
+def _upload(world: World, language: str, data: bytes) -> Any:
     client = world.client("root", language)
     token = page_token(client.get("/admin/").text)
-    data = world.next_manifest
     upload = FileStorage(io.BytesIO(data), "m.json", "manifest")
-    shown = multipart(client, "/admin/manifest", {"csrf_token": token, "manifest": upload})
-    assert base64.b64encode(data).decode() in shown.text
+    return multipart(client, "/admin/manifest", {"csrf_token": token, "manifest": upload})
+
+
+def _manifest(world: World, language: str) -> Any:
+    shown = _upload(world, language, world.next_manifest)
+    assert base64.b64encode(world.next_manifest).decode() in shown.text
     return shown
 
 
@@ -341,6 +351,15 @@ PAGES: dict[str, Page] = {
     "digest on": lambda w, lang: w.client("root", lang).get("/journalist/digest/"),
     "digest refused": lambda w, lang: _post(
         w, "jo", lang, "/journalist/digest/", "/journalist/digest/", email="", key=""
+    ),
+    "digest key refused": lambda w, lang: _post(
+        w,
+        "jo",
+        lang,
+        "/journalist/digest/",
+        "/journalist/digest/",
+        email="jo@example.org",
+        key="not a key",
     ),
     "admin": lambda w, lang: w.client("root", lang).get("/admin/"),
     "account made": lambda w, lang: _post(

@@ -236,7 +236,9 @@ def save_settings() -> ResponseReturnValue:
     """Store the instance settings (the source side reads them on its next request)."""
     form = _settings_form(True)
     if not form.validate_on_submit():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        errors = "; ".join(
+            f"{form[k].label.text}: {' '.join(v).rstrip('.')}" for k, v in form.errors.items()
+        )
         return _page(
             400,
             error=gettext(
@@ -274,7 +276,7 @@ def _read_upload(form: ManifestUploadForm) -> bytes:
     source = stream.reader() if isinstance(stream, SpoolFile) else stream
     data: bytes = source.read(MAX_SIGNED_MANIFEST + 1)
     if len(data) > MAX_SIGNED_MANIFEST:
-        raise ManifestError("the file is larger than a signed manifest can be")
+        raise ManifestError(gettext("the file is larger than a signed manifest can be"))
     return data
 
 
@@ -291,7 +293,7 @@ def manifest_upload() -> ResponseReturnValue:
         data = _read_upload(form)
         summary = manifests.preview(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
     except ManifestError as exc:
-        return _page(400, error=gettext("%(reason)s. Nothing was installed.", reason=exc.message))
+        return _page(400, error=gettext("%(reason)s. Nothing was installed.", reason=refusal(exc)))
     confirm = ManifestConfirmForm(formdata=None)
     confirm.manifest.data = base64.b64encode(data).decode("ascii")
     return render_template("admin/manifest.html", summary=summary, form=confirm, me=account())
@@ -314,7 +316,7 @@ def manifest_confirm() -> ResponseReturnValue:
         summary = manifests.preview(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
         manifests.install(db.session(), data, current_app.config["ORG_PUBLIC_KEY_BYTES"])
     except ManifestError as exc:
-        return _page(400, error=gettext("%(reason)s. Nothing was installed.", reason=exc.message))
+        return _page(400, error=gettext("%(reason)s. Nothing was installed.", reason=refusal(exc)))
     audit.record(
         db.session(),
         account().username,

@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from . import audit, db, digest, digest_keys
 from .auth import account, staff_required
 from .forms import ActionForm
+from .i18n import refusal
 
 bp = Blueprint("digest", __name__, url_prefix="/journalist/digest")
 
@@ -68,7 +69,7 @@ def settings() -> ResponseReturnValue:
         )
     except digest_keys.DigestKeyError as exc:
         return _page(
-            form, 400, error=gettext("Nothing was changed: %(reason)s.", reason=exc.message)
+            form, 400, error=gettext("Nothing was changed: %(reason)s.", reason=refusal(exc))
         )
     kind = "age" if key.kind == digest_keys.AGE else "OpenPGP"
     said = (

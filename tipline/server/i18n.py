@@ -59,6 +59,9 @@ REFUSALS = (
     ),
     _l("the request was refused"),
     _l("that setting is not valid"),
+    _l("the key manifest was refused"),
+    _l("this bundle cannot be read"),
+    _l("that key cannot be used for the daily digest"),
 )
 
 
@@ -66,8 +69,12 @@ def refusal(exc: TiplineError) -> str:
     """``exc.message`` in the page's language: the class's sentence from the catalogue, and
     the detail, which was translated where it was raised (see ``_``)."""
     base = " ".join((type(exc).__doc__ or "").split())
-    said = str(flask_babel.gettext(base)) if base and has_request_context() else base
-    return f"{said}: {exc.detail}" if exc.detail else said
+    if not has_request_context():
+        return exc.message
+    said = str(flask_babel.gettext(base)) if base else base
+    if not exc.detail:
+        return said
+    return str(flask_babel.gettext("%(sentence)s: %(detail)s", sentence=said, detail=exc.detail))
 
 
 def staff_page() -> bool:

@@ -223,7 +223,7 @@ def replies() -> ResponseReturnValue:
     except bundle.BundleError as exc:
         return _error(
             gettext(
-                "The reply bundle was refused, nothing was stored: %(reason)s.", reason=exc.message
+                "The reply bundle was refused, nothing was stored: %(reason)s.", reason=refusal(exc)
             )
         )
     audit.record(db.session(), account().username, "upload-replies", f"{result.added} added")
