@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import keyset, manifests
 from .blobs import BlobStore
+from .i18n import _, ngettext
 from .models import AuditEntry, Reply, Source, Submission, Upload
 
 RETENTION_LATE = datetime.timedelta(hours=36)  # the timer runs daily; a day and a half is late
@@ -82,9 +83,11 @@ def check_database(db: Session) -> Check:
     except SQLAlchemyError as exc:
         db.rollback()
         return Check(
-            "database", Status.FAIL, f"the database does not answer ({type(exc).__name__})"
+            "database",
+            Status.FAIL,
+            _("the database does not answer (%(error)s)", error=type(exc).__name__),
         )
-    return Check("database", Status.OK, "the database answers")
+    return Check("database", Status.OK, _("the database answers"))
 
 
 def check_disk(store: BlobStore) -> Check:
@@ -93,25 +96,36 @@ def check_disk(store: BlobStore) -> Check:
         free = shutil.disk_usage(store.root).free
         writable = store.root.is_dir()
     except OSError as exc:
-        return Check("disk", Status.FAIL, f"the blob folder cannot be read ({exc.strerror})")
+        return Check(
+            "disk", Status.FAIL, _("the blob folder cannot be read (%(error)s)", error=exc.strerror)
+        )
     figures = {"free_bytes": free, "floor_bytes": store.min_free}
     if not writable:
-        return Check("disk", Status.FAIL, "the blob folder is missing", figures)
+        return Check("disk", Status.FAIL, _("the blob folder is missing"), figures)
     if free < store.min_free:
         return Check(
             "disk",
             Status.FAIL,
-            f"{_size(free)} free, below the floor of {_size(store.min_free)}: new tips are refused",
+            _(
+                "%(free)s free, below the floor of %(floor)s: new tips are refused",
+                free=_size(free),
+                floor=_size(store.min_free),
+            ),
             figures,
         )
     if free < 2 * store.min_free:
         return Check(
             "disk",
             Status.WARN,
-            f"{_size(free)} free, less than twice the floor of {_size(store.min_free)}",
+            _(
+                "%(free)s free, less than twice the floor of %(floor)s",
+                free=_size(free),
+                floor=_size(store.min_free),
+            ),
             figures,
         )
-    return Check("disk", Status.OK, f"{_size(free)} free (floor {_size(store.min_free)})", figures)
+    said = _("%(free)s free (floor %(floor)s)", free=_size(free), floor=_size(store.min_free))
+    return Check("disk", Status.OK, said, figures)
 
 
 def check_manifest(db: Session, org_public_key: bytes, today: datetime.date) -> Check:
@@ -121,7 +135,10 @@ def check_manifest(db: Session, org_public_key: bytes, today: datetime.date) -> 
         return Check(
             "manifest",
             Status.FAIL,
-            f"no key manifest is in force ({life.reason}): the tip line takes no submissions",
+            _(
+                "no key manifest is in force (%(reason)s): the tip line takes no submissions",
+                reason=life.reason,
+            ),
         )
     manifest = life.current.manifest
     figures = {
@@ -130,16 +147,25 @@ def check_manifest(db: Session, org_public_key: bytes, today: datetime.date) -> 
         "days_left": life.days_left,
         "keys": len(manifest.recipients),
     }
-    said = (
-        f"version {manifest.version}, {len(manifest.recipients)} keys, "
-        f"expires {manifest.expires.isoformat()}"
+    said = ngettext(
+        "version %(version)s, %(num)d key, expires %(date)s",
+        "version %(version)s, %(num)d keys, expires %(date)s",
+        len(manifest.recipients),
+        version=manifest.version,
+        date=manifest.expires.isoformat(),
     )
     if life.warn:
         return Check(
             "manifest",
             Status.WARN,
-            f"{said}: {life.days_left} days left; renew it on the signing desk "
-            "(tipline-desk manifest renew)",
+            ngettext(
+                "%(said)s: %(num)d day left; renew it on the signing desk "
+                "(tipline-desk manifest renew)",
+                "%(said)s: %(num)d days left; renew it on the signing desk "
+                "(tipline-desk manifest renew)",
+                life.days_left or 0,
+                said=said,
+            ),
             figures,
         )
     return Check("manifest", Status.OK, said, figures)
@@ -157,12 +183,18 @@ def check_retention(db: Session, now: datetime.datetime) -> Check:
         return Check(
             "retention",
             Status.WARN,
-            "retention has never run (is tipline-retention.timer enabled?)",
+            _("retention has never run (is tipline-retention.timer enabled?)"),
         )
     figures = {"last_run": last.at.isoformat(sep=" "), "removed": last.detail}
-    said = f"last ran {last.at:%Y-%m-%d %H:%M} UTC and removed {last.detail}"
+    said = _(
+        "last ran %(when)s UTC and removed %(removed)s",
+        when=f"{last.at:%Y-%m-%d %H:%M}",
+        removed=last.detail,
+    )
     if now - last.at > RETENTION_LATE:
-        return Check("retention", Status.WARN, f"{said}; it should run daily", figures)
+        return Check(
+            "retention", Status.WARN, _("%(said)s; it should run daily", said=said), figures
+        )
     return Check("retention", Status.OK, said, figures)
 
 
@@ -176,11 +208,19 @@ def check_uploads(db: Session, ttl_hours: int, hour: datetime.datetime) -> Check
         return Check(
             "uploads",
             Status.WARN,
-            f"{pending} unfinished uploads, {abandoned} older than {ttl_hours} hours "
-            "(removed by the next retention run)",
+            ngettext(
+                "%(pending)d unfinished uploads, %(num)d older than %(hours)d hours "
+                "(removed by the next retention run)",
+                "%(pending)d unfinished uploads, %(num)d older than %(hours)d hours "
+                "(removed by the next retention run)",
+                abandoned,
+                pending=pending,
+                hours=ttl_hours,
+            ),
             figures,
         )
-    return Check("uploads", Status.OK, f"{pending} unfinished uploads", figures)
+    said = ngettext("%(num)d unfinished upload", "%(num)d unfinished uploads", pending)
+    return Check("uploads", Status.OK, said, figures)
 
 
 def empty_sources(db: Session) -> int:
@@ -202,10 +242,14 @@ def check_sources(db: Session) -> Check:
         return Check(
             "sources",
             Status.WARN,
-            f"{count} sources never sent anything (retention removes them after a day)",
+            ngettext(
+                "%(num)d source never sent anything (retention removes it after a day)",
+                "%(num)d sources never sent anything (retention removes them after a day)",
+                count,
+            ),
             figures,
         )
-    return Check("sources", Status.OK, "no source without a submission", figures)
+    return Check("sources", Status.OK, _("no source without a submission"), figures)
 
 
 def check_sealing(db: Session, store: BlobStore, org_public_key: bytes) -> Check:
@@ -213,19 +257,32 @@ def check_sealing(db: Session, store: BlobStore, org_public_key: bytes) -> Check
     them, so they wait for a desk that still holds a retired key (listed at /admin/keys/stale
     and by ``tipline-server sealed-to-retired``). Reads only envelope headers."""
     if keyset.current(db, org_public_key) is None:
-        return Check("sealing", Status.WARN, "no manifest in force to compare with")
+        return Check("sealing", Status.WARN, _("no manifest in force to compare with"))
     found, more = manifests.sealed_only_to_retired(db, store, org_public_key)
     figures = {"sealed_only_to_retired": len(found), "more": more}
     if found:
-        count = f"{len(found)}{' or more' if more else ''}"
+        said = (
+            _(
+                "%(num)d or more submissions are sealed only to retired keys: keep the desk "
+                "that holds those keys until they are read (list: /admin/keys/stale)",
+                num=len(found),
+            )
+            if more
+            else ngettext(
+                "%(num)d submission is sealed only to retired keys: keep the desk that holds "
+                "those keys until they are read (list: /admin/keys/stale)",
+                "%(num)d submissions are sealed only to retired keys: keep the desk that holds "
+                "those keys until they are read (list: /admin/keys/stale)",
+                len(found),
+            )
+        )
         return Check(
             "sealing",
             Status.WARN,
-            f"{count} submissions are sealed only to retired keys: keep the desk that holds "
-            "those keys until they are read (list: /admin/keys/stale)",
+            said,
             figures,
         )
-    return Check("sealing", Status.OK, "every submission is sealed to a key in force", figures)
+    return Check("sealing", Status.OK, _("every submission is sealed to a key in force"), figures)
 
 
 def report(

@@ -14,6 +14,7 @@ from ..crypto.errors import TiplineError
 from ..crypto.keys import RecipientPublic, short_key_id
 from ..crypto.manifest import ISSUED_SLACK, KeyManifest, verify_manifest
 from . import cache
+from .i18n import _, ngettext
 from .models import InstalledManifest
 
 WARN_DAYS = 30  # the admin and journalist pages warn this many days before the manifest expires
@@ -127,32 +128,51 @@ def lifetime(db: Session, org_public_key: bytes, today: datetime.date | None = N
         .limit(1)
     ).first()
     if row is None:
-        return Lifetime(None, "none is installed", None)
+        return Lifetime(None, _("none is installed"), None)
     try:
         # it verified on the day it was installed: read it as of then to say what changed since
         body = verify_manifest(bytes(row.file), org_public_key, row.installed).manifest
     except TiplineError:
-        return Lifetime(None, "the installed one does not verify against the org key", None)
+        return Lifetime(None, _("the installed one does not verify against the org key"), None)
     if today > body.expires:
-        return Lifetime(None, f"version {body.version} expired on {body.expires.isoformat()}", None)
+        return Lifetime(
+            None,
+            _(
+                "version %(version)s expired on %(date)s",
+                version=body.version,
+                date=body.expires.isoformat(),
+            ),
+            None,
+        )
     if today < body.issued - ISSUED_SLACK:
         return Lifetime(
             None,
-            f"version {body.version} is not valid yet (issued {body.issued.isoformat()})",
+            _(
+                "version %(version)s is not valid yet (issued %(date)s)",
+                version=body.version,
+                date=body.issued.isoformat(),
+            ),
             None,
         )
-    return Lifetime(None, "the installed one does not verify against the org key", None)
+    return Lifetime(None, _("the installed one does not verify against the org key"), None)
 
 
 def notice(life: Lifetime) -> str | None:
     """The warning every staff page shows: none in force, or expiring within ``WARN_DAYS``."""
     if life.current is None:
-        return f"No key manifest is in force ({life.reason}): the tip line takes no submissions."
+        return _(
+            "No key manifest is in force (%(reason)s): the tip line takes no submissions.",
+            reason=life.reason,
+        )
     if life.warn:
         expires = life.current.manifest.expires.isoformat()
-        return (
-            f"The key manifest expires on {expires} ({life.days_left} days left): "
-            "an admin renews it on the signing desk (tipline-desk manifest renew)."
+        return ngettext(
+            "The key manifest expires on %(date)s (%(num)d day left): "
+            "an admin renews it on the signing desk (tipline-desk manifest renew).",
+            "The key manifest expires on %(date)s (%(num)d days left): "
+            "an admin renews it on the signing desk (tipline-desk manifest renew).",
+            life.days_left or 0,
+            date=expires,
         )
     return None
 

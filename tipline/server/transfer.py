@@ -26,6 +26,7 @@ from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
 from . import keyset
 from .blobs import BlobStore
+from .i18n import _
 from .models import Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
 
@@ -72,11 +73,11 @@ class SubmissionRow:
 def check_ids(ids: Sequence[object], limit: int = MAX_SELECTION) -> list[str]:
     """A bounded list of distinct well-formed ids, or ``TransferError``."""
     if len(ids) > limit:
-        raise TransferError(f"select at most {limit} items at a time")
+        raise TransferError(_("select at most %(num)d items at a time", num=limit))
     out: dict[str, None] = {}
     for value in ids:
         if not isinstance(value, str) or not ID.match(value):
-            raise TransferError("an id is not valid")
+            raise TransferError(_("an id is not valid"))
         out[value] = None
     return list(out)
 
@@ -85,13 +86,13 @@ def _cursor(after: str | None) -> tuple[datetime.date, str] | None:
     """Parse ``YYYY-MM-DD.id``, the position a list page continues after."""
     if not after:
         return None
-    day, _, row_id = after.partition(".")
+    day, row_id = after.partition(".")[::2]
     try:
         parsed = datetime.date.fromisoformat(day)
     except ValueError as exc:
-        raise TransferError("the page position is not valid") from exc
+        raise TransferError(_("the page position is not valid")) from exc
     if not ID.match(row_id):
-        raise TransferError("the page position is not valid")
+        raise TransferError(_("the page position is not valid"))
     return parsed, row_id
 
 
@@ -144,7 +145,7 @@ def key_names(db: Session) -> dict[bytes, keyset.KeyName]:
 
 def name_of(names: dict[bytes, keyset.KeyName], kid: bytes) -> keyset.KeyName:
     """A key's name, or "unknown key" for an id no installed manifest listed."""
-    return names.get(kid) or keyset.KeyName(kid, "unknown key", None)
+    return names.get(kid) or keyset.KeyName(kid, _("unknown key"), None)
 
 
 def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
@@ -209,11 +210,13 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     """The submissions with these ids, in the order given; ``TransferError`` if one is gone."""
     ids = check_ids(ids)
     if not ids:
-        raise TransferError("select at least one submission")
+        raise TransferError(_("select at least one submission"))
     rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise GoneError(f"{len(missing)} of the selected submissions no longer exist")
+        raise GoneError(
+            _("%(num)d of the selected submissions no longer exist", num=len(missing))
+        )
     return [rows[i] for i in ids]
 
 
