@@ -26,7 +26,9 @@ from ..crypto.encoding import b64d, load_json
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
 from ..crypto.manifest import MAX_KEY_MANIFEST, MAX_SIGNED_MANIFEST
+from . import faults
 from .blobs import BlobStore
+from .db import forget
 from .models import InstalledManifest, Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
 
@@ -282,6 +284,7 @@ def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int
     if gone:
         db.execute(delete(Submission).where(Submission.id.in_(gone)))
         db.commit()
+        faults.point("delete-committed")  # a kill here leaves files with no row: swept
     for submission_id in gone:
         store.delete("submissions", submission_id)
     return len(gone)
@@ -296,6 +299,8 @@ def delete_source(db: Session, store: BlobStore, source: Source) -> int:
         db.execute(delete(model).where(model.source_id == source.id))
     db.delete(source)
     db.commit()
+    forget(db)
+    faults.point("delete-committed")
     for blob_id in subs:
         store.delete("submissions", blob_id)
     for blob_id in reps:
