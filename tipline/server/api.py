@@ -175,7 +175,9 @@ def finish_upload(upload_id: str) -> ResponseReturnValue:
     logging this session in as that source; the page gets the new session's CSRF token).
     Finishing again (two at once, or a retry after a lost answer) says it is stored: 200.
     """
-    if db.session().get(Upload, upload_id) is None:
+    # Held here, so ``_upload`` sees this same row even if a finish commits meanwhile.
+    found = db.session().get(Upload, upload_id)
+    if found is None:
         stored = _finished_earlier(upload_id)
         if stored is not None:
             return jsonify(ok=True, size=stored.size, csrf_token=generate_csrf()), 200

@@ -82,6 +82,9 @@ class BlobStore:
             *(self.pending / kind for kind in KINDS),
         ):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            blur(folder)
+        blur(self.pending)
+        blur(root)
         self._published_hour = 0.0
         self._publishing = threading.Lock()
         self._publisher_pid = 0
@@ -154,6 +157,7 @@ class BlobStore:
         self.publish_hourly()
         self._arrive(finished, kind, blob_id, self.pending_path(kind, blob_id))
         _fsync_dir(finished.parent)
+        self.blur_folders()
 
     def give_back(self, kind: str, blob_id: str, to: Path) -> bool:
         """Undo ``adopt``: the blob goes back to ``to`` (its upload's partial file). False if
@@ -165,6 +169,7 @@ class BlobStore:
             return False
         _fsync_dir(to.parent)
         _fsync_dir(self.pending / kind)
+        self.blur_folders()
         return True
 
     def _arrive(self, temp: Path, kind: str, blob_id: str, target: Path) -> None:
@@ -173,7 +178,14 @@ class BlobStore:
         blur(temp)
         os.rename(temp, target)
         _fsync_dir(target.parent)
-        blur(target.parent)  # the folder's mtime too (its ctime stays: see the threat model)
+        self.blur_folders()
+
+    def blur_folders(self) -> None:
+        """Set the folders' mtimes back to the day after a change in them (their ctimes
+        cannot be set: docs/THREAT-MODEL.md says what that leaves)."""
+        for folder in (self.tmp, self.uploads, *(self.pending / k for k in KINDS)):
+            with contextlib.suppress(FileNotFoundError):
+                blur(folder)
 
     def publish(self, now: float | None = None) -> int:
         """Move every pending blob that arrived before the current hour into place; returns
@@ -199,6 +211,8 @@ class BlobStore:
                 _fsync_dir(self.root / kind)
                 _fsync_dir(folder)
                 blur(self.root / kind)
+        if moved:
+            self.blur_folders()
         return moved
 
     def publish_hourly(self) -> None:
@@ -251,6 +265,8 @@ class BlobStore:
                 place.unlink()
         _fsync_dir(self.root / kind)
         _fsync_dir(self.pending / kind)
+        blur(self.root / kind)
+        self.blur_folders()
 
     def ids(self, kind: str) -> Iterator[tuple[str, Path]]:
         """Every stored blob of a kind: its id and where it is."""

@@ -148,6 +148,7 @@ def create(source: Source | NewSource, header: bytes, size: int, keys: Current) 
         out.flush()
         os.fsync(out.fileno())
         blur(out.fileno(), hour_start())
+    store.blur_folders()
     faults.point("upload-created")  # a kill here leaves a partial file with no row: swept
     try:
         db.session().add(upload)
@@ -329,3 +330,4 @@ def cancel(upload: Upload) -> None:
     db.session().commit()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    blobs().blur_folders()
