@@ -39,10 +39,16 @@ def test_every_outcome_is_covered() -> None:
     docs = [json.loads(p.read_text()) for p in VECTORS]
     outcomes = {(d["kind"], d["outcome"]) for d in docs}
     assert len(VECTORS) >= 30
-    for kind, outcome in [("envelope", "ok"), ("envelope", "format_error"),
-                          ("envelope", "open_error"), ("envelope", "content_error"),
-                          ("manifest", "ok"), ("manifest", "manifest_error"),
-                          ("codename", "ok"), ("codename", "codename_error")]:
+    for kind, outcome in [
+        ("envelope", "ok"),
+        ("envelope", "format_error"),
+        ("envelope", "open_error"),
+        ("envelope", "content_error"),
+        ("manifest", "ok"),
+        ("manifest", "manifest_error"),
+        ("codename", "ok"),
+        ("codename", "codename_error"),
+    ]:
         assert (kind, outcome) in outcomes
 
 
@@ -61,11 +67,16 @@ def _run_envelope(doc: dict[str, Any]) -> None:
 
 def _run_manifest(doc: dict[str, Any]) -> None:
     result = manifest.verify_manifest(
-        _b(doc["signed"]), _b(doc["org_public_key"]),
-        datetime.date.fromisoformat(doc["today"]), doc["installed_version"])
+        _b(doc["signed"]),
+        _b(doc["org_public_key"]),
+        datetime.date.fromisoformat(doc["today"]),
+        doc["installed_version"],
+    )
     assert result.manifest.version == doc["expected"]["version"]
-    got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
-           for r in result.manifest.recipients]
+    got = [
+        {"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
+        for r in result.manifest.recipients
+    ]
     assert got == doc["expected"]["recipients"]
 
 
@@ -81,8 +92,11 @@ def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
 def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
     doc = json.loads(path.read_text())
-    run = {"envelope": _run_envelope, "manifest": _run_manifest,
-           "codename": lambda d: _run_codename(d, wordlist)}[doc["kind"]]
+    run = {
+        "envelope": _run_envelope,
+        "manifest": _run_manifest,
+        "codename": lambda d: _run_codename(d, wordlist),
+    }[doc["kind"]]
     if doc["outcome"] == "ok":
         run(doc)
     else:
@@ -100,5 +114,7 @@ def test_open_errors_all_read_the_same() -> None:
         with pytest.raises(EnvelopeOpenError) as info:
             _run_envelope(doc)
         messages.add(str(info.value))
-    assert messages == {"the envelope could not be opened: it is damaged, truncated, "
-                        "or not sealed to any of your keys"}
+    assert messages == {
+        "the envelope could not be opened: it is damaged, truncated, "
+        "or not sealed to any of your keys"
+    }

@@ -270,3 +270,27 @@ def test_nothing_in_production_sets_the_fault_variable() -> None:
         and faults.ENV in p.read_text(errors="replace")
     ]
     assert hits == ["tipline/server/faults.py"]
+
+
+def test_an_os_error_is_logged_without_its_path(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = "/srv/blobs/uploads/" + "ab" * 16 + ".part"
+
+    def boom(*_args: Any) -> None:
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    monkeypatch.setattr("tipline.server.source.fingerprint", boom)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert app.test_client().get("/").status_code == 500
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "FileNotFoundError (errno 2)" in logged and "boom" in logged  # where, and what
+    assert "ab" * 16 not in logged and "uploads/" not in logged
+    # Control: another error's message is logged as before (the capture sees messages).
+    caplog.clear()
+    monkeypatch.setattr(
+        "tipline.server.source.fingerprint",
+        lambda *_a: (_ for _ in ()).throw(RuntimeError("visible " + path)),
+    )
+    assert app.test_client().get("/").status_code == 500
+    assert any(r.exc_info and path in str(r.exc_info[1]) for r in caplog.records)
