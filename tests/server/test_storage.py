@@ -309,3 +309,59 @@ def test_an_os_error_is_logged_without_its_path(
     )
     assert app.test_client().get("/").status_code == 500
     assert any(r.exc_info and path in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_retention_sweeps_orphan_replies_and_submissions(
+    tmp_path: Path, run_cli: Any, app_factory: Any
+) -> None:
+    app = app_factory()
+    store: BlobStore = app.extensions["tipline.blobs"]
+    reply, submission = "2d" * 16, "3c" * 16
+    store.write("replies", reply, lambda f: f.write(b"reply with no row"))
+    store.write("submissions", submission, lambda f: f.write(b"blob with no row"))
+    assert store.path("replies", reply).is_relative_to(tmp_path)
+    done = run_cli("retention")
+    assert done.returncode == 0, done.stderr
+    assert "removed 0 orphan blobs" in done.stderr  # control: too young to be an orphan yet
+    real = time.time  # age is counted from the ctime, which only the clock can move
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tipline.server.sweeper.time.time", lambda: real() + sweeper.GRACE + 60)
+        done = run_cli("retention")
+    assert done.returncode == 0, done.stderr
+    assert "removed 2 orphan blobs" in done.stderr
+    assert not store.exists("replies", reply) and not store.exists("submissions", submission)
+
+
+def test_the_hourly_publisher_publishes_and_starts_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path, 0)
+    store.write("submissions", "4b" * 16, lambda f: f.write(b"sealed"))
+    naps: list[float] = []
+
+    class StopError(Exception):
+        pass
+
+    def nap(seconds: float) -> None:
+        if naps:
+            raise StopError
+        naps.append(seconds)
+        monkeypatch.setattr("tipline.server.blobs.hour_start", lambda now=None: time.time() + 1)
+
+    monkeypatch.setattr("tipline.server.blobs.time.sleep", nap)
+    with pytest.raises(StopError):
+        store._publish_every_hour()
+    assert 5 < naps[0] <= 3605  # until a few seconds into the next hour
+    assert store.published_path("submissions", "4b" * 16).exists()
+    started: list[object] = []
+    monkeypatch.setattr(
+        "tipline.server.blobs.threading.Thread", lambda **kw: started.append(kw) or _Idle()
+    )
+    store.start_hourly_publisher()
+    store.start_hourly_publisher()
+    assert len(started) == 1
+
+
+class _Idle:
+    def start(self) -> None:
+        pass
