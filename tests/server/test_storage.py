@@ -5,6 +5,7 @@ sweeper, the free-space floor, and a deleted source gone from SQLite's WAL.
 
 from __future__ import annotations
 
+import datetime
 import os
 import stat
 import subprocess
@@ -365,3 +366,23 @@ def test_the_hourly_publisher_publishes_and_starts_once_per_process(
 class _Idle:
     def start(self) -> None:
         pass
+
+
+def test_the_sweep_drops_idle_uploads_only(app: Flask, org_keys: Keys, run_cli: Any) -> None:
+    browser = Browser(app.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser)
+    idle, busy = (browser.create(envelope).json["id"] for _ in range(2))
+    store: BlobStore = app.extensions["tipline.blobs"]
+    with app.app_context():
+        for upload_id in (idle, busy):
+            row = db.session().get(Upload, upload_id)
+            assert row is not None
+            row.created = row.created - datetime.timedelta(hours=49)
+        db.session().commit()
+    long_ago = time.time() - 49 * 3600
+    os.utime(store.upload_path(idle), (long_ago, long_ago))  # no chunk for 49 hours
+    done = run_cli("sweep")
+    assert done.returncode == 0, done.stderr
+    assert "1 upload rows without a file or idle too long" in done.stderr
+    assert _count(app, Upload) == 1 and not store.upload_path(idle).exists()
+    assert store.upload_path(busy).exists()  # control: started as long ago, but active

@@ -23,7 +23,8 @@ def vault_path(ctx: click.Context) -> Path:
 
 
 def ask_passphrase(prompt: str = "Vault passphrase", confirm: bool = False) -> str:
-    """Read the passphrase: hidden from a terminal, or one line from a pipe (for scripts).
+    """Read the passphrase: hidden from a terminal, or one line from a pipe (for scripts; two
+    lines, the same twice, where a new passphrase is set).
 
     It is never taken from the command line or the environment, where other programs and the
     shell history can see it.
@@ -31,8 +32,14 @@ def ask_passphrase(prompt: str = "Vault passphrase", confirm: bool = False) -> s
     if sys.stdin.isatty():
         return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True))
     line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError("no passphrase on standard input")
     if confirm:
         again = sys.stdin.readline()
+        if not again:
+            raise click.UsageError(
+                "a new passphrase is read twice: give it on two lines of standard input"
+            )
         if again.rstrip("\r\n") != line.rstrip("\r\n"):
             raise click.UsageError("the two passphrases differ")
     return line.rstrip("\r\n")

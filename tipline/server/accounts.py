@@ -19,13 +19,13 @@ import nacl.hashlib
 import nacl.pwhash
 import pyotp
 import segno
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
 from ..crypto.primitives import random_below
 from ..wordlist import load_wordlist
-from .models import Account, ApiToken, new_id
+from .models import Account, ApiToken, DigestSubscription, new_id
 
 USERNAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
 MIN_PASSWORD_CHARS = 14
@@ -350,3 +350,12 @@ def revoke_token(db: Session, account: Account, token_id: str) -> bool:
     db.delete(row)
     db.commit()
     return True
+
+
+def remove(db: Session, account: Account) -> None:
+    """Delete an account with its API tokens and digest subscription (the audit log, which
+    names accounts by username, keeps its entries)."""
+    db.execute(delete(ApiToken).where(ApiToken.account_id == account.id))
+    db.execute(delete(DigestSubscription).where(DigestSubscription.account_id == account.id))
+    db.delete(account)
+    db.commit()

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 from dataclasses import replace
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..crypto.errors import ManifestError
 from ..crypto.keys import fingerprint
 from ..crypto.manifest import MAX_SIGNED_MANIFEST
-from . import accounts, audit, db, digest, keyset, mailer, manifests, settings
+from . import accounts, audit, db, digest, health, keyset, mailer, manifests, retention, settings
 from .auth import account, staff_required
 from .forms import ActionForm
-from .models import Account
+from .models import Account, today
 from .spooled import SpoolFile
 from .staff_forms import ManifestConfirmForm, ManifestUploadForm, NewAccountForm, SettingsForm
 from .transfer import ID
@@ -99,28 +100,79 @@ def add_account() -> ResponseReturnValue:
     return _page(201, message=f"Account {made.username} made.", passphrase=passphrase)
 
 
+# What each account change does, shown on its confirmation page before anything happens.
+CONFIRM = {
+    "reset-password": (
+        "Reset the password of {name}?",
+        "A new passphrase is shown once; {name}'s open sessions end at once and the old "
+        "password and every API token stop working.",
+        "Yes, reset the password",
+    ),
+    "reset-2fa": (
+        "Reset two-factor authentication of {name}?",
+        "{name} is logged out everywhere, every API token stops working, and they enrol a new "
+        "authenticator at their next login.",
+        "Yes, reset 2FA",
+    ),
+    "disable": (
+        "Disable {name}?",
+        "{name} cannot log in; their sessions end and every API token is revoked. "
+        "Enabling the account later does not bring the tokens back.",
+        "Yes, disable",
+    ),
+    "remove": (
+        "Remove {name} for good?",
+        "The account, its API tokens and its daily digest are deleted. The audit log keeps "
+        "every entry naming {name}. Their desk keys stay in the key manifest until the signing "
+        "desk retires them.",
+        "Yes, remove the account",
+    ),
+}
+
+
 @bp.post("/accounts/<account_id>/<change>")
 @staff_required(admin=True)
 def change_account(account_id: str, change: str) -> ResponseReturnValue:
-    """Reset a password (a new passphrase is shown once) or 2FA, disable or enable."""
+    """Reset a password (a new passphrase is shown once) or 2FA, disable, enable or remove.
+    Every change but enable shows a confirmation page first; only a post that carries
+    ``confirm=yes`` (the page's button) changes anything."""
     target = _account(account_id)
-    if not ActionForm().validate_on_submit():
+    if change not in CONFIRM and change != "enable":
+        abort(404)
+    form = ActionForm()
+    if not form.validate_on_submit():
         return _page(400, error="The form expired. Nothing was changed.")
     session, me = db.session(), account()
+    if change in ("disable", "remove"):
+        if target.id == me.id:
+            return _page(400, error=f"You cannot {change} your own account.")
+        if target.is_admin and not target.disabled and accounts.count_admins(session) <= 1:
+            return _page(400, error=f"The last admin cannot be {change}d.")
+    if change in CONFIRM and request.form.get("confirm") != "yes":
+        title, detail, button = CONFIRM[change]
+        return render_template(
+            "admin/confirm.html",
+            title=title.format(name=target.username),
+            detail=detail.format(name=target.username),
+            button=button,
+            target=target,
+            change=change,
+            form=form,
+            me=me,
+        )
     passphrase = None
     if change == "reset-password":
         passphrase = accounts.generate_passphrase()
         accounts.set_password(session, target, passphrase)
     elif change == "reset-2fa":
         accounts.reset_totp(session, target)
-    elif change in ("disable", "enable"):
-        if change == "disable" and target.id == me.id:
-            return _page(400, error="You cannot disable your own account.")
-        if change == "disable" and target.is_admin and accounts.count_admins(session) <= 1:
-            return _page(400, error="The last admin cannot be disabled.")
-        accounts.set_disabled(session, target, change == "disable")
+    elif change == "remove":
+        name = target.username
+        accounts.remove(session, target)
+        audit.record(session, me.username, change, name)
+        return _page(message=f"Removed the account {name}.")
     else:
-        abort(404)
+        accounts.set_disabled(session, target, change == "disable")
     audit.record(session, me.username, change, target.username)
     if target.id == me.id and change != "enable":
         return redirect(url_for("auth.login"), 303)
@@ -210,3 +262,45 @@ def manifest_confirm() -> ResponseReturnValue:
         f"version {summary.version}: {len(summary.added)} added, {len(summary.retired)} retired",
     )
     return _page(message=f"Key manifest version {summary.version} is now in force.")
+
+
+def _health(status: int = 200, **extra: object) -> ResponseReturnValue:
+    from .sources import blobs
+
+    session = db.session()
+    report = health.report(
+        session,
+        blobs(),
+        current_app.config["ORG_PUBLIC_KEY_BYTES"],
+        current_app.config["UPLOAD_TTL_HOURS"],
+    )
+    values: dict[str, object] = {
+        "report": report,
+        "empty_sources": health.empty_sources(session),
+        "action": ActionForm(),
+        "me": account(),
+        "message": None,
+        "error": None,
+    }
+    values.update(extra)
+    return render_template("admin/health.html", **values), status
+
+
+@bp.get("/health")
+@staff_required(admin=True)
+def health_page() -> ResponseReturnValue:
+    """Every health check (``tipline-server health`` prints the same)."""
+    return _health()
+
+
+@bp.post("/health/prune-sources")
+@staff_required(admin=True)
+def prune_sources() -> ResponseReturnValue:
+    """Remove, now, the sources that never sent anything (retention does it after a day)."""
+    if not ActionForm().validate_on_submit():
+        return _health(400, error="The form expired. Nothing was removed.")
+    session = db.session()
+    # A day two days ahead: every empty source, whatever day it was made, is old enough.
+    removed = retention.sweep_empty_sources(session, today() + datetime.timedelta(days=2))
+    audit.record(session, account().username, "prune-sources", f"{removed} sources")
+    return _health(message=f"Removed {removed} sources that never sent anything.")

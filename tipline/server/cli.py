@@ -165,7 +165,7 @@ def retention_command() -> None:
 
     with _app_db() as (_app, session):
         swept = retention.run(session, blobs())
-        cleaned = sweeper.run(session, blobs())
+        cleaned = sweeper.run(session, blobs(), upload_ttl_hours=_app.config["UPLOAD_TTL_HOURS"])
     click.echo(
         f"tipline-server: retention deleted {swept.submissions} submissions, "
         f"{swept.replies} replies and {swept.sources} sources that never sent anything",
@@ -188,9 +188,33 @@ def sweep_command(grace: int) -> None:
     from . import sweeper
     from .sources import blobs
 
-    with _app_db() as (_app, session):
-        cleaned = sweeper.run(session, blobs(), grace=grace)
+    with _app_db() as (app, session):
+        ttl = app.config["UPLOAD_TTL_HOURS"]
+        cleaned = sweeper.run(session, blobs(), grace=grace, upload_ttl_hours=ttl)
     click.echo(f"tipline-server: sweep {cleaned.describe()}", err=True)
+
+
+@cli.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for monitoring.")
+def health_command(as_json: bool) -> None:
+    """Check the tip line's health: database, free disk, key manifest and its expiry, last
+    retention run, unfinished uploads, sources with no submissions, items sealed only to
+    retired keys. Exit status: 0 all well, 1 a warning, 2 a failure."""
+    import json
+
+    from . import health
+    from .sources import blobs
+
+    with _app_db() as (app, session):
+        result = health.report(
+            session, blobs(), app.config["ORG_PUBLIC_KEY_BYTES"], app.config["UPLOAD_TTL_HOURS"]
+        )
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        for check in result.checks:
+            click.echo(f"{check.status.name.lower():4}  {check.name:10} {check.summary}")
+    sys.exit(int(result.status))
 
 
 @cli.command("digest")

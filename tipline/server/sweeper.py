@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from .blobs import BlobStore, age_of, try_lock
 from .models import Reply, Submission, Upload
-from .uploads import restore_interrupted
+from .uploads import expire_old, restore_interrupted
 
 GRACE = 15 * 60  # seconds; far longer than a request takes between a file and its row
 _ROWS: dict[str, type[Submission] | type[Reply]] = {"submissions": Submission, "replies": Reply}
@@ -40,14 +40,14 @@ class Swept:
     restored: int = 0  # finished uploads given back to their upload
     blobs: int = 0  # blobs without a row, removed
     parts: int = 0  # partial upload files without a row, removed
-    uploads: int = 0  # upload rows without a file, removed
+    uploads: int = 0  # upload rows without a file, or idle past the time to live, removed
 
     def describe(self) -> str:
         """One line for the admin."""
         return (
             f"published {self.published} pending blobs, gave {self.restored} interrupted "
             f"uploads back, removed {self.blobs} orphan blobs, {self.parts} orphan upload "
-            f"files and {self.uploads} upload rows without a file"
+            f"files and {self.uploads} upload rows without a file or idle too long"
         )
 
 
@@ -68,9 +68,18 @@ def _old(paths: Iterable[tuple[str, Path]], grace: float, now: float) -> list[st
     return out
 
 
-def run(db: Session, store: BlobStore, grace: float = GRACE, now: float | None = None) -> Swept:
-    """Sweep once (see the module's docstring)."""
+def run(
+    db: Session,
+    store: BlobStore,
+    grace: float = GRACE,
+    now: float | None = None,
+    upload_ttl_hours: int | None = None,
+) -> Swept:
+    """Sweep once (see the module's docstring); with ``upload_ttl_hours``, also drop uploads
+    idle that long (``uploads.expire_old``, counted with the rows without a file).
+    """
     moment = time.time() if now is None else now
+    expired = 0 if upload_ttl_hours is None else expire_old(store, upload_ttl_hours, db)
     store.sweep(now=moment)
     published = store.publish()
     restored = blobs = parts = 0
@@ -91,7 +100,7 @@ def run(db: Session, store: BlobStore, grace: float = GRACE, now: float | None =
         if upload_id not in have:
             parts += _remove_orphan_part(db, store, upload_id)
     rows = _uploads_without_files(db, store)
-    return Swept(published, restored, blobs, parts, rows)
+    return Swept(published, restored, blobs, parts, rows + expired)
 
 
 def _remove_orphan_blob(db: Session, store: BlobStore, kind: str, blob_id: str) -> int:

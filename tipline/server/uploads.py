@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import ClientDisconnected
 
 from ..crypto import format as fmt
@@ -100,32 +101,45 @@ def check_header(header: bytes, size: int, keys: Current, max_size: int) -> fmt.
     return parsed
 
 
-def expire_old(store: BlobStore, hours: int) -> None:
-    """Drop unfinished uploads idle for more than ``hours``: last activity is the partial
-    file's mtime, which each chunk sets to its hour (never finer, like the rows). Rows go
-    first (committed), then files; a file in use (locked) is left for the next run.
+def idle_uploads(
+    session: Session, store: BlobStore, hours: int, hour: datetime.datetime | None = None
+) -> list[str]:
+    """Unfinished uploads idle for more than ``hours`` as of ``hour`` (this hour by default):
+    started before then and no chunk since. Last activity is the partial file's mtime, which
+    each chunk sets to its hour (never finer, like the rows); a row whose file is gone is idle,
+    unless a finish that died before its commit left the file in the store (the sweeper gives
+    that back).
     """
-    cutoff = this_hour() - datetime.timedelta(hours=hours)
+    cutoff = (hour or this_hour()) - datetime.timedelta(hours=hours)
     limit = cutoff.replace(tzinfo=datetime.UTC).timestamp()
-    session = db.session()
     candidates = session.scalars(select(Upload.id).where(Upload.created < cutoff)).all()
-    stale = []
+    idle = []
     for upload_id in candidates:
-        path = store.upload_path(upload_id)
         try:
-            if path.stat().st_mtime >= limit:
+            if store.upload_path(upload_id).stat().st_mtime >= limit:
                 continue
         except FileNotFoundError:
             if store.exists("submissions", upload_id):
-                continue  # a finish that died before its commit: the sweeper gives it back
-        stale.append(upload_id)
+                continue
+        idle.append(upload_id)
+    return idle
+
+
+def expire_old(store: BlobStore, hours: int, session: Session | None = None) -> int:
+    """Drop unfinished uploads idle for more than ``hours`` (``idle_uploads``); rows go first
+    (committed), then files. Returns how many went.
+    """
+    session = session or db.session()
+    stale = idle_uploads(session, store, hours)
     if not stale:
-        return
+        return 0
     session.execute(delete(Upload).where(Upload.id.in_(stale)))
     session.commit()
     for upload_id in stale:
         with contextlib.suppress(FileNotFoundError):
             store.upload_path(upload_id).unlink()
+    store.blur_folders()
+    return len(stale)
 
 
 def create(source: Source | NewSource, header: bytes, size: int, keys: Current) -> Upload:
