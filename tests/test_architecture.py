@@ -44,17 +44,24 @@ def test_crypto_imports_only_stdlib_and_nacl() -> None:
     for path, names in found.items():
         for name in names:
             top = name.split(".")[0]
-            ok = top in sys.stdlib_module_names or top == "nacl" or name.startswith(
-                "tipline.crypto")
+            ok = (
+                top in sys.stdlib_module_names or top == "nacl" or name.startswith("tipline.crypto")
+            )
             assert ok, f"{path} imports {name}"
             assert top not in {"os", "socket", "pathlib", "io", "shutil"} or (
-                top == "shutil" and path.endswith("envelope.py")), f"{path} imports {name}"
+                top == "shutil" and path.endswith("envelope.py")
+            ), f"{path} imports {name}"
 
 
 def test_server_never_opens_envelopes() -> None:
-    forbidden = ("tipline.crypto.envelope.open_envelope", "tipline.crypto.envelope.rewrap",
-                 "tipline.crypto.keys.RecipientSecret", "tipline.crypto.keys.unlock",
-                 "tipline.desk", "nacl.public.PrivateKey")
+    forbidden = (
+        "tipline.crypto.envelope.open_envelope",
+        "tipline.crypto.envelope.rewrap",
+        "tipline.crypto.keys.RecipientSecret",
+        "tipline.crypto.keys.unlock",
+        "tipline.desk",
+        "nacl.public.PrivateKey",
+    )
     found = imports_of(PACKAGE / "server")
     assert found
     for path, names in found.items():
@@ -62,9 +69,28 @@ def test_server_never_opens_envelopes() -> None:
             assert not name.startswith(forbidden), f"{path} imports {name}"
 
 
-DESK_BANNED = ("flask", "werkzeug", "sqlalchemy", "socket", "http", "urllib", "requests",
-               "ssl", "asyncio", "tipline.server", "gunicorn", "psycopg", "httpx", "aiohttp",
-               "smtplib", "ftplib", "xmlrpc", "tipline.demo", "webbrowser", "subprocess")
+DESK_BANNED = (
+    "flask",
+    "werkzeug",
+    "sqlalchemy",
+    "socket",
+    "http",
+    "urllib",
+    "requests",
+    "ssl",
+    "asyncio",
+    "tipline.server",
+    "gunicorn",
+    "psycopg",
+    "httpx",
+    "aiohttp",
+    "smtplib",
+    "ftplib",
+    "xmlrpc",
+    "tipline.demo",
+    "webbrowser",
+    "subprocess",
+)
 
 
 # Not part of the desk's code: run by Debian's own Python, one inside the sandbox (stage 1), one
@@ -93,13 +119,28 @@ def test_desk_cli_loads_no_network_module() -> None:
     # socket module for its event loop; the TUI's own code is held to the check above.)
     import subprocess
 
-    code = ("import sys, tipline.desk.cli, tipline.desk.cli_admin, tipline.desk.importer, "
-            "tipline.desk.maintenance, tipline.desk.outgoing; "
-            "print(' '.join(sorted(sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
-    network = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio",
-               "selectors", "tipline.server", "flask", "requests", "httpx")
+    code = (
+        "import sys, tipline.desk.cli, tipline.desk.cli_admin, tipline.desk.importer, "
+        "tipline.desk.maintenance, tipline.desk.outgoing; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    network = (
+        "socket",
+        "_socket",
+        "http",
+        "urllib.request",
+        "ssl",
+        "_ssl",
+        "asyncio",
+        "selectors",
+        "tipline.server",
+        "flask",
+        "requests",
+        "httpx",
+    )
     assert "tipline.desk.cli" in loaded
     assert not [m for m in loaded if m.startswith(network)]
     assert "subprocess" not in loaded  # only an export (or doctor) starts programs
@@ -108,13 +149,27 @@ def test_desk_cli_loads_no_network_module() -> None:
 def test_an_export_loads_no_network_module() -> None:
     import subprocess
 
-    code = ("import sys, tipline.desk.safe.export, tipline.desk.safe.own, "
-            "tipline.desk.safe.dangerzone, tipline.desk.safe.doctor; "
-            "print(' '.join(sorted(sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
+    code = (
+        "import sys, tipline.desk.safe.export, tipline.desk.safe.own, "
+        "tipline.desk.safe.dangerzone, tipline.desk.safe.doctor; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     # subprocess waits on pipes with selectors; nothing here can reach a network.
-    network = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio",
-               "tipline.server", "flask", "requests", "httpx")
+    network = (
+        "socket",
+        "_socket",
+        "http",
+        "urllib.request",
+        "ssl",
+        "_ssl",
+        "asyncio",
+        "tipline.server",
+        "flask",
+        "requests",
+        "httpx",
+    )
     assert "tipline.desk.safe.own" in loaded and "subprocess" in loaded
     assert not [m for m in loaded if m.startswith(network)]

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBMISSION_SIZE": 2 * GIB,  # what a source may send in one submission
     "MAX_CHUNK_SIZE": 8 * MIB,  # one resumable-upload request body
     "MIN_FREE_BYTES": 512 * MIB,  # below this much free disk, refuse new data with a 503
-    "UPLOAD_TTL_HOURS": 48,  # unfinished uploads older than this are removed
+    "UPLOAD_TTL_HOURS": 48,  # unfinished uploads idle (no chunk) this long are removed
     "SESSION_MINUTES": 120,
     "HTTPS": False,  # onion services are plain HTTP; set when served over TLS (Secure cookies)
     "RATELIMIT_LOGIN": "10 per minute",  # failed staff logins, per account (codenames: none)

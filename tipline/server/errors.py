@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from flask import Flask, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
@@ -90,7 +91,13 @@ def _csrf_error(_exc: CSRFError) -> ResponseReturnValue:
 
 def _unexpected(exc: Exception) -> ResponseReturnValue:
     # The trace goes to the server's error log (no request details in it), never to the page.
-    log.error("unexpected error", exc_info=exc)
+    if isinstance(exc, OSError):
+        # An OSError's message names its file, and an upload's or blob's name is its id:
+        # log where it happened and the error number, not the path.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unexpected error: %s (errno %s)\n%s", type(exc).__name__, exc.errno, frames)
+    else:
+        log.error("unexpected error", exc_info=exc)
     return respond(500, _messages()[500])
 
 

@@ -24,8 +24,9 @@ from .. import bundle
 from ..crypto import format as fmt
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
-from . import keyset
+from . import faults, keyset
 from .blobs import BlobStore
+from .db import forget
 from .i18n import _
 from .models import Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
@@ -214,9 +215,7 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise GoneError(
-            _("%(num)d of the selected submissions no longer exist", num=len(missing))
-        )
+        raise GoneError(_("%(num)d of the selected submissions no longer exist", num=len(missing)))
     return [rows[i] for i in ids]
 
 
@@ -279,6 +278,7 @@ def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int
     if gone:
         db.execute(delete(Submission).where(Submission.id.in_(gone)))
         db.commit()
+        faults.point("delete-committed")  # a kill here leaves files with no row: swept
     for submission_id in gone:
         store.delete("submissions", submission_id)
     return len(gone)
@@ -293,6 +293,8 @@ def delete_source(db: Session, store: BlobStore, source: Source) -> int:
         db.execute(delete(model).where(model.source_id == source.id))
     db.delete(source)
     db.commit()
+    forget(db)
+    faults.point("delete-committed")
     for blob_id in subs:
         store.delete("submissions", blob_id)
     for blob_id in reps:
