@@ -332,3 +332,47 @@ def test_bad_onionbalance_options_are_refused(
     assert done.returncode != 0 and message in done.stderr, done.stdout + done.stderr
     assert not (tmp_path / "root/etc/onionbalance/config.yaml").exists()
     assert not (tmp_path / "root/var/lib/tor/tipline-source/ob_config").exists()
+
+
+def onionbalance_unit(tmp_path: Path, drop_in: str | None) -> Path:
+    """Debian's onionbalance.service with (or without) the installed drop-in beside it."""
+    debian = Path("/lib/systemd/system/onionbalance.service")
+    if not debian.exists():
+        pytest.fail("Debian's onionbalance is missing: apt-get install onionbalance")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    unit = tmp_path / "onionbalance.service"
+    unit.write_text(debian.read_text())
+    if drop_in is not None:
+        (tmp_path / "onionbalance.service.d").mkdir()
+        (tmp_path / "onionbalance.service.d/tipline.conf").write_text(drop_in)
+    return unit
+
+
+def exposure(unit: Path) -> float:
+    done = subprocess.run(
+        [need("systemd-analyze"), "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    return float(found.group(1))
+
+
+def test_the_onionbalance_unit_is_sandboxed(cluster: Cluster, tmp_path: Path) -> None:
+    installed = cluster.frontend / "etc/systemd/system/onionbalance.service.d/tipline.conf"
+    drop_in = installed.read_text()
+    assert drop_in == (DEPLOY / "systemd/onionbalance.service.d/tipline.conf").read_text()
+    unit = onionbalance_unit(tmp_path / "with", drop_in)
+    done = subprocess.run(
+        [need("systemd-analyze"), "verify", "--man=no", str(unit)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert exposure(unit) <= 1.0
+    # Controls: Debian's unit alone is less confined; a misspelt key in the drop-in is seen.
+    assert exposure(onionbalance_unit(tmp_path / "without", None)) > 1.0
+    typo = onionbalance_unit(tmp_path / "typo", drop_in + "PrivateNetwrk=yes\n")
+    done = subprocess.run(
+        [need("systemd-analyze"), "verify", "--man=no", str(typo)], capture_output=True, text=True
+    )
+    assert "Unknown key" in done.stderr
