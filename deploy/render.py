@@ -66,6 +66,9 @@ ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
 SOURCE_DIR = "HiddenServiceDir /var/lib/tor/tipline-source/\n"
 SOURCE_PORT = "HiddenServicePort 80 127.0.0.1:8080\n"
 JOURNALIST_START = "## Journalists and admins:"
+# A v3 descriptor holds at most 20 introduction points; Onionbalance's own config generator
+# allows 1 to 8 backends.
+MAX_BACKENDS = 8
 
 
 def onion_address(public_key: bytes) -> str:
@@ -112,6 +115,8 @@ def render_onionbalance(key_file: str, master: str, backends: list[str]) -> str:
         raise SystemExit("render: Onionbalance needs at least one backend")
     if len(set(seen)) != len(seen):
         raise SystemExit("render: a backend is named twice")
+    if len(seen) > MAX_BACKENDS:
+        raise SystemExit(f"render: at most {MAX_BACKENDS} backends (onionbalance-config's limit)")
     if master in seen:
         raise SystemExit(f"render: the frontend's own address {master} is not a backend")
     if not re.fullmatch(r"/[A-Za-z0-9/._-]+", key_file):

@@ -216,6 +216,12 @@ def test_onionbalance_refuses_a_bad_backend_address(cluster: Cluster, tmp_path: 
         render.render_onionbalance(str(key), cluster.master, [bad, cluster.addresses[1]])
     with pytest.raises(SystemExit, match="frontend's own address"):
         render.render_onionbalance(str(key), cluster.master, [cluster.master])
+    with pytest.raises(SystemExit, match="named twice"):
+        render.render_onionbalance(str(key), cluster.master, [good, good])
+    many = [render.onion_address(bytes([i]) * 32) for i in range(9)]
+    with pytest.raises(SystemExit, match="at most 8 backends"):
+        render.render_onionbalance(str(key), cluster.master, many)
+    assert "address" in render.render_onionbalance(str(key), cluster.master, many[:8])
 
 
 def test_each_backend_torrc_passes_tor_verify_config(cluster: Cluster, tmp_path: Path) -> None:
