@@ -465,7 +465,6 @@ if [ -n "$OB_MASTER" ]; then
     "$PY" "$ROOT$APP/deploy/render.py" torrc "${render_args[@]}" >"$TMP/torrc"
     torrc="$TMP/torrc"
     "$PY" "$ROOT$APP/deploy/render.py" ob-config "$OB_MASTER" >"$TMP/ob_config"
-    folder /var/lib/tor 0700 debian-tor:debian-tor
     folder /var/lib/tor/tipline-source 0700 debian-tor:debian-tor
     put "$TMP/ob_config" /var/lib/tor/tipline-source/ob_config 0600 debian-tor:debian-tor
 fi
