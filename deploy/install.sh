@@ -465,7 +465,14 @@ if [ -n "$OB_MASTER" ]; then
     "$PY" "$ROOT$APP/deploy/render.py" torrc "${render_args[@]}" >"$TMP/torrc"
     torrc="$TMP/torrc"
     "$PY" "$ROOT$APP/deploy/render.py" ob-config "$OB_MASTER" >"$TMP/ob_config"
-    folder /var/lib/tor/tipline-source 0700 debian-tor:debian-tor
+    # Made here only if Tor has not made it yet (Tor checks its mode at start; Debian's
+    # /var/lib/tor is setgid, so the folder may carry that bit, which Tor accepts).
+    if [ ! -d "$ROOT/var/lib/tor/tipline-source" ]; then
+        mkdir -p "$ROOT/var/lib/tor"
+        mkdir -m 0700 "$ROOT/var/lib/tor/tipline-source"
+        own /var/lib/tor/tipline-source debian-tor:debian-tor
+        changed "made /var/lib/tor/tipline-source"
+    fi
     put "$TMP/ob_config" /var/lib/tor/tipline-source/ob_config 0600 debian-tor:debian-tor
 fi
 keep_debian_torrc "$torrc"

@@ -141,6 +141,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert f"served through Onionbalance): http://{master}/" in done.stdout
+        again = install(
+            src, root, "--org-key", str(org), "--database", "sqlite",
+            "--onionbalance-backend", master, *extra,
+        )  # fmt: skip
+        assert changes(again) == 0, again.stdout
         # Its Tor, offline, with the installed torrc and ob_config: it makes the onion's keys.
         work = base / f"tor{i + 1}"
         work.mkdir()
