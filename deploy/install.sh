@@ -12,6 +12,12 @@
 #
 # --root DIR writes every file under DIR instead of / and runs no system command (it prints
 # them): for tests and for reviewing what an install would write.
+#
+# Several app servers behind one source onion (docs/DEPLOY.md "Several app servers behind
+# Onionbalance"): on a small frontend host, --onionbalance-frontend [--backend ADDR.onion]...
+# (Tor and Onionbalance only, holding the source onion's key); on each app server,
+# --onionbalance-backend MASTER.onion (and --no-journalist-onion on all but one). Without these
+# options nothing of this is written.
 set -euo pipefail
 umask 022
 
@@ -25,12 +31,23 @@ usage: install.sh [options]
   --root DIR            write under DIR, run no system command (tests, review); no venv
                         is made there, so set TIPLINE_PYTHON to a Python that can import
                         tipline (e.g. TIPLINE_PYTHON=.venv/bin/python)
+  --onionbalance-frontend
+                        this host is the Onionbalance frontend only: Tor, Onionbalance and
+                        the source onion's key (made on the first run); no app
+  --backend ADDR.onion  with --onionbalance-frontend: an app server's own source onion
+                        (repeat for each; the list replaces the previous one)
+  --onionbalance-backend MASTER.onion
+                        this app server's source onion is a backend of MASTER (the address
+                        the frontend printed)
+  --no-journalist-onion with --onionbalance-backend: no journalist onion here (it stays on
+                        one app server)
   -h, --help            this text
 EOF
 }
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ORG_KEY="" MANIFEST="" DATABASE="postgresql" WHEELHOUSE="" ROOT=""
+OB_FRONTEND=0 OB_MASTER="" JOURNALIST=1 BACKENDS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --org-key) ORG_KEY="${2:?--org-key needs a file}"; shift 2 ;;
@@ -38,6 +55,10 @@ while [ $# -gt 0 ]; do
         --database) DATABASE="${2:?--database needs postgresql or sqlite}"; shift 2 ;;
         --wheelhouse) WHEELHOUSE="${2:?--wheelhouse needs a folder}"; shift 2 ;;
         --root) ROOT="$(mkdir -p "${2:?--root needs a folder}" && cd "$2" && pwd)"; shift 2 ;;
+        --onionbalance-frontend) OB_FRONTEND=1; shift ;;
+        --backend) BACKENDS+=("${2:?--backend needs an onion address}"); shift 2 ;;
+        --onionbalance-backend) OB_MASTER="${2:?--onionbalance-backend needs the frontend onion address}"; shift 2 ;;
+        --no-journalist-onion) JOURNALIST=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -47,6 +68,14 @@ die() { echo "install: $*" >&2; exit 1; }
 say() { echo "install: $*"; }
 
 case "$DATABASE" in postgresql | sqlite) ;; *) die "--database is postgresql or sqlite" ;; esac
+[ ${#BACKENDS[@]} -eq 0 ] || [ "$OB_FRONTEND" -eq 1 ] || die "--backend goes with --onionbalance-frontend"
+[ "$JOURNALIST" -eq 1 ] || [ -n "$OB_MASTER" ] || die "--no-journalist-onion goes with --onionbalance-backend"
+[ "$OB_FRONTEND" -eq 0 ] || [ -z "$OB_MASTER" ] ||
+    die "a host is the Onionbalance frontend or a backend, not both"
+# The form of an onion address here (deploy/render.py checks its checksum too).
+for address in ${OB_MASTER:+"$OB_MASTER"} ${BACKENDS[@]+"${BACKENDS[@]}"}; do
+    [[ "$address" =~ ^[a-z2-7]{56}\.onion$ ]] || die "'$address' is not a v3 onion address (56 letters and digits, then .onion)"
+done
 
 USER_NAME=tipline
 OPT=/opt/tipline
@@ -61,6 +90,8 @@ CHANGES=0
 # the one named by TIPLINE_PYTHON.
 if [ -n "$ROOT" ]; then
     PY="${TIPLINE_PYTHON:-python3}"
+elif [ "$OB_FRONTEND" -eq 1 ]; then
+    PY=/usr/bin/python3  # no venv on a frontend: deploy/render.py's Onionbalance part needs none
 else
     PY="$VENV/bin/python"
 fi
@@ -140,6 +171,98 @@ TMP="$(mktemp -d)"  # root's only (the new configuration is made here)
 PUBLIC="$(mktemp -d)"  # for what the service user must read: the manifest it installs
 chmod 755 "$PUBLIC"
 trap 'rm -rf "$TMP" "$PUBLIC"' EXIT
+
+# Debian's torrc, kept aside once before the first replacement.
+keep_debian_torrc() {  # keep_debian_torrc SHIPPED
+    if [ -f "$ROOT/etc/tor/torrc" ] && [ ! -f "$ROOT/etc/tor/torrc.before-tipline" ] &&
+        ! cmp -s "$1" "$ROOT/etc/tor/torrc"; then
+        cp -p "$ROOT/etc/tor/torrc" "$ROOT/etc/tor/torrc.before-tipline"
+        changed "kept Debian's torrc as /etc/tor/torrc.before-tipline"
+    fi
+}
+
+# --- F. the Onionbalance frontend (only with --onionbalance-frontend) ---------------------
+# Tor and Onionbalance, nothing of the app: this host holds the source onion's key and
+# publishes its descriptor with the backends' introduction points (docs/DEPLOY.md).
+if [ "$OB_FRONTEND" -eq 1 ]; then
+    if [ -z "$ROOT" ]; then
+        [ "$(id -u)" -eq 0 ] || die "run as root (sudo)"
+    fi
+    OB_ETC=/etc/onionbalance
+    OB_KEY="$OB_ETC/private_keys/tipline-source.key"
+    missing=()
+    for pkg in adduser ca-certificates openssl python3 tor onionbalance; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ -z "$ROOT" ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+            changed "installed ${missing[*]}"
+        else
+            say "would install: ${missing[*]}"
+        fi
+    fi
+    # Debian's package makes the onionbalance user and puts it in debian-tor (Tor's control
+    # socket group) only when it first makes the user: make sure of the group.
+    if [ -z "$ROOT" ] && ! id -nG onionbalance | grep -qw debian-tor; then
+        adduser --quiet onionbalance debian-tor
+        changed "added the user onionbalance to the group debian-tor"
+    fi
+    folder "$OB_ETC" 0755 root:root
+    folder "$OB_ETC/private_keys" 0750 root:onionbalance
+    # The source onion's identity: whoever has this key is the source onion. Made here once,
+    # never replaced; readable by Onionbalance only.
+    if [ ! -f "$ROOT$OB_KEY" ]; then
+        (umask 077 && openssl genpkey -algorithm ed25519 -out "$TMP/master.key")
+        put "$TMP/master.key" "$OB_KEY" 0600 onionbalance:onionbalance
+    else
+        if [ "$(stat -c %a "$ROOT$OB_KEY")" != 600 ]; then
+            chmod 600 "$ROOT$OB_KEY"
+            changed "set the mode of $OB_KEY to 600"
+        fi
+        own "$OB_KEY" onionbalance:onionbalance
+    fi
+    master="$("$PY" "$SRC/deploy/render.py" onion-address "$ROOT$OB_KEY")"
+    before=$CHANGES
+    if [ ${#BACKENDS[@]} -gt 0 ]; then
+        "$PY" "$SRC/deploy/render.py" onionbalance "$OB_KEY" "$master" "${BACKENDS[@]}" >"$TMP/config.yaml"
+        put "$TMP/config.yaml" "$OB_ETC/config.yaml" 0640 root:onionbalance
+    fi
+    put "$SRC/deploy/systemd/onionbalance.service.d/tipline.conf" \
+        /etc/systemd/system/onionbalance.service.d/tipline.conf 0644 root:root
+    keep_debian_torrc "$SRC/deploy/tor/torrc-onionbalance"
+    put "$SRC/deploy/tor/torrc-onionbalance" /etc/tor/torrc 0644 root:root
+    if [ "$CHANGES" -ne "$before" ]; then
+        run tor --verify-config -f /etc/tor/torrc --defaults-torrc /usr/share/tor/tor-service-defaults-torrc
+        service daemon-reload
+        service restart tor
+        if [ -f "$ROOT$OB_ETC/config.yaml" ]; then service restart onionbalance.service; fi
+    fi
+    units=(tor)
+    [ -f "$ROOT$OB_ETC/config.yaml" ] && units+=(onionbalance.service)
+    for unit in "${units[@]}"; do
+        if [ -n "$ROOT" ] || [ "$SYSTEMD" -eq 0 ]; then
+            say "would run: systemctl enable --now $unit"
+        elif ! systemctl is-enabled --quiet "$unit" || ! systemctl is-active --quiet "$unit"; then
+            systemctl enable --now --quiet "$unit"
+            changed "enabled and started $unit"
+        fi
+    done
+    cat <<EOF
+
+Source onion (publish it):      http://$master/
+Backends:                       ${BACKENDS[*]:-(none yet)}
+Next: on each app server, deploy/install.sh ... --onionbalance-backend $master
+(and --no-journalist-onion on all but one); then here, once more with every app server's
+own source onion: deploy/install.sh --onionbalance-frontend --backend ADDR.onion ...
+EOF
+    if [ ! -f "$ROOT$OB_ETC/config.yaml" ]; then
+        say "no backends yet: Onionbalance is not started until --backend names at least one"
+    fi
+    say "$CHANGES changes"
+    exit 0
+fi
 
 # --- 1. the machine ---------------------------------------------------------------------
 if [ -z "$ROOT" ]; then
@@ -333,12 +456,27 @@ fi
 
 # --- 8. Tor ---------------------------------------------------------------------------------
 before=$CHANGES
-if [ -f "$ROOT/etc/tor/torrc" ] && [ ! -f "$ROOT/etc/tor/torrc.before-tipline" ] &&
-    ! cmp -s "$ROOT$APP/deploy/tor/torrc" "$ROOT/etc/tor/torrc"; then
-    cp -p "$ROOT/etc/tor/torrc" "$ROOT/etc/tor/torrc.before-tipline"
-    changed "kept Debian's torrc as /etc/tor/torrc.before-tipline"
+torrc="$ROOT$APP/deploy/tor/torrc"
+if [ -n "$OB_MASTER" ]; then
+    # A backend of the Onionbalance frontend: the source onion accepts introductions made for
+    # the frontend's address, named in its folder's ob_config (docs/DEPLOY.md).
+    render_args=("$torrc" "$OB_MASTER")
+    [ "$JOURNALIST" -eq 1 ] || render_args+=(--no-journalist)
+    "$PY" "$ROOT$APP/deploy/render.py" torrc "${render_args[@]}" >"$TMP/torrc"
+    torrc="$TMP/torrc"
+    "$PY" "$ROOT$APP/deploy/render.py" ob-config "$OB_MASTER" >"$TMP/ob_config"
+    # Made here only if Tor has not made it yet (Tor checks its mode at start; Debian's
+    # /var/lib/tor is setgid, so the folder may carry that bit, which Tor accepts).
+    if [ ! -d "$ROOT/var/lib/tor/tipline-source" ]; then
+        mkdir -p "$ROOT/var/lib/tor"
+        mkdir -m 0700 "$ROOT/var/lib/tor/tipline-source"
+        own /var/lib/tor/tipline-source debian-tor:debian-tor
+        changed "made /var/lib/tor/tipline-source"
+    fi
+    put "$TMP/ob_config" /var/lib/tor/tipline-source/ob_config 0600 debian-tor:debian-tor
 fi
-put "$ROOT$APP/deploy/tor/torrc" /etc/tor/torrc 0644 root:root
+keep_debian_torrc "$torrc"
+put "$torrc" /etc/tor/torrc 0644 root:root
 if [ "$CHANGES" -ne "$before" ]; then
     run tor --verify-config -f /etc/tor/torrc --defaults-torrc /usr/share/tor/tor-service-defaults-torrc
     service restart tor
@@ -401,6 +539,7 @@ onion() {
     done
     echo "(not made yet: see journalctl -u tor@default)"
 }
+render_master() { sed -n 's/^MasterOnionAddress //p' "$ROOT/var/lib/tor/tipline-source/ob_config"; }
 fingerprint="$("$PY" - "$ROOT$CONFIG" <<'EOF'
 import sys, tomllib
 from tipline.crypto.encoding import b64d
@@ -410,11 +549,28 @@ with open(sys.argv[1], "rb") as f:
 print(fingerprint(b64d(key, 32, ValueError, "ORG_PUBLIC_KEY")))
 EOF
 )"
-cat <<EOF
+if [ -n "$OB_MASTER" ]; then
+    cat <<EOF
+
+Source onion (publish it; served through Onionbalance): http://$(render_master)/
+This app server's own source onion (give it to the frontend's --backend, never publish it):
+                                $(onion tipline-source)
+EOF
+else
+    cat <<EOF
 
 Source onion (publish it):      http://$(onion tipline-source)/
+EOF
+fi
+if [ "$JOURNALIST" -eq 1 ]; then
+    cat <<EOF
 Journalist onion (never publish; needs a client key, deploy/onion_auth.py add NAME):
                                 http://$(onion tipline-journalist)/
+EOF
+else
+    echo "Journalist onion:               not on this app server (--no-journalist-onion)"
+fi
+cat <<EOF
 Org key fingerprint to publish (website, print, social media):
                                 $fingerprint
 Next, once: the first admin account (prints its passphrase), then journalists' onion keys:
