@@ -72,6 +72,8 @@ def _page_data(keys: keyset.Current | None = None) -> dict[str, Any]:
         "manifest": keys.file.decode("utf-8") if keys else "",
         "max_size": settings.max_submission_size(),
         "chunk_size": min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
+        # Whether the page must fetch and solve a proof-of-work before an upload (SPEC §10).
+        "pow": "no" if settings.current().pow == "off" else "yes",
         # The largest reply this server accepts from the desk, and so the largest the page
         # must open: one value (config MAX_REPLY_BUNDLE), used by both.
         "max_reply": int(current_app.config["MAX_REPLY_BUNDLE"]),

@@ -4,7 +4,7 @@
 // server will lock the tip and only then let the plain form be sent. Nothing leaves in the
 // clear before the source has been told.
 import {
-  alarm, clearAlarm, formatBytes, guardPage, release, say, startCrypto, strings,
+  alarm, api, clearAlarm, formatBytes, guardPage, release, say, startCrypto, strings,
 } from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
@@ -113,13 +113,37 @@ async function send(crypto, manifestVersion) {
     replyPublicKey = made.replyPublicKey;
     newSource = { loginToken: made.loginToken, replyPublicKey: made.replyPublicKey };
   }
+  // When the server asks for a proof-of-work (docs/SPEC.md §10), the Worker solves it first;
+  // when it does not, nothing more is sent or done than before.
+  let proof = null;
+  if (form.dataset.pow === "yes") {
+    text.textContent = t("checking");
+    try {
+      const asked = await api("GET", "/api/source/pow", undefined, { signal: controller.signal });
+      if (!asked.ok) throw new UploadError(asked.status, asked.data?.error);
+      if (asked.data.pow) {
+        const solved = await crypto.call("pow", {
+          challenge: asked.data.challenge, difficulty: asked.data.difficulty,
+        });
+        proof = { challenge: asked.data.challenge, nonce: solved.nonce };
+        box.dataset.powMs = String(solved.ms); // how long the browser took (tests, benchmarks)
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      back();
+      alarm(error instanceof UploadError && error.message ? error.message : t("failed"));
+      return;
+    }
+    if (controller.signal.aborted) return;
+    text.textContent = t("sealing");
+  }
   // Sealing and sending are one stream: the Worker seals a chunk when the upload asks for it,
   // so neither side ever holds the whole envelope (docs/BROWSER.md).
   const started = await crypto.call("sealStart", { message, files, replyPublicKey });
   stream = started.stream;
   const spare = [];
   upload = new Upload({
-    header: started.header, size: started.size, manifestVersion, newSource,
+    header: started.header, size: started.size, manifestVersion, newSource, proof,
     // Acknowledged pieces' buffers go back to the Worker to be filled again (transferred).
     pull: async (max) => {
       const buffer = spare.pop();
