@@ -9,8 +9,10 @@ The solve time the page measured is printed (``pytest -s``) for docs/ADMIN.md's 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,3 +153,70 @@ def test_with_pow_on_the_server_side_path_is_untouched(
         assert not [r.url for r in requests if "/api/source/pow" in r.url]
     finally:
         browser.close()
+
+
+@contextlib.contextmanager
+def _form_switch(server: Server) -> Iterator[None]:
+    """The admin's switch that makes the server-side form ask for the proof-of-work too."""
+    with server.app.test_request_context():
+        settings.save(db.session(), settings.Settings(pow="on", pow_form=True))
+    try:
+        yield
+    finally:
+        with server.app.test_request_context():
+            settings.save(db.session(), settings.Settings(pow="on"))
+
+
+def test_the_form_switch_closes_safer_and_says_so(
+    playwright: Playwright, pow_server: Server
+) -> None:
+    """With the form switch on, a browser without WebAssembly is told plainly and cannot send
+    (Send stays off); the control is the test above, where the same browser sends."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--js-flags=--jitless"]
+    )
+    try:
+        with _form_switch(pow_server):
+            page = browser.new_page()
+            page.goto(pow_server.url + "/submit")
+            notice = page.locator("#pow-form-notice")
+            assert "needs JavaScript and WebAssembly" in notice.inner_text()
+            page.wait_for_function(
+                "document.getElementById('path-notice').textContent.includes('WebAssembly')",
+                timeout=60_000,
+            )
+            assert page.locator("#send").is_disabled()
+    finally:
+        browser.close()
+
+
+def test_the_form_switch_has_the_form_solve_first(chromium: Browser, pow_server: Server) -> None:
+    """With WebAssembly but no verified manifest (the page's crypto cannot start, so it takes
+    the form), the form switch has the page solve a challenge before the form leaves, and the
+    server stores the tip sealed on arrival."""
+    with _form_switch(pow_server):
+        context = chromium.new_context()
+        page = context.new_page()
+        # A manifest the page cannot verify: the page falls back to the server-side form.
+        page.route("**/submit", lambda route: route.fulfill(
+            response=(r := route.fetch()),
+            body=r.text().replace('data-manifest="', 'data-manifest="x'),
+        ))  # fmt: skip
+        requests: list[Request] = []
+        page.on("request", lambda r: requests.append(r))
+        before = submission_ids(pow_server.app)
+        page.goto(pow_server.url + "/submit")
+        page.locator("#send:enabled").wait_for(timeout=60_000)
+        assert page.get_attribute("#submit-form", "data-sealing") == "server"
+        page.get_by_label("Your message").fill(MESSAGE)
+        posted = lambda r: r.request.method == "POST" and r.url.endswith("/submit")  # noqa: E731
+        with page.expect_response(posted, timeout=60_000) as answer:
+            page.get_by_role("button", name="Send").click()
+        assert answer.value.status == 200
+        page.wait_for_load_state()
+        assert len(submission_ids(pow_server.app)) == len(before) + 1, page.inner_text("main")
+        posts = [r for r in requests if r.method == "POST" and r.url.endswith("/submit")]
+        sent = posts[-1].post_data_buffer or b""
+        assert re.search(rb'name="pow_nonce"\r\n\r\n[A-Za-z0-9+/]{11}=\r\n', sent), sent[:600]
+        assert [r for r in requests if r.url.endswith("/api/source/pow")]
+        context.close()

@@ -185,8 +185,12 @@ def test_the_proof_of_work_is_set_on_the_admin_page(app: Flask, admin: FlaskClie
         log = db.session().scalars(select(AuditEntry).where(AuditEntry.action == "settings")).all()
         assert settings.load(db.session()).pow == "auto"
     assert log and "pow" in log[-1].detail
-    assert save(admin, pow="off").status_code == 200
+    assert 'data-pow-form="no"' in source.get("/submit").text
+    assert save(admin, pow="on", pow_form="y").status_code == 200
+    assert 'data-pow-form="yes"' in source.get("/submit").text
+    assert save(admin, pow="off", pow_form="y").status_code == 200  # the switch alone: nothing
     assert 'data-pow="no"' in source.get("/submit").text
+    assert 'data-pow-form="no"' in source.get("/submit").text
 
 
 def test_bad_settings_change_nothing(app: Flask, admin: FlaskClient) -> None:

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+from werkzeug.test import encode_multipart
 
 from tipline.crypto import format as fmt
 from tipline.crypto import proof_of_work as hashcash
@@ -23,6 +26,7 @@ from tipline.crypto.encoding import b64d, b64e
 from tipline.crypto.errors import TiplineError
 from tipline.server import db, proof_of_work, settings
 from tipline.server.limits import limits
+from tipline.server.models import Submission
 from tipline.wordlist import load_wordlist
 
 from .conftest import Keys, csrf_token, sealed_submission
@@ -235,3 +239,47 @@ def test_the_browsers_solver_is_accepted(app_factory: Any, org_keys: Keys) -> No
     nonce = json.loads(done.stdout)["nonce"]
     proof = {"pow_challenge": asked["challenge"], "pow_nonce": nonce}
     assert _start(client, org_keys, **proof).status_code == 201
+
+
+def _form(client: FlaskClient, message: str, **proof: str) -> Any:
+    """The no-JS form, posted as a browser at Safest would (with ``proof`` if any)."""
+    boundary, body = encode_multipart(
+        MultiDict({"csrf_token": csrf_token(client), **proof, "message": message})
+    )
+    return client.post(
+        "/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def _stored(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session().scalar(select(func.count()).select_from(Submission)) or 0)
+
+
+def test_the_form_is_gated_only_by_its_own_switch(app_factory: Any) -> None:
+    """The proof-of-work on: the no-JS form needs none (and the page says nothing of it);
+    with the admin's form switch on too, the page says it needs JavaScript and WebAssembly and
+    a form without a solution is refused with the message kept, a solved one is stored once,
+    and its replay is refused. With the proof-of-work off, the switch alone gates nothing."""
+    app = _pow_app(app_factory)
+    client = app.test_client()
+    page = client.get("/submit").text
+    assert 'data-pow-form="no"' in page and "pow-form-notice" not in page
+    assert _form(client, "ungated").status_code == 200 and _stored(app) == 1
+    with app.test_request_context():
+        settings.save(db.session(), settings.Settings(pow="on", pow_form=True))
+    client = app.test_client()
+    page = client.get("/submit").text
+    assert 'data-pow-form="yes"' in page and 'id="pow-form-notice"' in page
+    assert page.index('name="pow_nonce"') < page.index('name="files"')
+    refused = _form(client, "Form-Marker-5d2e")
+    assert refused.status_code == 400 and _stored(app) == 1
+    assert "small check" in refused.text and "Form-Marker-5d2e" in refused.text
+    proof = _solved(client)
+    stored = _form(client, "solved", **proof)
+    assert stored.status_code == 200 and _stored(app) == 2
+    again = app.test_client()
+    assert "already used" in _form(again, "replayed", **proof).text and _stored(app) == 2
+    with app.test_request_context():
+        settings.save(db.session(), settings.Settings(pow="off", pow_form=True))
+    assert _form(app.test_client(), "switch alone").status_code == 200 and _stored(app) == 3

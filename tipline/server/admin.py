@@ -44,6 +44,7 @@ def _settings_form(formdata: bool) -> SettingsForm:
         form.retention_max_days.data = current.retention_max_days
         form.languages.data = list(current.languages) or list(current_app.config["LANGUAGES"])
         form.pow.data = current.pow
+        form.pow_form.data = current.pow_form
     return form
 
 
@@ -264,6 +265,7 @@ def save_settings() -> ResponseReturnValue:
         retention_max_days=form.retention_max_days.data or 0,
         languages=tuple(form.languages.data or ()),
         pow=form.pow.data or "off",
+        pow_form=bool(form.pow_form.data),
     )
     try:
         settings.check(

@@ -75,6 +75,12 @@ def mode() -> str:
     return chosen if chosen in settings.POW_MODES else "off"
 
 
+def form_gated() -> bool:
+    """Whether the server-side form must carry a solution too (the admin's separate switch,
+    in force only while the proof-of-work is on or auto)."""
+    return mode() != "off" and settings.current().pow_form
+
+
 def difficulty() -> int:
     """The difficulty asked now. ``on``: ``POW_DIFFICULTY``. ``auto``: from ``AUTO_MIN`` with
     no load up to ``POW_MAX_DIFFICULTY`` when the uploads started in the current window reach

@@ -39,9 +39,10 @@ class Settings:
     retention_days_after_download: int = 0
     retention_max_days: int = 0
     languages: tuple[str, ...] = ()  # empty: every language with a catalogue
-    pow: str = (
-        "off"  # the page's proof-of-work before an upload: off, on or auto (proof_of_work.py)
-    )
+    # The page's proof-of-work before an upload: off, on or auto (proof_of_work.py); and
+    # whether the server-side form must carry one too (it then needs JS and WebAssembly).
+    pow: str = "off"
+    pow_form: bool = False
 
 
 def check(value: Settings, available: list[str], ceiling: int) -> Settings:

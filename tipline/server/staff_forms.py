@@ -112,3 +112,9 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
         ],
         default="off",  # a form from before this setting existed leaves it off
     )
+    pow_form = BooleanField(
+        _l(
+            "Ask it of the no-JavaScript form too (sources at Tor Browser's Safer and Safest"
+            " levels then cannot send)"
+        )
+    )
