@@ -78,6 +78,11 @@ bench-limits: setup
 bench-seal-browser: setup
 	$(PY) bench/seal_browser.py
 
+# The proof-of-work's solve time in Chromium's Worker at several difficulties (SPEC §10).
+.PHONY: bench-pow
+bench-pow: setup
+	$(PY) bench/pow_browser.py
+
 # Time until the submit page can seal, over a Tor-like link (800 ms, 500 kB/s), cold and warm.
 .PHONY: bench-ready
 bench-ready: setup

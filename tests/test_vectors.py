@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tipline.crypto import codename, envelope, keyrequest, manifest
+from tipline.crypto import codename, envelope, keyrequest, manifest, proof_of_work
 from tipline.crypto.encoding import b64d, b64e
 from tipline.crypto.errors import (
     CodenameError,
@@ -30,6 +30,7 @@ ERRORS: dict[str, type[TiplineError]] = {
     "manifest_error": ManifestError,
     "codename_error": CodenameError,
     "key_request_error": KeyRequestError,
+    "pow_error": proof_of_work.PowError,
 }
 
 
@@ -45,7 +46,8 @@ def test_every_outcome_is_covered() -> None:
                           ("envelope", "open_error"), ("envelope", "content_error"),
                           ("manifest", "ok"), ("manifest", "manifest_error"),
                           ("codename", "ok"), ("codename", "codename_error"),
-                          ("key_request", "ok"), ("key_request", "key_request_error")]:
+                          ("key_request", "ok"), ("key_request", "key_request_error"),
+                          ("pow", "ok"), ("pow", "pow_error")]:
         assert (kind, outcome) in outcomes
 
 
@@ -93,12 +95,18 @@ def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
     assert b64e(derived.reply_public_key) == doc["expected"]["reply_public_key"]
 
 
+def _run_pow(doc: dict[str, Any]) -> None:
+    challenge, nonce = _b(doc["challenge"]), _b(doc["nonce"])
+    assert b64e(proof_of_work.solution_hash(challenge, nonce)) == doc["hash"]
+    proof_of_work.check(challenge, nonce, doc["difficulty"])
+
+
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
 def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
     doc = json.loads(path.read_text())
     run = {"envelope": _run_envelope, "manifest": _run_manifest,
            "key_request": _run_key_request,
-           "codename": lambda d: _run_codename(d, wordlist)}[doc["kind"]]
+           "codename": lambda d: _run_codename(d, wordlist), "pow": _run_pow}[doc["kind"]]
     if doc["outcome"] == "ok":
         run(doc)
     else:

@@ -10,6 +10,7 @@
 //   sealNext {stream, max, buffer?}                   -> {data: ArrayBuffer (transferred), length,
 //                                                        end, done, total}
 //   sealCancel {stream}                               -> {}
+//   pow {challenge (b64), difficulty}                 -> {nonce (b64), ms}
 //   open {envelope: ArrayBuffer, replySecretKey}      -> {message, kind}
 //   openReply {url, replySecretKey, maxSize}          -> {message, kind, attachments:
 //                                                        [{name, size, blob}], peakHeld}
@@ -186,6 +187,16 @@ const OPS = {
     } finally {
       stream.busy = false;
     }
+  },
+
+  // Solve the server's proof-of-work challenge before an upload starts (docs/SPEC.md §10).
+  async pow({ challenge, difficulty }) {
+    const { encoding } = await core();
+    const { solve, CHALLENGE_SIZE, PowError } = await import("./pow.js");
+    const bytes = encoding.b64d(challenge, CHALLENGE_SIZE, PowError, "the challenge");
+    const started = Date.now();
+    const nonce = solve(bytes, difficulty);
+    return { nonce: encoding.b64e(nonce), ms: Date.now() - started };
   },
 
   // The page cancelled or gave up: drop the seal and what it holds.

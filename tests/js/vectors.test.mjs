@@ -11,12 +11,13 @@ import {
 } from "../../static/js/encoding.js";
 import { StreamReader, openEnvelope, openEnvelopeStream } from "../../static/js/envelope.js";
 import { verifyManifest } from "../../static/js/manifest.js";
+import { PowError, solutionHash, solves } from "../../static/js/pow.js";
 
 const ROOT = new URL("../../", import.meta.url);
 const DIR = new URL("tests/vectors/", ROOT);
 // Key requests (kind "key_request") are read only by the signing desk, in Python: the browser
 // has no reader for them, so they are the one kind this suite leaves out, by name.
-const BROWSER_KINDS = new Set(["envelope", "manifest", "codename"]);
+const BROWSER_KINDS = new Set(["envelope", "manifest", "codename", "pow"]);
 const ALL = readdirSync(DIR).filter((f) => f.endsWith(".json")).sort();
 const FILES = ALL.filter((f) => BROWSER_KINDS.has(JSON.parse(readFileSync(new URL(f, DIR))).kind));
 const ERRORS = {
@@ -25,6 +26,7 @@ const ERRORS = {
   content_error: EnvelopeContentError,
   manifest_error: ManifestError,
   codename_error: CodenameError,
+  pow_error: PowError,
 };
 const wordlist = loadWordlist(readFileSync(new URL("static/build/eff-long.txt", ROOT), "utf-8"));
 const bytes = (text) => b64d(text, null, TiplineError, "vector field");
@@ -65,6 +67,12 @@ const RUN = {
     assert.equal(b64e(derived.tokenHash), doc.expected.token_hash);
     assert.equal(b64e(derived.replyPublicKey), doc.expected.reply_public_key);
   },
+  pow(doc) {
+    const challenge = bytes(doc.challenge);
+    const nonce = bytes(doc.nonce);
+    assert.equal(b64e(solutionHash(challenge, nonce)), doc.hash);
+    if (!solves(challenge, nonce, doc.difficulty)) throw new PowError("one bit short");
+  },
 };
 
 test("every outcome is covered", () => {
@@ -74,7 +82,7 @@ test("every outcome is covered", () => {
   assert.deepEqual([...new Set(skipped)], ["key_request"]);
   for (const pair of ["envelope/ok", "envelope/format_error", "envelope/open_error",
     "envelope/content_error", "manifest/ok", "manifest/manifest_error", "codename/ok",
-    "codename/codename_error"]) {
+    "codename/codename_error", "pow/ok", "pow/pow_error"]) {
     assert.ok(outcomes.has(pair), pair);
   }
 });

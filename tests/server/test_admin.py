@@ -170,6 +170,29 @@ def test_settings_are_honoured_by_the_source_side(app: Flask, admin: FlaskClient
     assert log and "languages" in log[-1].detail
 
 
+def test_the_proof_of_work_is_set_on_the_admin_page(app: Flask, admin: FlaskClient) -> None:
+    """Off until an admin picks on or auto; the source page and the API follow at once, and
+    the audit log names the change. Saving without the field (an older form) leaves it off."""
+    source = app.test_client()
+    assert 'id="pow"' in admin.get("/admin/").text
+    assert save(admin).status_code == 200
+    assert source.get("/api/source/pow").json == {"pow": False}
+    for mode in ("on", "auto"):
+        assert save(admin, pow=mode).status_code == 200
+        assert 'data-pow="yes"' in source.get("/submit").text
+        assert source.get("/api/source/pow").json["pow"] is True
+    with app.app_context():
+        log = db.session().scalars(select(AuditEntry).where(AuditEntry.action == "settings")).all()
+        assert settings.load(db.session()).pow == "auto"
+    assert log and "pow" in log[-1].detail
+    assert 'data-pow-form="no"' in source.get("/submit").text
+    assert save(admin, pow="on", pow_form="y").status_code == 200
+    assert 'data-pow-form="yes"' in source.get("/submit").text
+    assert save(admin, pow="off", pow_form="y").status_code == 200  # the switch alone: nothing
+    assert 'data-pow="no"' in source.get("/submit").text
+    assert 'data-pow-form="no"' in source.get("/submit").text
+
+
 def test_bad_settings_change_nothing(app: Flask, admin: FlaskClient) -> None:
     for bad in (
         {"max_submission_size": "-1"},
@@ -178,6 +201,7 @@ def test_bad_settings_change_nothing(app: Flask, admin: FlaskClient) -> None:
         {"languages": ["en", "xx"]},
         {"languages": ["fr"]},
         {"org_name": "n" * 101},
+        {"pow": "sometimes"},
         {"csrf_token": None},
     ):
         assert save(admin, **bad).status_code == 400, bad

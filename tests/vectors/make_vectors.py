@@ -19,6 +19,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from tipline.crypto import codename, envelope, keys, manifest, primitives  # noqa: E402
 from tipline.crypto import format as fmt  # noqa: E402
+from tipline.crypto import proof_of_work as pow_  # noqa: E402
 from tipline.crypto.encoding import b64d, b64e, dump_json  # noqa: E402
 from tipline.crypto.errors import ManifestError  # noqa: E402
 from tipline.crypto.inner import Attachment, Inner  # noqa: E402
@@ -553,6 +554,40 @@ def codenames() -> None:
         write(name, "codename", "codename_error", f"Refused: {why}.", codename=typed)
 
 
+def proofs_of_work() -> None:
+    """Hashcash solutions (SPEC §10): the challenge's bytes are fixed here, since the MAC's key
+    is each server's own; what both languages must agree on is the hash and the zero bits.
+    """
+    challenge = bytes([1, 12]) + (1893456000).to_bytes(8, "big") + bytes(range(16)) + bytes(32)
+    nonce = pow_.solve(challenge, 12)
+    digest = pow_.solution_hash(challenge, nonce)
+    write(
+        "pow-ok",
+        "pow",
+        "ok",
+        "The first nonce, counting up from zero, whose hash starts with 12 zero bits.",
+        challenge=b64e(challenge),
+        difficulty=12,
+        nonce=b64e(nonce),
+        hash=b64e(digest),
+    )
+    short = next(
+        n
+        for n in (i.to_bytes(8, "big") for i in range(1 << 20))
+        if pow_.leading_zero_bits(pow_.solution_hash(challenge, n)) == 11
+    )
+    write(
+        "pow-one-bit-short",
+        "pow",
+        "pow_error",
+        "Refused: the nonce's hash starts with 11 zero bits, one short of the 12 asked.",
+        challenge=b64e(challenge),
+        difficulty=12,
+        nonce=b64e(short),
+        hash=b64e(pow_.solution_hash(challenge, short)),
+    )
+
+
 if __name__ == "__main__":
     for old in HERE.glob("*.json"):
         old.unlink()
@@ -561,4 +596,5 @@ if __name__ == "__main__":
     manifests_v2()
     key_requests()
     codenames()
+    proofs_of_work()
     print(f"wrote {len(list(HERE.glob('*.json')))} vectors to {HERE}")

@@ -43,6 +43,8 @@ def _settings_form(formdata: bool) -> SettingsForm:
         form.retention_days_after_download.data = current.retention_days_after_download
         form.retention_max_days.data = current.retention_max_days
         form.languages.data = list(current.languages) or list(current_app.config["LANGUAGES"])
+        form.pow.data = current.pow
+        form.pow_form.data = current.pow_form
     return form
 
 
@@ -262,6 +264,8 @@ def save_settings() -> ResponseReturnValue:
         retention_days_after_download=form.retention_days_after_download.data or 0,
         retention_max_days=form.retention_max_days.data or 0,
         languages=tuple(form.languages.data or ()),
+        pow=form.pow.data or "off",
+        pow_form=bool(form.pow_form.data),
     )
     try:
         settings.check(

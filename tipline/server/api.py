@@ -22,7 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from ..crypto.codename import login_token_hash
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
-from . import db, keyset, settings, uploads
+from . import db, keyset, proof_of_work, settings, uploads
 from .limits import limits
 from .models import Reply, Source, Submission, Upload, today
 from .sources import (
@@ -101,6 +101,22 @@ def manifest() -> ResponseReturnValue:
     return Response(_keys().file, mimetype="application/json")
 
 
+@bp.get("/pow")
+def pow_challenge() -> ResponseReturnValue:
+    """A proof-of-work challenge for the next upload (``{"pow": false}`` when none is asked):
+    the page solves it in its Worker before the upload may start (proof_of_work.py, SPEC §10).
+    """
+    if proof_of_work.mode() == "off":
+        return jsonify(pow=False)
+    issued = proof_of_work.issue()
+    return jsonify(
+        pow=True,
+        challenge=issued.text,
+        difficulty=issued.difficulty,
+        expires=issued.expires,
+    )
+
+
 @bp.post("/login")
 def login() -> ResponseReturnValue:
     """A returning source's login token."""
@@ -121,6 +137,11 @@ def create_upload() -> ResponseReturnValue:
     if not limits().room("submission"):
         abort(429)  # the tip line's capacity, counted in started uploads (limits.py)
     body = _json()
+    if proof_of_work.mode() != "off":
+        try:  # before any other work; a refused solution is spent nothing of the capacity
+            proof_of_work.check(body.get("pow_challenge"), body.get("pow_nonce"))
+        except proof_of_work.PowError as exc:
+            return jsonify(error=proof_of_work.message(exc), pow=type(exc).__name__), 403
     source: Source | uploads.NewSource | None = current_source()
     if source is None:
         if "login_token" not in body:

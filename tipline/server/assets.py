@@ -31,6 +31,7 @@ WORKER_GRAPH = (
     "js/envelope.js",
     "js/manifest.js",
     "js/codename.js",
+    "js/pow.js",
     "build/libsodium-wrappers.js",
     "build/libsodium.js",
     "build/eff-long.txt",

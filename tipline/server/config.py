@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_SUBMIT": "120 per minute",  # stored submissions and started uploads, in all
     "RATELIMIT_ENABLED": True,
     "LIMITS_STORAGE": "memory://",  # where app limits are counted (redis+unix://... when deployed)
+    "POW_DIFFICULTY": 16,  # zero bits asked when the proof-of-work is on (proof_of_work.py)
+    "POW_MAX_DIFFICULTY": 20,  # the most "auto" asks under load; at most 24
     # Journalist and admin side (docs/ADMIN.md)
     "STAFF_IDLE_MINUTES": 30,  # a staff session ends after this long without a request
     "STAFF_SESSION_HOURS": 12,  # and after this long in all
@@ -158,6 +160,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError(
             "TIPLINE_LIMITS_STORAGE must be memory:// or a Redis URI (redis+unix:///PATH)"
         )
+    for key in ("POW_DIFFICULTY", "POW_MAX_DIFFICULTY"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 24:
+            raise ConfigError(f"TIPLINE_{key} must be a whole number from 0 to 24")
     if config["MAX_CHUNK_SIZE"] < 64 * 1024:
         raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
     if config["DIGEST_ENABLED"]:

@@ -77,6 +77,32 @@ class Limits:
         except Exception as exc:
             self._unreachable(exc)
 
+    def usage(self, name: str) -> tuple[int, int]:
+        """(work of this kind done in the current window, the limit): the load that
+        ``proof_of_work.py`` reads. Nothing is counted; with the storage unreachable or limits
+        off, no load.
+        """
+        rule = self._rules[name]
+        if not self.enabled:
+            return 0, rule.amount
+        try:
+            stats = self._limiter.get_window_stats(rule, name, self._key(""))
+        except Exception as exc:
+            self._unreachable(exc)
+            return 0, rule.amount
+        return max(rule.amount - stats.remaining, 0), rule.amount
+
+    def first_use(self, key: str, seconds: int) -> bool:
+        """Whether ``key`` is used here for the first time in ``seconds`` (a spent proof-of-work
+        challenge, remembered until it expires). Kept even when limits are off; if the storage
+        cannot be reached the answer is yes, as for ``room``.
+        """
+        try:
+            return self._storage.incr("once/" + key, max(int(seconds), 1)) == 1
+        except Exception as exc:
+            self._unreachable(exc)
+            return True
+
     def _unreachable(self, exc: Exception) -> None:
         # One line a minute at most per worker; the error's type only (no request detail).
         now = time.monotonic()

@@ -22,6 +22,7 @@ from .models import Setting
 
 MAX_ORG_NAME = 100
 MAX_RETENTION_DAYS = 36500
+POW_MODES = ("off", "on", "auto")
 
 
 class SettingsError(TiplineError):
@@ -38,6 +39,10 @@ class Settings:
     retention_days_after_download: int = 0
     retention_max_days: int = 0
     languages: tuple[str, ...] = ()  # empty: every language with a catalogue
+    # The page's proof-of-work before an upload: off, on or auto (proof_of_work.py); and
+    # whether the server-side form must carry one too (it then needs JS and WebAssembly).
+    pow: str = "off"
+    pow_form: bool = False
 
 
 def check(value: Settings, available: list[str], ceiling: int) -> Settings:
@@ -56,6 +61,8 @@ def check(value: Settings, available: list[str], ceiling: int) -> Settings:
     unknown = [code for code in value.languages if code not in available]
     if unknown:
         raise SettingsError(_("no translation for %(codes)s", codes=", ".join(unknown)))
+    if value.pow not in POW_MODES:
+        raise SettingsError(_("the browser check is off, on or auto"))
     if value.languages and "en" not in value.languages:
         raise SettingsError(_("English must stay offered"))
     return value

@@ -26,7 +26,7 @@ from ..crypto.encoding import b64e
 from ..crypto.errors import CodenameError
 from ..crypto.keys import fingerprint
 from ..wordlist import load_wordlist
-from . import db, errors, keyset, settings
+from . import db, errors, keyset, proof_of_work, settings
 from .formhead import leading_fields
 from .formpath import FormError, check_submission, collect_parts, seal_to_blob
 from .forms import ActionForm, SubmitForm
@@ -72,6 +72,9 @@ def _page_data(keys: keyset.Current | None = None) -> dict[str, Any]:
         "manifest": keys.file.decode("utf-8") if keys else "",
         "max_size": settings.max_submission_size(),
         "chunk_size": min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
+        # Whether the page must fetch and solve a proof-of-work before an upload (SPEC §10).
+        "pow": "no" if settings.current().pow == "off" else "yes",
+        "pow_form": "yes" if proof_of_work.form_gated() else "no",
         # The largest reply this server accepts from the desk, and so the largest the page
         # must open: one value (config MAX_REPLY_BUNDLE), used by both.
         "max_reply": int(current_app.config["MAX_REPLY_BUNDLE"]),
@@ -118,6 +121,10 @@ def submit() -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
+            if proof_of_work.form_gated():  # before anything is stored (docs/ADMIN.md)
+                proof_of_work.check(
+                    request.form.get("pow_challenge"), request.form.get("pow_nonce")
+                )
             message = form.message.data or ""
             parts = collect_parts(request.files.getlist(form.files.name))
             check_submission(message, parts, settings.max_submission_size())
@@ -132,6 +139,8 @@ def submit() -> ResponseReturnValue:
             log_in(source)
         except FormError as exc:
             error = exc.detail
+        except proof_of_work.PowError as exc:
+            error = proof_of_work.message(exc)
         else:
             return render_template(
                 "source/submitted.html", codename=codename, sealed_by="server", files=len(parts)

@@ -11,10 +11,12 @@ from wtforms import (
     BooleanField,
     IntegerField,
     PasswordField,
+    SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from .accounts import MAX_PASSWORD_CHARS
@@ -101,3 +103,18 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
         validators=[Optional(), NumberRange(min=0, max=MAX_RETENTION_DAYS)],
     )
     languages = SelectMultipleField(_l("Languages offered to sources"))
+    pow = SelectField(
+        _l("Browser check before an upload (proof of work)"),
+        choices=[
+            SelectChoice("off", _l("off")),
+            SelectChoice("on", _l("on")),
+            SelectChoice("auto", _l("auto: harder under load")),
+        ],
+        default="off",  # a form from before this setting existed leaves it off
+    )
+    pow_form = BooleanField(
+        _l(
+            "Ask it of the no-JavaScript form too (sources at Tor Browser's Safer and Safest"
+            " levels then cannot send)"
+        )
+    )

@@ -4,7 +4,7 @@
 // server will lock the tip and only then let the plain form be sent. Nothing leaves in the
 // clear before the source has been told.
 import {
-  alarm, clearAlarm, formatBytes, guardPage, release, say, startCrypto, strings,
+  alarm, api, clearAlarm, CryptoWorker, formatBytes, guardPage, release, say, startCrypto, strings,
 } from "./common.js";
 import { Upload, UploadError } from "./upload.js";
 
@@ -18,7 +18,7 @@ async function main() {
   const { crypto, manifestVersion, reason } = await startCrypto(
     form.dataset.orgPublicKey, form.dataset.manifest);
   if (!crypto) {
-    fallBack(reason === "no-wasm" ? t("noWasm") : t("noCrypto"));
+    fallBack(reason === "no-wasm" ? t("noWasm") : t("noCrypto"), reason !== "no-wasm");
     return;
   }
   if (String(manifestVersion) !== form.dataset.manifestVersion) {
@@ -43,8 +43,14 @@ async function main() {
 }
 
 // The plain form, posted to the server, which locks the tip on arrival: said first, then
-// allowed. Large files get a word about what this path cannot do.
-function fallBack(message) {
+// allowed. Large files get a word about what this path cannot do. When an admin has made the
+// form ask for the proof-of-work too (data-pow-form), it is solved before the form leaves,
+// which needs WebAssembly: without it the page says so (#pow-form-notice) and stays closed.
+function fallBack(message, wasm = true) {
+  if (form.dataset.powForm === "yes" && !wasm) {
+    say(document.getElementById("pow-form-notice")?.textContent || message);
+    return; // the button stays disabled
+  }
   say(message);
   form.dataset.sealing = "server";
   const files = form.querySelector("#files");
@@ -61,7 +67,37 @@ function fallBack(message) {
       alarm(t("tooBig", { max: formatBytes(Number(form.dataset.maxSize)) }));
     }
   });
+  if (form.dataset.powForm === "yes") solveBeforeSending();
   release(form);
+}
+
+// The form's proof-of-work: on the first Send, fetch a challenge, solve it in a Worker of its
+// own, put the answer in the hidden fields, then send the form for real.
+function solveBeforeSending() {
+  let solved = false;
+  form.addEventListener("submit", async (event) => {
+    if (solved || event.defaultPrevented) return;
+    event.preventDefault();
+    say(t("checking"));
+    const worker = new CryptoWorker();
+    try {
+      const asked = await api("GET", "/api/source/pow");
+      if (!asked.ok) throw new Error("no challenge");
+      if (asked.data.pow) {
+        const answer = await worker.call("pow", {
+          challenge: asked.data.challenge, difficulty: asked.data.difficulty,
+        });
+        document.getElementById("pow-challenge").value = asked.data.challenge;
+        document.getElementById("pow-nonce").value = answer.nonce;
+      }
+      solved = true;
+      form.requestSubmit();
+    } catch {
+      alarm(t("failed"));
+    } finally {
+      worker.terminate();
+    }
+  });
 }
 
 async function send(crypto, manifestVersion) {
@@ -113,13 +149,37 @@ async function send(crypto, manifestVersion) {
     replyPublicKey = made.replyPublicKey;
     newSource = { loginToken: made.loginToken, replyPublicKey: made.replyPublicKey };
   }
+  // When the server asks for a proof-of-work (docs/SPEC.md §10), the Worker solves it first;
+  // when it does not, nothing more is sent or done than before.
+  let proof = null;
+  if (form.dataset.pow === "yes") {
+    text.textContent = t("checking");
+    try {
+      const asked = await api("GET", "/api/source/pow", undefined, { signal: controller.signal });
+      if (!asked.ok) throw new UploadError(asked.status, asked.data?.error);
+      if (asked.data.pow) {
+        const solved = await crypto.call("pow", {
+          challenge: asked.data.challenge, difficulty: asked.data.difficulty,
+        });
+        proof = { challenge: asked.data.challenge, nonce: solved.nonce };
+        box.dataset.powMs = String(solved.ms); // how long the browser took (tests, benchmarks)
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      back();
+      alarm(error instanceof UploadError && error.message ? error.message : t("failed"));
+      return;
+    }
+    if (controller.signal.aborted) return;
+    text.textContent = t("sealing");
+  }
   // Sealing and sending are one stream: the Worker seals a chunk when the upload asks for it,
   // so neither side ever holds the whole envelope (docs/BROWSER.md).
   const started = await crypto.call("sealStart", { message, files, replyPublicKey });
   stream = started.stream;
   const spare = [];
   upload = new Upload({
-    header: started.header, size: started.size, manifestVersion, newSource,
+    header: started.header, size: started.size, manifestVersion, newSource, proof,
     // Acknowledged pieces' buffers go back to the Worker to be filled again (transferred).
     pull: async (max) => {
       const buffer = spare.pop();

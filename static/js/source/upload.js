@@ -28,12 +28,14 @@ export class Upload {
   // recycle(bytes), if given, gets each pulled piece back once the server has acknowledged it.
   // newSource ({loginToken, replyPublicKey}, base64) is given for a first-time source: the
   // server stores the source only when this upload finishes, and logs the session in then.
+  // proof ({challenge, nonce}, base64), when the server asks for a proof-of-work, is the
+  // solution sent with the upload's start (docs/SPEC.md §10).
   constructor({
     envelope, header, size, pull, recycle, manifestVersion, chunkSize, onProgress, signal,
-    newSource,
+    newSource, proof,
   }) {
     Object.assign(this, {
-      header, recycle, manifestVersion, chunkSize, onProgress, signal, newSource,
+      header, recycle, manifestVersion, chunkSize, onProgress, signal, newSource, proof,
     });
     this.size = envelope ? envelope.size : size;
     this.pull = envelope ? blobSource(envelope, header) : pull;
@@ -106,6 +108,7 @@ export class Upload {
       ...(this.newSource ? {
         login_token: this.newSource.loginToken, reply_public_key: this.newSource.replyPublicKey,
       } : {}),
+      ...(this.proof ? { pow_challenge: this.proof.challenge, pow_nonce: this.proof.nonce } : {}),
     }, { signal: this.signal });
     if (!created.ok) throw new UploadError(created.status, created.data?.error);
     this.id = created.data.id;
