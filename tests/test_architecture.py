@@ -180,8 +180,8 @@ def _banned_everywhere(module: Module) -> list[str]:
 
 
 def _shared(name: str) -> bool:
-    return name.count(".") <= 1 and not name.startswith(("tipline.server", "tipline.desk")) or (
-        name.startswith("tipline.crypto"))
+    top = name.count(".") <= 1 and not name.startswith(("tipline.server", "tipline.desk"))
+    return top or name.startswith("tipline.crypto")
 
 
 def crypto_findings(root: Path) -> list[str]:
@@ -216,9 +216,9 @@ def server_findings(root: Path) -> list[str]:
                 continue
             if name.startswith(SERVER_FORBIDDEN):
                 out.append(f"{module.name} uses {name}")
-            elif name.startswith(OPENER + ".") and module.name != OPENER:
-                if name.removeprefix(OPENER + ".").split(".")[0] not in SOURCE_REPLIES_API:
-                    out.append(f"{module.name} uses {name} (not the opener's API)")
+            elif (name.startswith(OPENER + ".") and module.name != OPENER
+                  and name.removeprefix(OPENER + ".").split(".")[0] not in SOURCE_REPLIES_API):
+                out.append(f"{module.name} uses {name} (not the opener's API)")
     return out
 
 
