@@ -28,6 +28,7 @@ NODE = ["node", "--test"]
 VECTORS_PY = [*PYTEST, "tests/test_vectors.py"]
 VECTORS_JS = [*NODE, "tests/js/vectors.test.mjs"]
 ARCH = [*PYTEST, "tests/test_architecture.py", "-k", "not planted"]
+PRIVACY = [*PYTEST, "tests/server/test_privacy.py", "-k", "sqlite and distinctive"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,23 @@ MUTATIONS = [
       "_O = nacl.bindings.crypto_box_seal_open\n", ARCH),
     M("desk-_socket", "tipline/desk/text.py", "from __future__ import annotations\n",
       "from __future__ import annotations\n\nimport _socket\n", ARCH),
+    # Finding 6: privacy.
+    M("argon2id-cost-lowered", "tipline/server/accounts.py",
+      "OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE",
+      "OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN", [*PYTEST, "tests/server/test_accounts.py",
+                                                      "-k", "real_cost"]),
+    M("limiter-keyed-on-address", "tipline/server/extensions.py", 'return "everyone"',
+      'return __import__("flask").request.remote_addr or ""', PRIVACY),
+    M("api-logs-the-referer", "tipline/server/api.py",
+      'bp = Blueprint("api", __name__, url_prefix="/api/source")\n',
+      'bp = Blueprint("api", __name__, url_prefix="/api/source")\n'
+      'bp.before_request(lambda: current_app.logger.debug("from %s", request.referrer))\n',
+      PRIVACY),
+    M("journalist-api-writes-the-agent", "tipline/server/journalist_api.py",
+      'bp = Blueprint("journalist_api", __name__, url_prefix="/api/journalist")\n',
+      'bp = Blueprint("journalist_api", __name__, url_prefix="/api/journalist")\n'
+      'bp.before_request(lambda: print(__import__("flask").request.user_agent.string))\n',
+      PRIVACY),
     M("bundle-lazy-import", "tipline/bundle.py", "from __future__ import annotations\n",
       "from __future__ import annotations\n\n\ndef _later() -> object:\n"
       "    from .crypto.envelope import open_envelope\n\n    return open_envelope\n", ARCH),
@@ -117,11 +135,11 @@ MUTATIONS = [
 
 
 def copy_tree(dst: Path) -> None:
-    for name in ("tipline", "tests", "static"):
+    for name in ("tipline", "tests", "static", "templates", "translations", "migrations"):
         shutil.copytree(ROOT / name, dst / name, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
-    for name in ("pyproject.toml", "package.json"):
-        shutil.copy2(ROOT / name, dst / name)
+    for path in [ROOT / "pyproject.toml", ROOT / "package.json", *ROOT.glob("*.ini")]:
+        shutil.copy2(path, dst / path.name)
     (dst / "node_modules").symlink_to(ROOT / "node_modules")
 
 
