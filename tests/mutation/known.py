@@ -28,6 +28,7 @@ NODE = ["node", "--test"]
 VECTORS_PY = [*PYTEST, "tests/test_vectors.py"]
 VECTORS_JS = [*NODE, "tests/js/vectors.test.mjs"]
 ARCH = [*PYTEST, "tests/test_architecture.py", "-k", "not planted"]
+NEUTRAL = [*PYTEST, "tests/desk/test_text.py", "-k", "every_format"]
 PRIVACY = [*PYTEST, "tests/server/test_privacy.py", "-k", "sqlite and distinctive"]
 
 
@@ -128,6 +129,11 @@ MUTATIONS = [
       'bp = Blueprint("journalist_api", __name__, url_prefix="/api/journalist")\n'
       'bp.before_request(lambda: print(__import__("flask").request.user_agent.string))\n',
       PRIVACY),
+    # The desk's neutraliser (issue 11, class 3).
+    M("neutraliser-three-character-denylist", "tipline/desk/text.py",
+      "elif unicodedata.category(ch) in _HIDDEN:", 'elif ch in "\\x1b\\r\\u202e":', NEUTRAL),
+    M("neutraliser-without-format-characters", "tipline/desk/text.py",
+      '_HIDDEN = frozenset({"Cc", "Cf", ', '_HIDDEN = frozenset({"Cc", ', NEUTRAL),
     M("bundle-lazy-import", "tipline/bundle.py", "from __future__ import annotations\n",
       "from __future__ import annotations\n\n\ndef _later() -> object:\n"
       "    from .crypto.envelope import open_envelope\n\n    return open_envelope\n", ARCH),
