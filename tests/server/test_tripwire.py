@@ -164,3 +164,19 @@ def test_the_wire_is_installed() -> None:
     for fn in (envelope.open_envelope, source_replies.open_envelope, keys.unlock):
         assert hasattr(fn, "__tripwire_original__"), fn
     assert tripwire.violations == []
+
+
+def test_a_swallowed_trip_is_still_recorded(tripwire: list[str]) -> None:
+    # Server code that catches the AssertionError (an error handler, a broad except) does not
+    # hide the call: it stays recorded, and the `tripwire` fixture fails the test at teardown.
+    alice = keys.RecipientSecret.generate("Alice")
+    blob = _sealed(alice.public.public_key)
+    run = _plant(
+        "from tipline.crypto.envelope import open_envelope\n"
+        "def run(blob, key):\n"
+        "    try:\n        return open_envelope(blob, [key])\n"
+        "    except Exception:\n        return None\n"
+    )["run"]
+    assert run(io.BytesIO(blob), alice.secret_key) is None
+    assert len(tripwire) == 1 and "tipline.server.planted" in tripwire[0]
+    tripwire.clear()
