@@ -8,7 +8,7 @@
 # already made are kept, and the last line says how many things changed ("0 changes" on a
 # second run with the same options).
 #
-#   sudo deploy/install.sh --org-key org.pub.json --manifest manifest.signed.json
+#   sudo deploy/install.sh --org-key org.public.json --manifest manifest.signed.json
 #
 # --root DIR writes every file under DIR instead of / and runs no system command (it prints
 # them): for tests and for reviewing what an install would write.
@@ -22,7 +22,9 @@ usage: install.sh [options]
   --manifest FILE       a signed key manifest from the desk to install (first run, or newer)
   --database KIND       postgresql (default) or sqlite
   --wheelhouse DIR      install Python packages from DIR only (pip --no-index)
-  --root DIR            write under DIR, run no system command (tests, review)
+  --root DIR            write under DIR, run no system command (tests, review); no venv
+                        is made there, so set TIPLINE_PYTHON to a Python that can import
+                        tipline (e.g. TIPLINE_PYTHON=.venv/bin/python)
   -h, --help            this text
 EOF
 }

@@ -57,7 +57,7 @@ def token_of(client: FlaskClient, path: str) -> str:
 
 def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vault = tmp_path / "vault"
-    desk_run(vault, "init", "--kdf", "interactive", stdin=f"{PASS}\n{PASS}\n")
+    desk_run(vault, "init", "--role", "both", "--kdf", "interactive", stdin=f"{PASS}\n{PASS}\n")
     desk_run(vault, "keys", "org-create")
     desk_run(vault, "keys", "add", "Alice Reporter")
     desk_run(vault, "keys", "org-export", "--out", str(tmp_path / "org.json"))

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from tipline.crypto import codename, envelope, manifest
+from tipline.crypto import codename, envelope, keyrequest, manifest
 from tipline.crypto.encoding import b64d, b64e
 from tipline.crypto.errors import (
     CodenameError,
     EnvelopeContentError,
     EnvelopeFormatError,
     EnvelopeOpenError,
+    KeyRequestError,
     ManifestError,
     TiplineError,
 )
@@ -30,6 +31,7 @@ ERRORS: dict[str, type[TiplineError]] = {
     "content_error": EnvelopeContentError,
     "manifest_error": ManifestError,
     "codename_error": CodenameError,
+    "key_request_error": KeyRequestError,
 }
 
 
@@ -44,7 +46,8 @@ def test_every_outcome_is_covered() -> None:
     for kind, outcome in [("envelope", "ok"), ("envelope", "format_error"),
                           ("envelope", "open_error"), ("envelope", "content_error"),
                           ("manifest", "ok"), ("manifest", "manifest_error"),
-                          ("codename", "ok"), ("codename", "codename_error")]:
+                          ("codename", "ok"), ("codename", "codename_error"),
+                          ("key_request", "ok"), ("key_request", "key_request_error")]:
         assert (kind, outcome) in outcomes
 
 
@@ -66,9 +69,18 @@ def _run_manifest(doc: dict[str, Any]) -> None:
         _b(doc["signed"]), _b(doc["org_public_key"]),
         datetime.date.fromisoformat(doc["today"]), doc["installed_version"])
     assert result.manifest.version == doc["expected"]["version"]
-    got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
-           for r in result.manifest.recipients]
-    assert got == doc["expected"]["recipients"]
+    got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label,
+            "account": r.account} for r in result.manifest.recipients]
+    # v1 vectors predate accounts: their entries have none to compare
+    want = [{"account": None, **e} for e in doc["expected"]["recipients"]]
+    assert got == want
+
+
+def _run_key_request(doc: dict[str, Any]) -> None:
+    request = keyrequest.read_request(_b(doc["request"]))
+    assert {"account": request.public.account, "label": request.public.label,
+            "key_id": request.key_id, "public_key": b64e(request.public.public_key)
+            } == doc["expected"]
 
 
 def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
@@ -84,6 +96,7 @@ def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
 def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
     doc = json.loads(path.read_text())
     run = {"envelope": _run_envelope, "manifest": _run_manifest,
+           "key_request": _run_key_request,
            "codename": lambda d: _run_codename(d, wordlist)}[doc["kind"]]
     if doc["outcome"] == "ok":
         run(doc)

@@ -16,6 +16,7 @@ PACKAGES=(
     gpg gpg-agent                           # the daily digest's OpenPGP keys: checked, encrypted to, decrypted
     nginx libnginx-mod-http-headers-more-filter  # tests/deploy: the real nginx site
     tor                                     # tests/deploy: torrc checked by tor --verify-config
+    strace                                  # tests/watch.py: every write and socket call, watched as it happens
     systemd                                 # systemd-analyze verify/security of the units
     shellcheck rsync                        # tests/deploy: install.sh lint and copy
     debootstrap iproute2                    # make test-install: the installer in fresh chroots

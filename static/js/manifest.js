@@ -11,10 +11,16 @@ export const MAX_KEY_MANIFEST = 65536;
 export const MAX_SIGNED_MANIFEST = 96 * 1024;
 export const MAX_RECIPIENTS = 32;
 export const MAX_LABEL = 64;
+// Body versions a reader accepts: 1 (label only), 2 (each entry also names its staff account).
+export const BODY_VERSIONS = [1, 2];
+const ACCOUNT = /^[a-z0-9][a-z0-9._-]{1,63}$/;
 
 function parseBody(bytes) {
   const obj = loadJson(bytes, MAX_KEY_MANIFEST, ManifestError, "manifest body");
-  expectHeader(obj, "tipline-key-manifest", ManifestError, "manifest body");
+  const bodyV = obj.v;
+  if (obj.type !== "tipline-key-manifest" || !BODY_VERSIONS.includes(bodyV)) {
+    throw new ManifestError("manifest body is not a version 1 or 2 tipline-key-manifest document");
+  }
   expectMembers(obj, ["type", "v", "version", "issued", "expires", "org_public_key", "recipients"],
     ManifestError, "manifest body");
   const version = expectInt(obj.version, 1, MAX_SAFE_INTEGER, ManifestError, "version");
@@ -28,14 +34,19 @@ function parseBody(bytes) {
   }
   const recipients = entries.map((entry) => {
     if (!isObject(entry)) throw new ManifestError("a recipient must be a JSON object");
-    expectMembers(entry, ["key_id", "public_key", "label"], ManifestError, "recipient");
+    const members = ["key_id", "public_key", "label", ...(bodyV === 2 ? ["account"] : [])];
+    expectMembers(entry, members, ManifestError, "recipient");
     const publicKey = b64d(entry.public_key, 32, ManifestError, "public_key");
     const id = hexd(entry.key_id, 16, ManifestError, "key_id");
     if (!equal(id, keyId(publicKey))) {
       throw new ManifestError("a recipient's key id does not match its public key");
     }
     const label = expectLabel(entry.label, MAX_LABEL, ManifestError, "label");
-    return { keyId: hexe(id), publicKey, label };
+    const account = entry.account ?? null;
+    if (account !== null && (typeof account !== "string" || !ACCOUNT.test(account))) {
+      throw new ManifestError("account must be 2 to 64 lowercase letters, digits, '.', '-' or '_'");
+    }
+    return { keyId: hexe(id), publicKey, label, account };
   });
   if (new Set(recipients.map((r) => r.keyId)).size !== recipients.length) {
     throw new ManifestError("a recipient key is listed twice");

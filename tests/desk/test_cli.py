@@ -39,24 +39,31 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
     from tipline.desk.cli import cli
 
     target = tmp_path / "new"
-    result = CliRunner().invoke(cli, ["--vault", str(target), "init", "--kdf", "interactive"],
+    result = CliRunner().invoke(cli, ["--vault", str(target), "init", "--role", "both",
+                                      "--kdf", "interactive"],
                                 input="a long passphrase\na long passphrase\n")
     assert result.exit_code == 0, result.output
     assert (target / "vault.key").is_file()
-    again = CliRunner().invoke(cli, ["--vault", str(target), "init"],
+    again = CliRunner().invoke(cli, ["--vault", str(target), "init", "--role", "journalist"],
                                input="a long passphrase\na long passphrase\n")
     assert again.exit_code == 1
     assert again.stderr.startswith("tipline-desk: a vault already exists here")
-    differ = CliRunner().invoke(cli, ["--vault", str(tmp_path / "x"), "init"],
+    differ = CliRunner().invoke(cli, ["--vault", str(tmp_path / "x"), "init",
+                                      "--role", "journalist"],
                                 input="a long passphrase\nanother one\n")
     assert differ.exit_code == 2 and "differ" in differ.stderr
-    short = CliRunner().invoke(cli, ["--vault", str(tmp_path / "y"), "init"],
+    short = CliRunner().invoke(cli, ["--vault", str(tmp_path / "y"), "init",
+                                     "--role", "journalist"],
                                input="short\nshort\n")
     assert short.exit_code == 2
     assert short.stderr == "tipline-desk: the passphrase must be at least 8 characters\n"
     weak = CliRunner().invoke(cli, ["--vault", str(tmp_path / "z"), "init", "--kdf", "test"],
                               input="a long passphrase\na long passphrase\n")
     assert weak.exit_code == 2 and not (tmp_path / "z").exists()  # the test suite's preset only
+    roleless = CliRunner().invoke(cli, ["--vault", str(tmp_path / "r"), "init"],
+                                  input="a long passphrase\na long passphrase\n")
+    assert roleless.exit_code == 2 and not (tmp_path / "r").exists()
+    assert "--role journalist" in roleless.stderr
 
 
 def test_wrong_passphrase_is_one_line(run: Run) -> None:
@@ -207,8 +214,12 @@ def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: 
     assert signed.manifest.version == 1 and len(signed.manifest.recipients) == 1
     old_id = signed.manifest.recipients[0].key_id.hex()
 
-    rotated = run("keys", "rotate", old_id[:8]).stdout
-    assert f"retired {old_id}" in rotated
+    # rotate asks first: "n" changes nothing, "y" rotates
+    assert "nothing changed" in run("keys", "rotate", old_id[:8], input=PASS + "\nn\n",
+                                    code=2).stderr
+    assert run("keys", "list").stdout.count("active") == 1
+    rotated = run("keys", "rotate", old_id[:8], input=PASS + "\ny\n").stdout
+    assert f"retired {old_id[:8]}" in rotated
     run("manifest", "--out", str(tmp_path / "m2.json"))
     m2 = verify_manifest((tmp_path / "m2.json").read_bytes(), org, today(), 1)
     new_id = m2.manifest.recipients[0].key_id.hex()
@@ -224,9 +235,9 @@ def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: 
     assert "re-wrapped 0 of 1" in run("rekey").stdout
     run("verify", "--deep")
     # retiring the last active key is refused; compromise re-wraps and signs in one command
-    assert "last active key" in run("keys", "retire", new_id[:8], code=1).stderr
+    assert "last active key" in run("keys", "retire", new_id[:8], "--yes", code=1).stderr
     run("keys", "add", "Bob Editor")
-    out = run("keys", "retire", new_id[:8], "--compromised", "--manifest-out",
+    out = run("keys", "retire", new_id[:8], "--compromised", "--yes", "--manifest-out",
               str(tmp_path / "m3.json")).stdout
     assert "compromised" in out and "re-wrapped 1" in out
     m3 = verify_manifest((tmp_path / "m3.json").read_bytes(), org, today(), 2)

@@ -304,6 +304,21 @@ def test_admin_menu_imports_signs_and_verifies(vault_dir: Path, tmp_path: Path) 
         await pilot.press("escape")  # the confirmation: no
         await pilot.pause()
         assert len(app.vault.keyring.active()) == 2
+        before = {r.key_id for r in app.vault.keyring.active()}
+        run_action(app, "rotate")
+        await pilot.press(*"bob editor", "enter")
+        await pilot.pause()
+        await pilot.press("escape")  # rotate asks too: no
+        await pilot.pause()
+        assert {r.key_id for r in app.vault.keyring.active()} == before
+        run_action(app, "rotate")
+        await pilot.press(*"bob editor", "enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert "retired" in status_line(app)
+        after = {r.key_id for r in app.vault.keyring.active()}
+        assert len(after) == 2 and after != before
         run_action(app, "verify")
         await pilot.pause()
         assert "checked 1 items: all good" in status_line(app)

@@ -14,7 +14,11 @@ import { verifyManifest } from "../../static/js/manifest.js";
 
 const ROOT = new URL("../../", import.meta.url);
 const DIR = new URL("tests/vectors/", ROOT);
-const FILES = readdirSync(DIR).filter((f) => f.endsWith(".json")).sort();
+// Key requests (kind "key_request") are read only by the signing desk, in Python: the browser
+// has no reader for them, so they are the one kind this suite leaves out, by name.
+const BROWSER_KINDS = new Set(["envelope", "manifest", "codename"]);
+const ALL = readdirSync(DIR).filter((f) => f.endsWith(".json")).sort();
+const FILES = ALL.filter((f) => BROWSER_KINDS.has(JSON.parse(readFileSync(new URL(f, DIR))).kind));
 const ERRORS = {
   format_error: EnvelopeFormatError,
   open_error: EnvelopeOpenError,
@@ -73,8 +77,10 @@ const RUN = {
     const m = verifyManifest(bytes(doc.signed), bytes(doc.org_public_key), doc.today, doc.installed_version);
     assert.equal(m.version, doc.expected.version);
     assert.deepEqual(
-      m.recipients.map((r) => ({ key_id: r.keyId, public_key: b64e(r.publicKey), label: r.label })),
-      doc.expected.recipients);
+      m.recipients.map((r) => ({
+        key_id: r.keyId, public_key: b64e(r.publicKey), label: r.label, account: r.account })),
+      // v1 vectors predate accounts: their entries have none to compare
+      doc.expected.recipients.map((e) => ({ account: null, ...e })));
   },
   codename(doc) {
     const norm = normalize(wordlist, doc.codename);
@@ -89,6 +95,8 @@ const RUN = {
 test("every outcome is covered", () => {
   const outcomes = new Set(FILES.map((f) => { const d = load(f); return `${d.kind}/${d.outcome}`; }));
   assert.ok(FILES.length >= 30);
+  const skipped = ALL.filter((f) => !FILES.includes(f)).map((f) => JSON.parse(readFileSync(new URL(f, DIR))).kind);
+  assert.deepEqual([...new Set(skipped)], ["key_request"]);
   for (const pair of ["envelope/ok", "envelope/format_error", "envelope/open_error",
     "envelope/content_error", "manifest/ok", "manifest/manifest_error", "codename/ok",
     "codename/codename_error"]) {

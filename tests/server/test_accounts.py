@@ -172,16 +172,17 @@ def test_admin_resets_and_disables(app: Flask) -> None:
     # Without CSRF nothing happens.
     assert boss.post(f"/admin/accounts/{jo_id}/disable").status_code == 400
     assert jo.get("/journalist/").status_code == 200
-    reset = boss.post(f"/admin/accounts/{jo_id}/reset-password", data={"csrf_token": token})
+    yes = {"csrf_token": token, "confirm": "yes"}
+    reset = boss.post(f"/admin/accounts/{jo_id}/reset-password", data=yes)
     new_password = re.search(r'id="passphrase">([a-z -]+)<', reset.text)
     assert reset.status_code == 200 and new_password
     assert jo.get("/journalist/").status_code == 303  # the reset ended jo's session
     assert staff_login(app, jo, journalist).status_code == 401  # the old password is gone
     journalist.password = new_password.group(1)
     assert staff_login(app, jo, journalist).status_code == 303
-    boss.post(f"/admin/accounts/{jo_id}/reset-2fa", data={"csrf_token": token})
+    boss.post(f"/admin/accounts/{jo_id}/reset-2fa", data=yes)
     assert jo.get("/journalist/").status_code == 303
-    boss.post(f"/admin/accounts/{jo_id}/disable", data={"csrf_token": token})
+    boss.post(f"/admin/accounts/{jo_id}/disable", data=yes)
     assert staff_login(app, jo, journalist).status_code == 401
     with app.app_context():
         log = [(e.actor, e.action, e.detail) for e in db.session().scalars(select(AuditEntry))]

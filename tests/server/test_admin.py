@@ -59,8 +59,8 @@ def test_manifest_summary_then_install(app: Flask, org_keys: Keys, admin: FlaskC
     v2 = org_keys.signed(2, org_keys.bob)
     summary = upload_manifest(admin, v2)
     assert summary.status_code == 200
-    assert '<tr class="added"><td>added</td><td>Bob</td>' in summary.text
-    assert '<tr class="retired"><td>retired</td><td>Alice</td>' in summary.text
+    assert '<tr class="added"><td>added</td><td>no account</td><td>Bob</td>' in summary.text
+    assert '<tr class="retired"><td>retired</td><td>no account</td><td>Alice</td>' in summary.text
     assert installed(app) == 1  # nothing happens before the confirmation
     confirm = admin.post(
         "/admin/manifest/confirm",

@@ -420,7 +420,9 @@ def envelopes() -> None:
 
 def manifests() -> None:
     recipients = [ALICE.public, BOB.public]
-    signed = manifest.sign_manifest(ORG, 7, recipients, TODAY, TODAY + datetime.timedelta(180))
+    signed = manifest.sign_manifest(
+        ORG, 7, recipients, TODAY, TODAY + datetime.timedelta(180), body_v=1
+    )
     org_pk = b64e(ORG.public.public_key)
 
     def mv(
@@ -469,7 +471,7 @@ def manifests() -> None:
     )
     mv("manifest-rolled-back", "manifest_error", "Version 7 when 8 is installed.", signed, 8)
     mv("manifest-replayed", "manifest_error", "The installed version, offered again.", signed, 7)
-    other = manifest.sign_manifest(OTHER_ORG, 9, recipients, TODAY, TODAY)
+    other = manifest.sign_manifest(OTHER_ORG, 9, recipients, TODAY, TODAY, body_v=1)
     mv("manifest-wrong-org", "manifest_error", "Signed by another org key.", other, 6)
     body = json.loads(b64d(outer["body"], None, ManifestError, "body"))
     body["recipients"][0]["key_id"] = BOB.public.key_id.hex()
@@ -516,6 +518,161 @@ def manifests() -> None:
     )
 
 
+def manifests_v2() -> None:
+    """Body v2: each entry names its staff account (null for a key made before accounts)."""
+    alice = keys.RecipientPublic(ALICE.public.public_key, "Alice", "alice")
+    bob = keys.RecipientPublic(BOB.public.public_key, "Bob", None)
+    signed = manifest.sign_manifest(ORG, 8, [alice, bob], TODAY, TODAY + datetime.timedelta(180))
+    org_pk = b64e(ORG.public.public_key)
+
+    def entry(r: keys.RecipientPublic) -> dict[str, object]:
+        return {
+            "key_id": r.key_id.hex(),
+            "public_key": b64e(r.public_key),
+            "label": r.label,
+            "account": r.account,
+        }
+
+    def signed_body(body: dict[str, object]) -> bytes:
+        data = dump_json(body)
+        return dump_json(
+            {
+                "type": "tipline-signed-key-manifest",
+                "v": 1,
+                "body": b64e(data),
+                "signature": b64e(ORG.sign(primitives.SIG_KEY_MANIFEST + data)),
+            }
+        )
+
+    def mv(name: str, outcome: str, comment: str, file: bytes) -> None:
+        fields: dict[str, object] = {
+            "org_public_key": org_pk,
+            "today": TODAY.isoformat(),
+            "installed_version": 7,
+            "signed": b64e(file),
+        }
+        if outcome == "ok":
+            fields["expected"] = {"version": 8, "recipients": [entry(alice), entry(bob)]}
+        write(name, "manifest", outcome, comment, **fields)
+
+    mv("manifest-v2-ok", "ok", "Body v2: Alice names account alice; Bob's is null.", signed)
+    body = json.loads(b64d(json.loads(signed)["body"], None, ManifestError, "body"))
+    missing = json.loads(json.dumps(body))
+    del missing["recipients"][0]["account"]
+    mv(
+        "manifest-v2-missing-account",
+        "manifest_error",
+        "Validly signed body v2 whose first entry has no account member.",
+        signed_body(missing),
+    )
+    upper = json.loads(json.dumps(body))
+    upper["recipients"][0]["account"] = "Alice Smith"
+    mv(
+        "manifest-v2-bad-account",
+        "manifest_error",
+        "Validly signed body v2 whose account is not a staff account name.",
+        signed_body(upper),
+    )
+    v3 = json.loads(json.dumps(body))
+    v3["v"] = 3
+    mv(
+        "manifest-unknown-body-version",
+        "manifest_error",
+        "Validly signed body of version 3, which no reader knows.",
+        signed_body(v3),
+    )
+    extra = json.loads(json.dumps(body))
+    extra["v"] = 1
+    mv(
+        "manifest-v1-with-account",
+        "manifest_error",
+        "Validly signed body v1 whose entries carry v2's account member.",
+        signed_body(extra),
+    )
+
+
+def key_requests() -> None:
+    """Key requests (docs/SPEC.md §3.1). Read by the signing desk only, so Python only."""
+    from nacl.signing import SigningKey
+
+    signing = SigningKey(bytes(range(200, 232)))
+    public = bytes(signing.verify_key.to_curve25519_public_key())
+
+    def request(body: dict[str, object], key: SigningKey = signing) -> bytes:
+        data = dump_json(body)
+        sig = key.sign(primitives.SIG_KEY_REQUEST + data).signature
+        return dump_json(
+            {"type": "tipline-key-request", "v": 1, "body": b64e(data), "signature": b64e(sig)}
+        )
+
+    body: dict[str, object] = {
+        "type": "tipline-key-request-body",
+        "v": 1,
+        "account": "alice",
+        "label": "Alice Reporter",
+        "public_key": b64e(public),
+        "signing_key": b64e(bytes(signing.verify_key)),
+        "created": TODAY.isoformat(),
+    }
+    good = request(body)
+
+    def kv(name: str, outcome: str, comment: str, file: bytes) -> None:
+        fields: dict[str, object] = {"request": b64e(file)}
+        if outcome == "ok":
+            fields["expected"] = {
+                "account": "alice",
+                "label": "Alice Reporter",
+                "key_id": keys.key_id(public).hex(),
+                "public_key": b64e(public),
+            }
+        write(name, "key_request", outcome, comment, **fields)
+
+    kv("key-request-ok", "ok", "Alice's request, signed by the key her X25519 key is from.", good)
+    half = good[: len(good) // 2]
+    kv("key-request-truncated", "key_request_error", "The file cut in half.", half)
+    outer = json.loads(good)
+    tampered = dict(body, account="mallory")
+    kv(
+        "key-request-tampered",
+        "key_request_error",
+        "The body's account changed after signing (signature kept).",
+        dump_json({**outer, "body": b64e(dump_json(tampered))}),
+    )
+    other = SigningKey(bytes(range(1, 33)))
+    kv(
+        "key-request-bad-self-signature",
+        "key_request_error",
+        "Signed by a different key than the one it names.",
+        request(body, other),
+    )
+    stolen = dict(body, public_key=b64e(BOB.public.public_key))
+    kv(
+        "key-request-foreign-public-key",
+        "key_request_error",
+        "Validly signed, but names someone else's X25519 key (no proof of possession).",
+        request(stolen),
+    )
+    kv(
+        "key-request-carries-secret",
+        "key_request_error",
+        "A recipient secret key file offered as a request.",
+        ALICE.to_json(),
+    )
+    secret_member = dict(body, secret_key=b64e(ALICE.secret_key))
+    kv(
+        "key-request-secret-member",
+        "key_request_error",
+        "A validly signed body that also carries a secret_key member.",
+        request(secret_member),
+    )
+    kv(
+        "key-request-oversize",
+        "key_request_error",
+        "A request padded past 4096 bytes.",
+        request(dict(body, label="A" * 64)) + b" " * 5000,
+    )
+
+
 def codenames() -> None:
     wl = load_wordlist()
     cases = [
@@ -558,6 +715,8 @@ if __name__ == "__main__":
     fresh = "--fresh" in sys.argv  # remake every vector's bytes, not only new and REMADE ones
     envelopes()
     manifests()
+    manifests_v2()
+    key_requests()
     codenames()
     names = {f"{d['name']}.json" for d in DOCS}
     for old in HERE.glob("*.json"):

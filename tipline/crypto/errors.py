@@ -50,6 +50,10 @@ class ManifestError(TiplineError):
     """the key manifest was refused"""
 
 
+class KeyRequestError(TiplineError):
+    """the key request was refused"""
+
+
 class CodenameError(TiplineError):
     """that is not a valid codename"""
 

@@ -5,6 +5,7 @@ passphrase-locked secrets: docs/SPEC.md §2.
 from __future__ import annotations
 
 import base64
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +27,16 @@ from .encoding import (
     expect_members,
     load_json,
 )
-from .errors import KeyFileError, LockedSecretError
+from .errors import KeyFileError, LockedSecretError, TiplineError
 
 KEY_ID_BYTES = 16
 FINGERPRINT_BYTES = 20
 MAX_KEY_FILE = 4096
 MAX_LOCKED_FILE = 2 * MAX_KEY_FILE
 MAX_LABEL = 64
+# A staff account name, as the server's accounts are named (docs/SPEC.md §2.1).
+ACCOUNT = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
+SHORT_KEY_ID_HEX = 8
 SALT_BYTES = nacl.pwhash.argon2id.SALTBYTES
 OPSLIMIT_RANGE = (1, 10)
 MEMLIMIT_RANGE = (8 << 20, 1 << 30)
@@ -43,6 +47,18 @@ def key_id(public_key: bytes) -> bytes:
     if len(public_key) != 32:
         raise KeyFileError("a public key is 32 bytes")
     return primitives.ds(primitives.DS_KEY_ID, public_key, KEY_ID_BYTES)
+
+
+def short_key_id(key_id_bytes: bytes) -> str:
+    """The short key id people read and type: the key id's first 4 bytes as hex."""
+    return key_id_bytes.hex()[:SHORT_KEY_ID_HEX]
+
+
+def expect_account(value: object, error: type[TiplineError], what: str = "account") -> str:
+    """A staff account name: 2 to 64 lowercase letters, digits, dots, dashes or underscores."""
+    if not isinstance(value, str) or not ACCOUNT.match(value):
+        raise error(f"{what} must be 2 to 64 lowercase letters, digits, '.', '-' or '_'")
+    return value
 
 
 def fingerprint(org_public_key: bytes) -> str:
@@ -56,10 +72,12 @@ def fingerprint(org_public_key: bytes) -> str:
 
 @dataclass(frozen=True)
 class RecipientPublic:
-    """A journalist's public key, as the manifest and the envelope name it."""
+    """A journalist's public key, as the manifest and the envelope name it, with the staff
+    account it belongs to (None for keys made before accounts were recorded)."""
 
     public_key: bytes
     label: str
+    account: str | None = None
 
     @property
     def key_id(self) -> bytes:

@@ -30,6 +30,8 @@ from .primitives import SIG_KEY_MANIFEST
 MAX_KEY_MANIFEST = 65536
 MAX_SIGNED_MANIFEST = 96 * 1024
 MAX_RECIPIENTS = 32
+# Body versions a reader accepts: 1 (label only), 2 (each entry also names its staff account).
+BODY_VERSIONS = (1, 2)
 ISSUED_SLACK = datetime.timedelta(days=1)
 
 
@@ -42,23 +44,31 @@ class KeyManifest:
     expires: datetime.date
     org_public_key: bytes
     recipients: tuple[keys.RecipientPublic, ...]
+    body_v: int = 2
 
     def to_json(self) -> bytes:
         """The body bytes that get signed."""
         return dump_json(
             {
                 "type": "tipline-key-manifest",
-                "v": 1,
+                "v": self.body_v,
                 "version": self.version,
                 "issued": self.issued.isoformat(),
                 "expires": self.expires.isoformat(),
                 "org_public_key": b64e(self.org_public_key),
-                "recipients": [
-                    {"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label}
-                    for r in self.recipients
-                ],
+                "recipients": [self._entry(r) for r in self.recipients],
             }
         )
+
+    def _entry(self, r: keys.RecipientPublic) -> dict[str, object]:
+        entry: dict[str, object] = {
+            "key_id": r.key_id.hex(),
+            "public_key": b64e(r.public_key),
+            "label": r.label,
+        }
+        if self.body_v >= 2:
+            entry["account"] = r.account
+        return entry
 
     def key_ids(self) -> frozenset[bytes]:
         """The key ids of every active recipient."""
@@ -79,9 +89,11 @@ def sign_manifest(
     recipients: Sequence[keys.RecipientPublic],
     issued: datetime.date,
     expires: datetime.date,
+    body_v: int = 2,
 ) -> bytes:
-    """Build, check and sign a manifest; returns the signed manifest file."""
-    body = KeyManifest(version, issued, expires, org.public.public_key, tuple(recipients))
+    """Build, check and sign a manifest; returns the signed manifest file. ``body_v`` 1 exists
+    only to write the vectors of older readers."""
+    body = KeyManifest(version, issued, expires, org.public.public_key, tuple(recipients), body_v)
     body_bytes = body.to_json()
     _parse_body(body_bytes)  # refuse to sign anything a reader would refuse
     signature = org.sign(SIG_KEY_MANIFEST + body_bytes)
@@ -132,7 +144,13 @@ def verify_manifest(
 
 def _parse_body(data: bytes) -> KeyManifest:
     obj = load_json(data, MAX_KEY_MANIFEST, ManifestError, "manifest body")
-    expect_header(obj, "tipline-key-manifest", ManifestError, "manifest body")
+    body_v = obj.get("v")
+    if (
+        obj.get("type") != "tipline-key-manifest"
+        or body_v not in BODY_VERSIONS
+        or (isinstance(body_v, bool))
+    ):
+        raise ManifestError("manifest body is not a version 1 or 2 tipline-key-manifest document")
     expect_members(
         obj,
         {"type", "v", "version", "issued", "expires", "org_public_key", "recipients"},
@@ -152,13 +170,17 @@ def _parse_body(data: bytes) -> KeyManifest:
     for entry in entries:
         if not isinstance(entry, dict):
             raise ManifestError("a recipient must be a JSON object")
-        expect_members(entry, {"key_id", "public_key", "label"}, ManifestError, "recipient")
+        members = {"key_id", "public_key", "label"} | ({"account"} if body_v == 2 else set())
+        expect_members(entry, members, ManifestError, "recipient")
         pk = b64d(entry["public_key"], 32, ManifestError, "public_key")
         kid = hexd(entry["key_id"], keys.KEY_ID_BYTES, ManifestError, "key_id")
         if kid != keys.key_id(pk):
             raise ManifestError("a recipient's key id does not match its public key")
         label = expect_label(entry["label"], keys.MAX_LABEL, ManifestError, "label")
-        recipients.append(keys.RecipientPublic(pk, label))
+        account = entry.get("account")
+        if account is not None:
+            account = keys.expect_account(account, ManifestError)
+        recipients.append(keys.RecipientPublic(pk, label, account))
     if len({r.public_key for r in recipients}) != len(recipients):
         raise ManifestError("a recipient key is listed twice")
-    return KeyManifest(version, issued, expires, org_pk, tuple(recipients))
+    return KeyManifest(version, issued, expires, org_pk, tuple(recipients), body_v)

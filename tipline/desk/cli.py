@@ -16,6 +16,7 @@ from ..crypto.errors import LockedSecretError, TiplineError
 from . import cli_admin, cli_export, errors
 from .common import ask_passphrase, opened, print_threads, vault_path
 from .importer import import_bundle
+from .keyring import ROLES
 from .outgoing import write_reply
 from .store import STATUSES
 from .text import fold, neutralise, one_line
@@ -46,14 +47,30 @@ def cli(vault: str | None) -> None:
     show_default=True,
     help="How hard the passphrase is to guess by brute force.",
 )
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="signer: the admin's desk with the org key; journalist: your own keys only; "
+    "both: a one-person newsroom doing both in one vault.",
+)
 @click.pass_context
-def init(ctx: click.Context, kdf: str) -> None:
-    """Create a new, empty vault."""
+def init(ctx: click.Context, kdf: str, role: str | None) -> None:
+    """Create a new, empty vault for one role (--role signer, journalist or both)."""
+    if role is None:
+        raise errors.UsageError(
+            "say what this desk is for: --role journalist (your own keys), "
+            "signer (the org signing key) or both (one person does both)"
+        )
     path = vault_path(ctx)
-    vault = Vault.create(path, ask_passphrase("New vault passphrase", confirm=True), kdf)
+    vault = Vault.create(path, ask_passphrase("New vault passphrase", confirm=True), kdf, role)
     vault.close()
-    click.echo(f"created a vault in {path}")
-    click.echo("next: tipline-desk keys add 'YOUR NAME'", err=True)
+    click.echo(f"created a {role} vault in {path}")
+    nexts = {
+        "signer": "tipline-desk keys org-create",
+        "journalist": "tipline-desk keys org-import ORG.pub, then keys request",
+        "both": "tipline-desk keys org-create, then keys add 'YOUR NAME' --account YOU",
+    }
+    click.echo(f"next: {nexts[role]}", err=True)
 
 
 @cli.command("import")

@@ -7,8 +7,20 @@ from pathlib import Path
 
 import click
 
-from .admin import create_org, org_public, sign_manifest_file, write_new
-from .common import ask_passphrase, opened, vault_path
+from .admin import (
+    HOLDING_ROLES,
+    accept_key_request,
+    create_org,
+    import_org_public,
+    org_public,
+    read_key_request,
+    renew_manifest_file,
+    request_key,
+    require_role,
+    sign_manifest_file,
+    write_new,
+)
+from .common import ask_passphrase, confirmed, opened, vault_path
 from .errors import UsageError
 from .maintenance import backup, rekey, restore, verify
 from .text import one_line
@@ -26,38 +38,50 @@ def keys_list(ctx: click.Context) -> None:
     """List the vault's keys."""
     with opened(ctx) as vault:
         ring = vault.keyring
+        click.echo(f"this is a {ring.role} desk")
         if ring.org:
             click.echo(f"org signing key  fingerprint {ring.org.public.fingerprint}")
+        elif ring.org_public:
+            click.echo(f"org public key   fingerprint {org_public(vault).fingerprint}")
         for r in ring.recipients:
             retired = f" since {r.retired}" if r.retired else ""
+            held = "secret here" if r.secret else "public only"
             click.echo(
-                f"{r.key_id}  {r.state:<11} {r.created}{retired}  {one_line(r.secret.label, 64)}"
+                f"{r.short_id}  {r.state:<11} {r.account or '-':<16} {held:<11} "
+                f"{r.created}{retired}  {one_line(r.label, 64)}"
             )
         if not ring.recipients:
-            click.echo("no recipient keys yet (tipline-desk keys add NAME)", err=True)
+            click.echo("no recipient keys yet (keys request, or keys accept)", err=True)
 
 
 @keys_group.command("add")
 @click.argument("label")
+@click.option("--account", help="The staff account on the server this key belongs to.")
 @click.pass_context
-def keys_add(ctx: click.Context, label: str) -> None:
-    """Make a new recipient key for a journalist called LABEL."""
+def keys_add(ctx: click.Context, label: str, account: str | None) -> None:
+    """Make a new recipient key for LABEL in this vault (a one-person desk of role "both")."""
     with opened(ctx) as vault:
-        entry = vault.keyring.add(label, today())
+        require_role(vault, ("both",), "make a key for someone else")
+        entry = vault.keyring.add(label, today(), account)
         vault.save_keyring()
-    click.echo(f"added key {entry.key_id} for {label}")
+    click.echo(f"added key {entry.short_id} for {label}")
     click.echo("next: sign a new manifest (tipline-desk manifest --out FILE)", err=True)
 
 
 @keys_group.command("rotate")
 @click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.pass_context
-def keys_rotate(ctx: click.Context, key: str) -> None:
-    """Replace KEY (id prefix or label) by a new key; the old one is kept to open old items."""
+def keys_rotate(ctx: click.Context, key: str, yes: bool) -> None:
+    """Replace KEY (account, key id prefix or label prefix) by a new key in this vault; the old
+    one is kept to open old items. On separate desks, send a key request instead."""
     with opened(ctx) as vault:
-        old, new = vault.keyring.rotate(key, today())
+        require_role(vault, ("both",), "rotate in one step (send a key request instead)")
+        entry = vault.keyring.find(key, vault.keyring.active())
+        confirmed(yes, f"rotate key {entry.short_id} ({one_line(entry.label, 40)})?")
+        old, new = vault.keyring.rotate(entry.key_id, today())
         vault.save_keyring()
-    click.echo(f"retired {old.key_id}, added {new.key_id}")
+    click.echo(f"retired {old.short_id}, added {new.short_id}")
     click.echo("next: sign a new manifest, then tipline-desk rekey", err=True)
 
 
@@ -73,13 +97,20 @@ def keys_rotate(ctx: click.Context, key: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also sign a new manifest without the key, to upload to the server.",
 )
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.pass_context
-def keys_retire(ctx: click.Context, key: str, compromised: bool, manifest_out: Path | None) -> None:
-    """Stop sealing new submissions to KEY (old items still open)."""
+def keys_retire(
+    ctx: click.Context, key: str, compromised: bool, manifest_out: Path | None, yes: bool
+) -> None:
+    """Stop sealing new submissions to KEY: its account, key id prefix or label prefix (old
+    items still open)."""
     with opened(ctx) as vault:
-        entry = vault.keyring.retire(key, today(), compromised)
+        found = vault.keyring.find(key)
+        who = f"{found.short_id} ({one_line(found.label, 40)}, account {found.account or '-'})"
+        confirmed(yes, f"retire key {who}{' as compromised' if compromised else ''}?")
+        entry = vault.keyring.retire(found.key_id, today(), compromised)
         vault.save_keyring()
-        click.echo(f"key {entry.key_id} is now {entry.state}")
+        click.echo(f"key {entry.short_id} is now {entry.state}")
         if compromised:
             changed = rekey(vault)
             click.echo(f"re-wrapped {changed} stored items to the remaining keys")
@@ -95,8 +126,53 @@ def keys_export(ctx: click.Context, key: str, out: Path) -> None:
     """Write KEY's public key file (never the secret)."""
     with opened(ctx) as vault:
         entry = vault.keyring.find(key)
-    write_new(out, entry.secret.public.to_json())
+    write_new(out, entry.public.to_json())
     click.echo(f"wrote the public key {entry.key_id} to {out}")
+
+
+@keys_group.command("request")
+@click.option("--account", required=True, help="Your staff account name on the server.")
+@click.option("--label", required=True, help="Your name as colleagues know it.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def keys_request(ctx: click.Context, account: str, label: str, out: Path) -> None:
+    """Make your key on this desk and write a key request (no secret) for the signing desk."""
+    with opened(ctx) as vault:
+        entry = request_key(vault, account, label, out)
+    click.echo(f"made key {entry.short_id} for {account} and wrote its request to {out}")
+    click.echo("next: carry the request to the signing desk (tipline-desk keys accept)", err=True)
+
+
+@keys_group.command("accept")
+@click.argument("request", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@click.pass_context
+def keys_accept(ctx: click.Context, request: Path, yes: bool) -> None:
+    """Add the key from a journalist's key REQUEST file to this signing desk."""
+    with opened(ctx) as vault:
+        checked = read_key_request(vault, request)
+        public = checked.public
+        click.echo(f"key id      {checked.key_id}")
+        click.echo(f"label       {one_line(public.label, 64)}")
+        click.echo(f"account     {public.account}")
+        click.echo(f"made on     {checked.created.isoformat()}")
+        same = [r for r in vault.keyring.active() if r.account == public.account]
+        for r in same:
+            click.echo(f"replaces?   {r.short_id} {one_line(r.label, 40)} (retire it after)")
+        confirmed(yes, "add this key? Compare the key id with the journalist's screen")
+        entry = accept_key_request(vault, checked)
+    click.echo(f"added key {entry.short_id} for {public.account}")
+    click.echo("next: sign a new manifest (tipline-desk manifest --out FILE)", err=True)
+
+
+@keys_group.command("org-import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def org_import(ctx: click.Context, file: Path) -> None:
+    """Keep the org PUBLIC key (from keys org-export) on a journalist desk."""
+    with opened(ctx) as vault:
+        require_role(vault, HOLDING_ROLES, "import the org public key")
+        click.echo(f"org key fingerprint {import_org_public(vault, file)}")
 
 
 @keys_group.command("org-create")
@@ -119,20 +195,38 @@ def org_export(ctx: click.Context, out: Path) -> None:
     click.echo(f"wrote the org public key ({org.fingerprint}) to {out}")
 
 
-@click.command("manifest")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
+DAYS = click.option(
     "--days",
     default=180,
     show_default=True,
     type=click.IntRange(1, 3650),
     help="How long the manifest is valid.",
 )
+
+
+@click.group("manifest", invoke_without_command=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@DAYS
 @click.pass_context
-def manifest(ctx: click.Context, out: Path, days: int) -> None:
-    """Sign a key manifest of the active keys, to install on the server."""
+def manifest(ctx: click.Context, out: Path | None, days: int) -> None:
+    """Sign a key manifest of the active keys, to install on the server (signing desk)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise click.UsageError("Missing option '--out'.")
     with opened(ctx) as vault:
         _sign(vault, out, days)
+
+
+@manifest.command("renew")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@DAYS
+@click.pass_context
+def manifest_renew(ctx: click.Context, out: Path, days: int) -> None:
+    """Sign the same keys again with a new expiry, before the manifest in force expires."""
+    with opened(ctx) as vault:
+        version, count = renew_manifest_file(vault, out, days)
+    click.echo(f"renewed: manifest version {version} with the same {count} keys to {out}")
 
 
 def _sign(vault: Vault, out: Path, days: int) -> None:

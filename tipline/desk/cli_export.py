@@ -47,7 +47,11 @@ class _Bars:
 @click.command("export")
 @click.argument("item")
 @click.option(
-    "--to", "folder", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+    "--to",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder for the copies (made, for you only, if it does not exist).",
 )
 @click.option(
     "--publication",
@@ -90,6 +94,7 @@ def export_cmd(
     options = Options(copy=copy, ocr=ocr, with_message=with_message, only=attachment)
     with opened(ctx) as vault:
         source = prepare(vault, vault.store.resolve(item))
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         bars = _Bars()
         try:
             report = export(source, folder, converter, options, bars)

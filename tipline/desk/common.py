@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .errors import UsageError
 from .store import Item, Thread
 from .text import one_line
 from .vault import Vault
@@ -23,7 +24,8 @@ def vault_path(ctx: click.Context) -> Path:
 
 
 def ask_passphrase(prompt: str = "Vault passphrase", confirm: bool = False) -> str:
-    """Read the passphrase: hidden from a terminal, or one line from a pipe (for scripts).
+    """Read the passphrase: hidden from a terminal, or one line from a pipe (for scripts; two
+    lines, the same twice, where a new passphrase is set).
 
     It is never taken from the command line or the environment, where other programs and the
     shell history can see it.
@@ -31,11 +33,31 @@ def ask_passphrase(prompt: str = "Vault passphrase", confirm: bool = False) -> s
     if sys.stdin.isatty():
         return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True))
     line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError("no passphrase on standard input")
     if confirm:
         again = sys.stdin.readline()
+        if not again:
+            raise click.UsageError(
+                "a new passphrase is read twice: give it on two lines of standard input"
+            )
         if again.rstrip("\r\n") != line.rstrip("\r\n"):
             raise click.UsageError("the two passphrases differ")
     return line.rstrip("\r\n")
+
+
+def confirmed(yes: bool, question: str) -> None:
+    """Ask before a change that is hard to undo; ``--yes`` answers for scripts. Answers are
+    read from the terminal, or as one line from a pipe after the passphrase."""
+    if yes:
+        return
+    if sys.stdin.isatty():
+        ok = click.confirm(question[:1].upper() + question[1:], default=False, err=True)
+    else:
+        click.echo(f"{question[:1].upper() + question[1:]} [y/N]: ", err=True, nl=False)
+        ok = sys.stdin.readline().strip().lower() in ("y", "yes")
+    if not ok:
+        raise UsageError("nothing changed (answer yes, or pass --yes)")
 
 
 @contextmanager

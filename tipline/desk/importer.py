@@ -101,7 +101,7 @@ def import_bundle(
     report = ImportReport()
     identities = vault.keyring.identities()
     if not identities:
-        raise ImportRefusedError("this vault has no keys yet (tipline-desk keys add NAME)")
+        raise ImportRefusedError("this vault has no keys yet (tipline-desk keys request)")
     last_save = time.monotonic()
     read_ahead = spare_core()
     written: list[Path] = []  # renamed into items/ but not yet known to be on the disk

@@ -26,21 +26,41 @@ from .errors import AmbiguousError, KeyringError, NotFoundError, VaultDamagedErr
 MAX_KEYRING = 1 << 20
 MAX_KEYS = 1000
 STATES = ("active", "retired", "compromised")
+# What a vault is for (docs/DESK.md §1): a signing desk holds the org key and other people's
+# public keys; a journalist desk holds its own secret keys and the org public key; "both" is a
+# one-person newsroom that said so at init. Vaults from before roles are "both".
+ROLES = ("signer", "journalist", "both")
 
 
 @dataclass(frozen=True)
 class Recipient:
     """A journalist's key as the vault keeps it."""
 
-    secret: keys.RecipientSecret
+    public: keys.RecipientPublic
     state: str
     created: str
     retired: str | None = None
+    secret: keys.RecipientSecret | None = None  # None: someone else's key, known by request
 
     @property
     def key_id(self) -> str:
         """The key id as hex."""
-        return self.secret.public.key_id.hex()
+        return self.public.key_id.hex()
+
+    @property
+    def short_id(self) -> str:
+        """The key id's first 8 hex digits, as people read it."""
+        return self.key_id[:8]
+
+    @property
+    def label(self) -> str:
+        """The key's label."""
+        return self.public.label
+
+    @property
+    def account(self) -> str | None:
+        """The staff account the key belongs to, if known."""
+        return self.public.account
 
 
 @dataclass
@@ -50,6 +70,9 @@ class Keyring:
     recipients: list[Recipient] = field(default_factory=list)
     org: keys.OrgSecret | None = None
     manifest_version: int = 0
+    role: str = "both"
+    org_public: bytes | None = None  # a journalist desk's copy of the org public key
+    manifest_keys: list[str] | None = None  # key ids of the last manifest signed here
 
     def active(self) -> list[Recipient]:
         """Keys that new envelopes are sealed to."""
@@ -57,30 +80,65 @@ class Keyring:
 
     def identities(self) -> list[bytes]:
         """Every secret key, retired ones included, so old envelopes still open."""
-        return [r.secret.secret_key for r in self.recipients]
+        return [r.secret.secret_key for r in self.recipients if r.secret is not None]
 
-    def find(self, prefix: str) -> Recipient:
-        """The key whose id starts with ``prefix`` (or whose label is exactly it)."""
-        prefix = prefix.strip().lower()
-        hits = [r for r in self.recipients if r.key_id.startswith(prefix) and len(prefix) >= 4]
-        hits = hits or [r for r in self.recipients if r.secret.label.lower() == prefix]
+    def find(self, query: str, among: list[Recipient] | None = None) -> Recipient:
+        """The one key named by ``query``: its account, a key id prefix (4 digits or more) or a
+        label prefix. When several match, active keys win over retired ones; if still several,
+        ``AmbiguousError`` lists them."""
+        pool = self.recipients if among is None else among
+        text = query.strip().lower()
+        if not text:
+            raise NotFoundError("name a key by its account, key id or label")
+        hits = [r for r in pool if (r.account or "") == text]
+        hits = hits or [r for r in pool if len(text) >= 4 and r.key_id.startswith(text)]
+        hits = hits or [r for r in pool if r.label.lower().startswith(text)]
         if not hits:
-            raise NotFoundError(f"no key {prefix!r} in this vault")
+            raise NotFoundError(f"no key {query.strip()!r} in this vault (tipline-desk keys list)")
+        active = [r for r in hits if r.state == "active"]
+        if len(hits) > 1 and len(active) == 1:
+            return active[0]
         if len(hits) > 1:
-            raise AmbiguousError(prefix)
+            listing = "; ".join(f"{r.short_id} {r.label} ({r.state})" for r in hits[:10])
+            raise AmbiguousError(f"{query.strip()!r} matches {len(hits)} keys: {listing}")
         return hits[0]
 
-    def add(self, label: str, today: datetime.date) -> Recipient:
-        """Generate a new active recipient key."""
+    def _room(self) -> None:
         if len(self.recipients) >= MAX_KEYS:
             raise KeyringError(f"a vault holds at most {MAX_KEYS} keys")
         if len(self.active()) >= 32:
             raise KeyringError("a key manifest holds at most 32 active keys; retire one first")
+
+    def add(self, label: str, today: datetime.date, account: str | None = None) -> Recipient:
+        """Generate a new active recipient key (held in this vault)."""
+        self._room()
         try:
             secret = keys.RecipientSecret.generate(label)
+            if account is not None:
+                keys.expect_account(account, KeyFileError)
         except KeyFileError as exc:
             raise KeyringError(exc.detail) from exc
-        entry = Recipient(secret, "active", today.isoformat())
+        public = keys.RecipientPublic(secret.public.public_key, label, account)
+        entry = Recipient(public, "active", today.isoformat(), secret=secret)
+        self.recipients.append(entry)
+        return entry
+
+    def add_own(
+        self, secret: keys.RecipientSecret, account: str, today: datetime.date
+    ) -> Recipient:
+        """Keep a key this desk made for a key request (active once the signer accepts it)."""
+        self._room()
+        public = keys.RecipientPublic(secret.public.public_key, secret.label, account)
+        entry = Recipient(public, "active", today.isoformat(), secret=secret)
+        self.recipients.append(entry)
+        return entry
+
+    def add_public(self, public: keys.RecipientPublic, today: datetime.date) -> Recipient:
+        """Add someone else's key from an accepted request (no secret here)."""
+        self._room()
+        if any(r.key_id == public.key_id.hex() for r in self.recipients):
+            raise KeyringError(f"key {public.key_id.hex()[:8]} is already in this vault")
+        entry = Recipient(public, "active", today.isoformat())
         self.recipients.append(entry)
         return entry
 
@@ -90,7 +148,7 @@ class Keyring:
         if entry.state != "active" and not compromised:
             raise KeyringError(f"key {entry.key_id} is already {entry.state}")
         if entry.state == "active" and len(self.active()) == 1:
-            raise KeyringError("that is the last active key; add or rotate first")
+            raise KeyringError("that is the last active key; accept (or add) another one first")
         new = replace(
             entry, state="compromised" if compromised else "retired", retired=today.isoformat()
         )
@@ -102,7 +160,12 @@ class Keyring:
         old = self.find(prefix)
         if old.state != "active":
             raise KeyringError(f"key {old.key_id} is {old.state}, not active")
-        new = self.add(old.secret.label, today)
+        if old.secret is None:
+            raise KeyringError(
+                f"key {old.short_id} is held on its owner's desk: they send a new key request "
+                "(tipline-desk keys request), you accept it and retire this one"
+            )
+        new = self.add(old.label, today, old.account)
         retired = self.retire(old.key_id, today)
         return retired, new
 
@@ -113,11 +176,16 @@ class Keyring:
                 "type": "tipline-desk-keyring",
                 "v": 1,
                 "org_seed": b64e(self.org.seed) if self.org else None,
+                "org_public": b64e(self.org_public) if self.org_public else None,
+                "role": self.role,
+                "manifest_keys": self.manifest_keys,
                 "manifest_version": self.manifest_version,
                 "recipients": [
                     {
-                        "label": r.secret.label,
-                        "secret_key": b64e(r.secret.secret_key),
+                        "label": r.label,
+                        "account": r.account,
+                        "public_key": b64e(r.public.public_key),
+                        "secret_key": b64e(r.secret.secret_key) if r.secret else None,
                         "state": r.state,
                         "created": r.created,
                         "retired": r.retired,
@@ -132,31 +200,72 @@ class Keyring:
         """Parse the keyring, checking every field."""
         obj = load_json(data, MAX_KEYRING, VaultDamagedError, "keyring")
         expect_header(obj, "tipline-desk-keyring", VaultDamagedError, "keyring")
+        # Keyrings from before roles lack role, org_public and the entries' account/public_key.
+        obj.setdefault("role", "both")
+        obj.setdefault("org_public", None)
+        obj.setdefault("manifest_keys", None)
         expect_members(
             obj,
-            {"type", "v", "org_seed", "manifest_version", "recipients"},
+            {
+                "type",
+                "v",
+                "org_seed",
+                "org_public",
+                "role",
+                "manifest_keys",
+                "manifest_version",
+                "recipients",
+            },
             VaultDamagedError,
             "keyring",
         )
+        if obj["role"] not in ROLES:
+            raise VaultDamagedError("the keyring has an unknown role")
         org = None
         if obj["org_seed"] is not None:
             org = keys.OrgSecret(b64d(obj["org_seed"], 32, VaultDamagedError, "org key"))
+        org_public = None
+        if obj["org_public"] is not None:
+            org_public = b64d(obj["org_public"], 32, VaultDamagedError, "org public key")
         version = expect_int(obj["manifest_version"], 0, 2**53 - 1, VaultDamagedError, "version")
         raw = obj["recipients"]
         if not isinstance(raw, list) or len(raw) > MAX_KEYS:
             raise VaultDamagedError("keyring recipients")
-        return cls([_recipient(r) for r in raw], org, version)
+        manifest_keys = obj["manifest_keys"]
+        if manifest_keys is not None and (
+            not isinstance(manifest_keys, list)
+            or len(manifest_keys) > MAX_KEYS
+            or not all(isinstance(k, str) and len(k) == 32 for k in manifest_keys)
+        ):
+            raise VaultDamagedError("keyring manifest keys")
+        return cls(
+            [_recipient(r) for r in raw], org, version, obj["role"], org_public, manifest_keys
+        )
 
 
 def _recipient(value: Any) -> Recipient:
     if not isinstance(value, dict):
         raise VaultDamagedError("a keyring entry is not an object")
+    value.setdefault("account", None)
+    value.setdefault("public_key", None)
     expect_members(
-        value, {"label", "secret_key", "state", "created", "retired"}, VaultDamagedError, "entry"
+        value,
+        {"label", "account", "public_key", "secret_key", "state", "created", "retired"},
+        VaultDamagedError,
+        "entry",
     )
     if value["state"] not in STATES:
         raise VaultDamagedError("a keyring entry has an unknown state")
-    secret = keys.RecipientSecret(
-        b64d(value["secret_key"], 32, VaultDamagedError, "secret key"), str(value["label"])
-    )
-    return Recipient(secret, value["state"], str(value["created"]), value["retired"])
+    label, account = str(value["label"]), value["account"]
+    if account is not None:
+        account = keys.expect_account(account, VaultDamagedError)
+    secret = None
+    if value["secret_key"] is not None:
+        secret = keys.RecipientSecret(
+            b64d(value["secret_key"], 32, VaultDamagedError, "secret key"), label
+        )
+        public_key = secret.public.public_key
+    else:
+        public_key = b64d(value["public_key"], 32, VaultDamagedError, "public key")
+    public = keys.RecipientPublic(public_key, label, account)
+    return Recipient(public, value["state"], str(value["created"]), value["retired"], secret)

@@ -88,7 +88,7 @@ def rekey(vault: Vault, progress: Progress = None) -> int:
     """Re-wrap every stored envelope to the vault's active keys (replies: plus the source's
     reply key). Only stanzas change; the payload is copied unread. Returns how many changed.
     """
-    active = [r.secret.public.public_key for r in vault.keyring.active()]
+    active = [r.public.public_key for r in vault.keyring.active()]
     if not active:
         raise KeyringError("there is no active key to re-wrap to")
     identities = vault.keyring.identities()

@@ -46,7 +46,7 @@ def write_reply(
         raise UsageError("the reply is empty")
     if len(attachments) > MAX_ATTACHMENTS:
         raise UsageError(f"a reply carries at most {MAX_ATTACHMENTS} attachments")
-    active = [r.secret.public.public_key for r in vault.keyring.active()]
+    active = [r.public.public_key for r in vault.keyring.active()]
     if not active:
         raise UsageError("this vault has no active key to keep a copy of the reply")
     if out.exists():

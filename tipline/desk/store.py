@@ -29,6 +29,7 @@ MIGRATIONS: dict[int, str] = {
     """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+TEMP_STORE_MEMORY = 2  # SQLite's PRAGMA temp_store value for MEMORY
 
 SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +80,11 @@ class Store:
 
     def __init__(self, data: bytes | bytearray | None = None) -> None:
         self.db = sqlite3.connect(":memory:", isolation_level=None)
+        # A ":memory:" database still sorts and builds temporary indexes in files under
+        # /var/tmp (etilqs_*, unlinked at once) when a query outgrows the page cache: a triage
+        # listing of about 3,000 items spilled decrypted previews there. Temporary storage
+        # stays in memory, set before anything runs (tests/desk/test_spill.py watches it).
+        self.db.execute(f"PRAGMA temp_store={TEMP_STORE_MEMORY}")
         self.dirty = False
         if data is None:
             self.db.executescript(SCHEMA)

@@ -36,7 +36,7 @@ from .errors import (
     VaultExistsError,
     VaultMissingError,
 )
-from .keyring import MAX_KEYRING, Keyring
+from .keyring import MAX_KEYRING, ROLES, Keyring
 from .store import Store
 
 MAX_TRIAGE = 4 << 30
@@ -97,8 +97,13 @@ class Vault:
     # --- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: Path, passphrase: str, kdf: str = "moderate") -> Vault:
-        """Make a new, empty vault in ``path`` (which must be empty or not exist)."""
+    def create(
+        cls, path: Path, passphrase: str, kdf: str = "moderate", role: str = "both"
+    ) -> Vault:
+        """Make a new, empty vault in ``path`` (which must be empty or not exist) for ``role``
+        (``keyring.ROLES``)."""
+        if role not in ROLES:
+            raise UsageError(f"the role must be one of {', '.join(ROLES)}")
         if len(passphrase) < 8:
             raise UsageError("the passphrase must be at least 8 characters")
         if path.exists() and any(path.iterdir()):
@@ -110,7 +115,7 @@ class Vault:
         ops, mem = KDF_PRESETS[kdf]
         sealed.write_atomic(path / "vault.key", keys.lock(key, passphrase, ops, mem))
         sealed.write_atomic(
-            path / "keyring.sealed", sealed.seal(key, "keyring", Keyring().to_json())
+            path / "keyring.sealed", sealed.seal(key, "keyring", Keyring(role=role).to_json())
         )
         sealed.write_atomic(path / "triage.sealed", sealed.seal(key, "triage", Store().serialize()))
         sealed.write_atomic(path / "vault.json", json.dumps(VAULT_INFO).encode())

@@ -19,13 +19,14 @@ import nacl.hashlib
 import nacl.pwhash
 import pyotp
 import segno
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
 from ..crypto.primitives import random_below
 from ..wordlist import load_wordlist
-from .models import Account, ApiToken, new_id
+from .i18n import _
+from .models import Account, ApiToken, DigestSubscription, new_id
 
 USERNAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
 MIN_PASSWORD_CHARS = 14
@@ -71,7 +72,7 @@ def check_username(username: str) -> str:
     """A username: 2 to 64 lowercase letters, digits, dots, dashes or underscores."""
     if not USERNAME.match(username):
         raise AccountError(
-            "a username is 2 to 64 lowercase letters, digits, dots, dashes or underscores"
+            _("a username is 2 to 64 lowercase letters, digits, dots, dashes or underscores")
         )
     return username
 
@@ -80,15 +81,18 @@ def check_strength(password: str, username: str) -> str:
     """Refuse a password that is short, repetitive, or built on the username."""
     password = unicodedata.normalize("NFC", password)
     if len(password) > MAX_PASSWORD_CHARS:
-        raise WeakPasswordError(f"use at most {MAX_PASSWORD_CHARS} characters")
+        raise WeakPasswordError(_("use at most %(num)d characters", num=MAX_PASSWORD_CHARS))
     if len(password) < MIN_PASSWORD_CHARS:
         raise WeakPasswordError(
-            f"use at least {MIN_PASSWORD_CHARS} characters (the offered passphrase is best)"
+            _(
+                "use at least %(num)d characters (the offered passphrase is best)",
+                num=MIN_PASSWORD_CHARS,
+            )
         )
     if len(set(password)) < MIN_DISTINCT_CHARS:
-        raise WeakPasswordError("it repeats too few different characters")
+        raise WeakPasswordError(_("it repeats too few different characters"))
     if username and len(password.lower().replace(username.lower(), "")) < MIN_PASSWORD_CHARS:
-        raise WeakPasswordError("it is mostly the username")
+        raise WeakPasswordError(_("it is mostly the username"))
     return password
 
 
@@ -123,7 +127,7 @@ def create(db: Session, username: str, password: str, *, is_admin: bool = False)
     check_username(username)
     check_strength(password, username)
     if db.scalar(select(Account.id).where(Account.username == username)) is not None:
-        raise AccountError(f"the username {username} is taken")
+        raise AccountError(_("the username %(name)s is taken", name=username))
     account = Account(
         id=new_id(),
         username=username,
@@ -350,3 +354,12 @@ def revoke_token(db: Session, account: Account, token_id: str) -> bool:
     db.delete(row)
     db.commit()
     return True
+
+
+def remove(db: Session, account: Account) -> None:
+    """Delete an account with its API tokens and digest subscription (the audit log, which
+    names accounts by username, keeps its entries)."""
+    db.execute(delete(ApiToken).where(ApiToken.account_id == account.id))
+    db.execute(delete(DigestSubscription).where(DigestSubscription.account_id == account.id))
+    db.delete(account)
+    db.commit()

@@ -25,10 +25,12 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from . import accounts, audit, db
 from .extensions import limiter
 from .forms import ActionForm
+from .i18n import refusal
 from .models import Account
 from .sources import _new_session
 from .staff_forms import CodeForm, LoginForm, PasswordForm, TokenForm
@@ -131,7 +133,7 @@ def login() -> ResponseReturnValue:
         accounts.check_code_step(session_db, found, form.code.data or "")
     except accounts.LoginError as exc:
         return render_template(
-            "journalist/login.html", form=form, failed=True, message=exc.message
+            "journalist/login.html", form=form, failed=True, message=refusal(exc)
         ), 401
     _start(found)
     return redirect(url_for("admin.index" if found.is_admin else "journalist.index"), 303)
@@ -202,18 +204,18 @@ def own_account() -> ResponseReturnValue:
     message, status = None, 200
     if form.validate_on_submit():
         if not accounts.verify_password(me, form.current.data):
-            message, status = "The current password is wrong.", 400
+            message, status = gettext("The current password is wrong."), 400
         else:
             try:
                 accounts.set_password(db.session(), me, form.new.data)
             except accounts.AccountError as exc:
-                message, status = exc.message, 400
+                message, status = refusal(exc), 400
             else:
                 audit.record(db.session(), me.username, "change-own-password")
                 _start(me)
-                message = "Your password was changed."
+                message = gettext("Your password was changed.")
     elif request.method == "POST":
-        message, status = "The form expired or was incomplete.", 400
+        message, status = gettext("The form expired or was incomplete."), 400
     return render_template(
         "journalist/account.html",
         form=form,

@@ -157,6 +157,26 @@ def install_manifest(file: BinaryIO, yes: bool) -> None:
     click.echo(f"tipline-server: installed key manifest version {summary.version}", err=True)
 
 
+@cli.command("sealed-to-retired")
+def sealed_to_retired() -> None:
+    """List the submissions sealed only to keys the manifest in force no longer lists."""
+    from . import manifests
+    from .sources import blobs
+
+    with _app_db() as (app, session):
+        items, more = manifests.sealed_only_to_retired(
+            session, blobs(), app.config["ORG_PUBLIC_KEY_BYTES"]
+        )
+    for item in items:
+        names = "; ".join(f"{n.short_id} {n.account or '-'} {n.label}" for n in item.keys)
+        click.echo(f"{item.id}  source {item.source_id[:12]}  {item.received.isoformat()}  {names}")
+    more_text = f" (only the oldest {len(items)} listed)" if more else ""
+    click.echo(
+        f"tipline-server: {len(items)} submissions sealed only to retired keys{more_text}",
+        err=True,
+    )
+
+
 @cli.command("retention")
 def retention_command() -> None:
     """Delete the ciphertext the retention settings say has expired (run daily by a timer)."""
@@ -170,6 +190,29 @@ def retention_command() -> None:
         f"{swept.replies} replies and {swept.sources} sources that never sent anything",
         err=True,
     )
+
+
+@cli.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for monitoring.")
+def health_command(as_json: bool) -> None:
+    """Check the tip line's health: database, free disk, key manifest and its expiry, last
+    retention run, unfinished uploads, sources with no submissions, items sealed only to
+    retired keys. Exit status: 0 all well, 1 a warning, 2 a failure."""
+    import json
+
+    from . import health
+    from .sources import blobs
+
+    with _app_db() as (app, session):
+        result = health.report(
+            session, blobs(), app.config["ORG_PUBLIC_KEY_BYTES"], app.config["UPLOAD_TTL_HOURS"]
+        )
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        for check in result.checks:
+            click.echo(f"{check.status.name.lower():4}  {check.name:10} {check.summary}")
+    sys.exit(int(result.status))
 
 
 @cli.command("digest")

@@ -32,6 +32,7 @@ from ..crypto.errors import TiplineError
 from . import digest_keys, mailer
 from .config import EMAIL
 from .digest_keys import DigestKey
+from .i18n import _
 from .models import Account, DigestSubscription, Reply, Submission
 
 PLAINTEXT_SIZE = 1024
@@ -146,7 +147,7 @@ def subscribe(session: Session, account: Account, address: str, key_text: str) -
     encrypting to it with the real tool, and its fixed body size is measured."""
     address = address.strip()
     if len(address) > 254 or not EMAIL.fullmatch(address):
-        raise DigestError("give one plain e-mail address, like name@example.org")
+        raise DigestError(_("give one plain e-mail address, like name@example.org"))
     key = digest_keys.check(key_text)
     size = nominal_body_size(key)
     found = subscription_of(session, account)

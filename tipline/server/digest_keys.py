@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..crypto.errors import TiplineError
+from .i18n import _
 
 MAX_KEY_CHARS = 64 * 1024  # an armored OpenPGP key with a few user ids is a few KiB
 MAX_OUTPUT = 1 << 20
@@ -96,12 +97,12 @@ def _one_encryption_key(home: _GnuPGHome) -> str:
     records = [line.split(":") for line in listing.decode("utf-8", "replace").splitlines()]
     primaries = [r for r in records if r[0] == "pub"]
     if len(primaries) != 1:
-        raise DigestKeyError("paste exactly one OpenPGP public key")
+        raise DigestKeyError(_("paste exactly one OpenPGP public key"))
     pub = primaries[0]
     if len(pub) < 12 or pub[1] in {"r", "e", "i", "d", "n"}:
-        raise DigestKeyError("that OpenPGP key is revoked, expired or invalid")
+        raise DigestKeyError(_("that OpenPGP key is revoked, expired or invalid"))
     if "E" not in pub[11]:  # the key as a whole has no usable encryption (sub)key
-        raise DigestKeyError("that OpenPGP key has no usable encryption subkey")
+        raise DigestKeyError(_("that OpenPGP key has no usable encryption subkey"))
     index = records.index(pub)
     fingerprint = next((r[9] for r in records[index:] if r[0] == "fpr" and len(r) > 9), "")
     if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", fingerprint):
@@ -138,13 +139,15 @@ def check(text: str) -> DigestKey:
     """
     text = text.strip()
     if len(text) > MAX_KEY_CHARS:
-        raise DigestKeyError(f"a key is at most {MAX_KEY_CHARS} characters")
+        raise DigestKeyError(_("a key is at most %(num)d characters", num=MAX_KEY_CHARS))
     if AGE_RECIPIENT.fullmatch(text):
         key = DigestKey(AGE, text, text)
     elif text.startswith("age1"):
         raise DigestKeyError(
-            "an age public key is one line of 62 characters, age1 and 58 more "
-            "(age-keygen -y shows it; plugin and SSH recipients are not taken)"
+            _(
+                "an age public key is one line of 62 characters, age1 and 58 more "
+                "(age-keygen -y shows it; plugin and SSH recipients are not taken)"
+            )
         )
     elif text.startswith(PGP_BEGIN) and text.endswith(PGP_END):
         home = _GnuPGHome(text)
@@ -159,8 +162,12 @@ def check(text: str) -> DigestKey:
         key = DigestKey(OPENPGP, minimal.strip(), fingerprint)
     else:
         raise DigestKeyError(
-            "paste an age public key (age1...) or an OpenPGP public key block "
-            f"({PGP_BEGIN} ... {PGP_END})"
+            _(
+                "paste an age public key (age1...) or an OpenPGP public key block "
+                "(%(begin)s ... %(end)s)",
+                begin=PGP_BEGIN,
+                end=PGP_END,
+            )
         )
     encrypt(key, b"test")  # the real tool can use it, or the journalist hears why now
     return key

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -14,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from . import audit, db, digest, digest_keys
 from .auth import account, staff_required
 from .forms import ActionForm
+from .i18n import refusal
 
 bp = Blueprint("digest", __name__, url_prefix="/journalist/digest")
 
@@ -21,9 +24,9 @@ bp = Blueprint("digest", __name__, url_prefix="/journalist/digest")
 class DigestForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """Where the digest goes and the key it is encrypted to."""
 
-    email = StringField("Your e-mail address", validators=[DataRequired(), Length(max=254)])
+    email = StringField(_l("Your e-mail address"), validators=[DataRequired(), Length(max=254)])
     key = TextAreaField(
-        "Your public key: age (age1...) or OpenPGP (-----BEGIN PGP PUBLIC KEY BLOCK-----)",
+        _l("Your public key: age (age1...) or OpenPGP (-----BEGIN PGP PUBLIC KEY BLOCK-----)"),
         validators=[DataRequired(), Length(max=digest_keys.MAX_KEY_CHARS)],
     )
 
@@ -54,19 +57,36 @@ def settings() -> ResponseReturnValue:
             form.email.data = found.email
         return _page(form)
     if not form.validate_on_submit():
-        return _page(form, 400, error="Give an address and a key (the form may have expired).")
+        return _page(
+            form, 400, error=gettext("Give an address and a key (the form may have expired).")
+        )
     me = account()
     try:
         key = digest.subscribe(db.session(), me, form.email.data, form.key.data)
     except digest.DigestError as exc:
-        return _page(form, 400, error=f"Nothing was changed: {exc.detail}.")
+        return _page(
+            form, 400, error=gettext("Nothing was changed: %(reason)s.", reason=exc.detail)
+        )
     except digest_keys.DigestKeyError as exc:
-        return _page(form, 400, error=f"Nothing was changed: {exc.message}.")
+        return _page(
+            form, 400, error=gettext("Nothing was changed: %(reason)s.", reason=refusal(exc))
+        )
     kind = "age" if key.kind == digest_keys.AGE else "OpenPGP"
+    said = (
+        gettext(
+            "The daily digest is on, encrypted to your age key %(fingerprint)s.",
+            fingerprint=key.fingerprint,
+        )
+        if key.kind == digest_keys.AGE
+        else gettext(
+            "The daily digest is on, encrypted to your OpenPGP key %(fingerprint)s.",
+            fingerprint=key.fingerprint,
+        )
+    )
     audit.record(db.session(), me.username, "digest-on", f"{kind} key {key.fingerprint}")
     return _page(
         DigestForm(formdata=None, email=form.email.data),
-        message=f"The daily digest is on, encrypted to your {kind} key {key.fingerprint}.",
+        message=said,
     )
 
 
@@ -75,7 +95,9 @@ def settings() -> ResponseReturnValue:
 def switch_off() -> ResponseReturnValue:
     """Switch the digest off: the address and key are deleted from the server."""
     if not ActionForm().validate_on_submit():
-        return _page(DigestForm(formdata=None), 400, error="The form expired. Nothing was changed.")
+        return _page(
+            DigestForm(formdata=None), 400, error=gettext("The form expired. Nothing was changed.")
+        )
     me = account()
     if digest.unsubscribe(db.session(), me):
         audit.record(db.session(), me.username, "digest-off")

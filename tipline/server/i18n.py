@@ -1,5 +1,8 @@
 """Languages: English, plus every catalogue under ``translations/`` (adding one adds a language,
 no code). Chosen from ``?lang=``, then the session, then Accept-Language.
+
+Sources get the languages the admin offers; staff pages (journalist, admin, login, digest) get
+every language there is a catalogue for, whatever the admin offers sources.
 """
 
 from __future__ import annotations
@@ -8,11 +11,14 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import flask_babel
 from babel import Locale
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..crypto.errors import TiplineError
 from .extensions import babel
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
@@ -24,9 +30,61 @@ def available() -> list[str]:
     return ["en", *found]
 
 
+STAFF_BLUEPRINTS = frozenset({"journalist", "admin", "auth", "digest"})
+
+
+def _(message: str, **values: Any) -> str:
+    """``gettext`` that also works outside a request (the CLI prints English): modules that the
+    staff pages and ``tipline-server`` share build their sentences with it."""
+    if has_request_context():
+        return str(flask_babel.gettext(message, **values))
+    return message % values if values else message
+
+
+def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
+    """``ngettext`` that also works outside a request (see ``_``)."""
+    if has_request_context():
+        return str(flask_babel.ngettext(singular, plural, num, **values))
+    return (singular if num == 1 else plural) % {"num": num, **values}
+
+
+# The sentence each refusal a staff page shows begins with (its class docstring, see
+# ``TiplineError.message``): listed so that extraction puts them in the catalogues.
+REFUSALS = (
+    _l("the account change was refused"),
+    _l("that password is too weak"),
+    _l(
+        "the username, password or two-factor code is wrong, or the account is locked for a few "
+        "minutes after too many attempts"
+    ),
+    _l("the request was refused"),
+    _l("that setting is not valid"),
+    _l("the key manifest was refused"),
+    _l("this bundle cannot be read"),
+    _l("that key cannot be used for the daily digest"),
+)
+
+
+def refusal(exc: TiplineError) -> str:
+    """``exc.message`` in the page's language: the class's sentence from the catalogue, and
+    the detail, which was translated where it was raised (see ``_``)."""
+    base = " ".join((type(exc).__doc__ or "").split())
+    if not has_request_context():
+        return exc.message
+    said = str(flask_babel.gettext(base)) if base else base
+    if not exc.detail:
+        return said
+    return str(flask_babel.gettext("%(sentence)s: %(detail)s", sentence=said, detail=exc.detail))
+
+
+def staff_page() -> bool:
+    """Whether this request is for a staff page (they offer every catalogue's language)."""
+    return request.blueprint in STAFF_BLUEPRINTS
+
+
 def select_locale() -> str:
     """The language for this request."""
-    languages = offered()
+    languages: list[str] = current_app.config["LANGUAGES"] if staff_page() else offered()
     asked = request.args.get("lang")
     if asked in languages:
         session["lang"] = asked
@@ -56,7 +114,11 @@ def _context() -> dict[str, Any]:
         org_name = settings.current().org_name
     except SQLAlchemyError:
         org_name = ""
-    return {"language_names": language_names(offered()), "org_name": org_name}
+    return {
+        "language_names": language_names(offered()),
+        "staff_language_names": language_names(current_app.config["LANGUAGES"]),
+        "org_name": org_name,
+    }
 
 
 def language_names(codes: list[str]) -> list[tuple[str, str]]:

@@ -23,18 +23,21 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from .. import bundle
-from . import audit, db, transfer
+from . import audit, db, keyset, transfer
 from .auth import account, staff_required
 from .forms import ActionForm
+from .i18n import refusal
 from .models import Source
 from .sources import blobs
 from .spooled import SpoolFile
 from .staff_forms import ReplyBundleForm, SelectionForm
 
 bp = Blueprint("journalist", __name__, url_prefix="/journalist")
+bp.context_processor(keyset.notice_context)
 
 
 def _source(source_id: str) -> Source:
@@ -57,7 +60,7 @@ def index() -> ResponseReturnValue:
     try:
         rows, following = transfer.list_sources(db.session(), request.args.get("after"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     return render_template(
         "journalist/index.html",
         sources=rows,
@@ -77,7 +80,7 @@ def source(source_id: str) -> ResponseReturnValue:
             db.session(), blobs(), found.id, request.args.get("after")
         )
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     return render_template(
         "journalist/source.html",
         source=found,
@@ -95,7 +98,7 @@ def star(source_id: str) -> ResponseReturnValue:
     """Star or unstar a source."""
     found = _source(source_id)
     if not ActionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     transfer.set_star(db.session(), found, not found.starred)
     return redirect(
         (request.form.get("next") == "source" and url_for("journalist.source", source_id=found.id))
@@ -128,12 +131,12 @@ def export_response(items: list[bundle.ExportItem], mark: bool) -> Response:
 def selection() -> ResponseReturnValue:
     """Act on the checked submissions: export, mark downloaded, or ask before deleting."""
     if not SelectionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     action = request.form.get("action")
     try:
         rows = transfer.selected(db.session(), request.form.getlist("ids"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     ids = [r.id for r in rows]
     back = request.form.get("back", "")
     back_url = (
@@ -156,7 +159,7 @@ def selection() -> ResponseReturnValue:
             back=back_url,
             me=account(),
         )
-    return _error("Choose what to do with the selection.")
+    return _error(gettext("Choose what to do with the selection."))
 
 
 @bp.post("/delete")
@@ -164,11 +167,11 @@ def selection() -> ResponseReturnValue:
 def delete_confirmed() -> ResponseReturnValue:
     """Delete the submissions the confirmation page listed."""
     if not SelectionForm().validate_on_submit() or request.form.get("confirm") != "yes":
-        return _error("The deletion was not confirmed. Nothing was deleted.")
+        return _error(gettext("The deletion was not confirmed. Nothing was deleted."))
     try:
         ids = transfer.check_ids(request.form.getlist("ids"))
     except transfer.TransferError as exc:
-        return _error(exc.message)
+        return _error(refusal(exc))
     count = transfer.delete_submissions(db.session(), blobs(), ids)
     audit.record(db.session(), account().username, "delete-submissions", f"{count} submissions")
     return render_template("journalist/deleted.html", count=count, me=account())
@@ -181,7 +184,7 @@ def delete_source(source_id: str) -> ResponseReturnValue:
     found = _source(source_id)
     form = SelectionForm()
     if not form.validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     if request.form.get("confirm") != "yes":
         return render_template(
             "journalist/confirm_delete.html", source=found, form=form, count=None, me=account()
@@ -196,10 +199,10 @@ def delete_source(source_id: str) -> ResponseReturnValue:
 def export_new() -> ResponseReturnValue:
     """Everything not yet downloaded, as one bundle."""
     if not ActionForm().validate_on_submit():
-        return _error("The form expired. Reload the page and try again.")
+        return _error(gettext("The form expired. Reload the page and try again."))
     rows = transfer.new_submissions(db.session())
     if not rows:
-        return _error("There is nothing new to download.", 404)
+        return _error(gettext("There is nothing new to download."), 404)
     audit.record(db.session(), account().username, "export", f"{len(rows)} submissions")
     return export_response(transfer.export_items(db.session(), rows), mark=True)
 
@@ -212,13 +215,17 @@ def replies() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("journalist/replies.html", form=form, result=None, me=account())
     if not form.validate_on_submit():
-        return _error("Choose a reply bundle file (the form may also have expired).")
+        return _error(gettext("Choose a reply bundle file (the form may also have expired)."))
     stream = form.bundle.data.stream
     source_stream = stream.reader() if isinstance(stream, SpoolFile) else stream
     try:
         result = transfer.import_replies(db.session(), blobs(), cast(BinaryIO, source_stream))
     except bundle.BundleError as exc:
-        return _error(f"The reply bundle was refused, nothing was stored: {exc.message}.")
+        return _error(
+            gettext(
+                "The reply bundle was refused, nothing was stored: %(reason)s.", reason=refusal(exc)
+            )
+        )
     audit.record(db.session(), account().username, "upload-replies", f"{result.added} added")
     return render_template(
         "journalist/replies.html", form=ReplyBundleForm(formdata=None), result=result, me=account()

@@ -129,6 +129,7 @@ def submissions(source_id: str) -> ResponseReturnValue:
                 "received": r.received.isoformat(),
                 "downloaded": r.downloaded,
                 "sealed_to": list(r.keys),
+                "sealed_to_keys": [n.to_json() for n in r.names],
             }
             for r in rows
         ],

@@ -66,13 +66,14 @@ def run(db: Session, store: BlobStore, on: datetime.date | None = None) -> Swept
                 store.delete("replies", row.id)
             replies += len(rows)
     empty = sweep_empty_sources(db, day)
-    if subs or replies or empty:
-        audit.record(
-            db,
-            "retention",
-            "retention",
-            f"{subs} submissions, {replies} replies, {empty} sources that never sent anything",
-        )
+    # Every run is recorded, also when it removed nothing: the health check reads when
+    # retention last ran from here (health.py).
+    audit.record(
+        db,
+        "retention",
+        "retention",
+        f"{subs} submissions, {replies} replies, {empty} sources that never sent anything",
+    )
     return Swept(subs, replies, empty)
 
 

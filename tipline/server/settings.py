@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
 from . import cache, db
+from .i18n import _
 from .models import Setting
 
 MAX_ORG_NAME = 100
@@ -42,17 +43,21 @@ class Settings:
 def check(value: Settings, available: list[str], ceiling: int) -> Settings:
     """Bound every field; ``SettingsError`` names the first one that is wrong."""
     if len(value.org_name) > MAX_ORG_NAME or any(not c.isprintable() for c in value.org_name):
-        raise SettingsError(f"the organisation name is at most {MAX_ORG_NAME} printable characters")
+        raise SettingsError(
+            _("the organisation name is at most %(num)d printable characters", num=MAX_ORG_NAME)
+        )
     if not 0 <= value.max_submission_size <= ceiling:
-        raise SettingsError(f"the size limit is 0 to {ceiling} bytes (0 means {ceiling})")
+        raise SettingsError(
+            _("the size limit is 0 to %(num)d bytes (0 means %(num)d)", num=ceiling)
+        )
     for days in (value.retention_days_after_download, value.retention_max_days):
         if not 0 <= days <= MAX_RETENTION_DAYS:
-            raise SettingsError(f"retention is 0 to {MAX_RETENTION_DAYS} days")
+            raise SettingsError(_("retention is 0 to %(num)d days", num=MAX_RETENTION_DAYS))
     unknown = [code for code in value.languages if code not in available]
     if unknown:
-        raise SettingsError(f"no translation for {', '.join(unknown)}")
+        raise SettingsError(_("no translation for %(codes)s", codes=", ".join(unknown)))
     if value.languages and "en" not in value.languages:
-        raise SettingsError("English must stay offered")
+        raise SettingsError(_("English must stay offered"))
     return value
 
 

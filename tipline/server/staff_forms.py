@@ -4,6 +4,7 @@ is bounded before anything reads it.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -23,32 +24,34 @@ from .settings import MAX_ORG_NAME, MAX_RETENTION_DAYS
 class LoginForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """Username, password, and the code from the authenticator app (empty before enrolment)."""
 
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
+        _l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
     )
-    code = StringField("Two-factor code", validators=[Optional(), Length(max=16)])
+    code = StringField(_l("Two-factor code"), validators=[Optional(), Length(max=16)])
 
 
 class CodeForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """One code from the authenticator app."""
 
-    code = StringField("Code from the app", validators=[DataRequired(), Length(max=16)])
+    code = StringField(_l("Code from the app"), validators=[DataRequired(), Length(max=16)])
 
 
 class PasswordForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """Change one's own password (the current one proves it is really you)."""
 
     current = PasswordField(
-        "Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
+        _l("Current password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
     )
-    new = PasswordField("New password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)])
+    new = PasswordField(
+        _l("New password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
+    )
 
 
 class TokenForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """Name a new API token."""
 
-    label = StringField("What the token is for", validators=[DataRequired(), Length(max=64)])
+    label = StringField(_l("What the token is for"), validators=[DataRequired(), Length(max=64)])
 
 
 class SelectionForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
@@ -58,20 +61,20 @@ class SelectionForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
 class ReplyBundleForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """A reply bundle made on the desk."""
 
-    bundle = FileField("Reply bundle", validators=[FileRequired()])
+    bundle = FileField(_l("Reply bundle"), validators=[FileRequired()])
 
 
 class NewAccountForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """A new journalist (or admin)."""
 
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    is_admin = BooleanField("Administrator")
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    is_admin = BooleanField(_l("Administrator"))
 
 
 class ManifestUploadForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """A signed key manifest file made on the desk."""
 
-    manifest = FileField("Signed key manifest", validators=[FileRequired()])
+    manifest = FileField(_l("Signed key manifest"), validators=[FileRequired()])
 
 
 class ManifestConfirmForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
@@ -83,18 +86,18 @@ class ManifestConfirmForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is unty
 class SettingsForm(FlaskForm):  # type: ignore[misc]  # FlaskForm is untyped
     """Instance settings."""
 
-    org_name = StringField("Organisation name", validators=[Length(max=MAX_ORG_NAME)])
-    submissions_open = BooleanField("Take new submissions")
+    org_name = StringField(_l("Organisation name"), validators=[Length(max=MAX_ORG_NAME)])
+    submissions_open = BooleanField(_l("Take new submissions"))
     max_submission_size = IntegerField(
-        "Largest submission, in MiB (0: the configured limit)",
+        _l("Largest submission, in MiB (0: the configured limit)"),
         validators=[Optional(), NumberRange(min=0, max=1 << 30)],
     )
     retention_days_after_download = IntegerField(
-        "Delete downloaded submissions after this many days (0: never)",
+        _l("Delete downloaded submissions after this many days (0: never)"),
         validators=[Optional(), NumberRange(min=0, max=MAX_RETENTION_DAYS)],
     )
     retention_max_days = IntegerField(
-        "Delete every submission and reply after this many days (0: never)",
+        _l("Delete every submission and reply after this many days (0: never)"),
         validators=[Optional(), NumberRange(min=0, max=MAX_RETENTION_DAYS)],
     )
-    languages = SelectMultipleField("Languages offered to sources")
+    languages = SelectMultipleField(_l("Languages offered to sources"))

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from .. import bundle
 from ..crypto import format as fmt
-from ..crypto.encoding import b64d, load_json
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
-from ..crypto.manifest import MAX_KEY_MANIFEST, MAX_SIGNED_MANIFEST
+from . import keyset
 from .blobs import BlobStore
-from .models import InstalledManifest, Reply, Source, Submission, Upload, today
+from .i18n import _
+from .models import Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
 
 ID = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -62,17 +62,18 @@ class SubmissionRow:
     size: int
     received: datetime.date
     downloaded: bool
-    keys: tuple[str, ...]  # labels (or key ids) of the keys it is sealed to
+    keys: tuple[str, ...]  # labels of the keys it is sealed to (kept for API clients)
+    names: tuple[keyset.KeyName, ...] = ()  # the same keys with account and short key id
 
 
 def check_ids(ids: Sequence[object], limit: int = MAX_SELECTION) -> list[str]:
     """A bounded list of distinct well-formed ids, or ``TransferError``."""
     if len(ids) > limit:
-        raise TransferError(f"select at most {limit} items at a time")
+        raise TransferError(_("select at most %(num)d items at a time", num=limit))
     out: dict[str, None] = {}
     for value in ids:
         if not isinstance(value, str) or not ID.match(value):
-            raise TransferError("an id is not valid")
+            raise TransferError(_("an id is not valid"))
         out[value] = None
     return list(out)
 
@@ -81,13 +82,13 @@ def _cursor(after: str | None) -> tuple[datetime.date, str] | None:
     """Parse ``YYYY-MM-DD.id``, the position a list page continues after."""
     if not after:
         return None
-    day, _, row_id = after.partition(".")
+    day, row_id = after.partition(".")[::2]
     try:
         parsed = datetime.date.fromisoformat(day)
     except ValueError as exc:
-        raise TransferError("the page position is not valid") from exc
+        raise TransferError(_("the page position is not valid")) from exc
     if not ID.match(row_id):
-        raise TransferError("the page position is not valid")
+        raise TransferError(_("the page position is not valid"))
     return parsed, row_id
 
 
@@ -132,27 +133,15 @@ def list_sources(
     return rows, following
 
 
-def key_labels(db: Session) -> dict[bytes, str]:
-    """Key id → label, from every manifest ever installed (so retired keys keep their names).
-    Each was verified when it was installed; here the labels are only shown, so a row that
-    no longer parses is skipped rather than trusted.
-    """
-    labels: dict[bytes, str] = {}
-    files = db.scalars(select(InstalledManifest.file).order_by(InstalledManifest.version)).all()
-    for file in files:
-        try:
-            outer = load_json(file, MAX_SIGNED_MANIFEST, TransferError, "manifest")
-            body = load_json(
-                b64d(outer.get("body"), None, TransferError, "body"),
-                MAX_KEY_MANIFEST,
-                TransferError,
-                "body",
-            )
-            for entry in body.get("recipients", []):
-                labels[bytes.fromhex(entry["key_id"])] = str(entry["label"])[:64]
-        except (TiplineError, ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return labels
+def key_names(db: Session) -> dict[bytes, keyset.KeyName]:
+    """Key id → account, label and short id, from every manifest ever installed (so retired
+    keys keep their names)."""
+    return keyset.known_keys(db, current_app.config["ORG_PUBLIC_KEY_BYTES"])
+
+
+def name_of(names: dict[bytes, keyset.KeyName], kid: bytes) -> keyset.KeyName:
+    """A key's name, or "unknown key" for an id no installed manifest listed."""
+    return names.get(kid) or keyset.KeyName(kid, _("unknown key"), None)
 
 
 def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
@@ -176,7 +165,7 @@ def list_submissions(
     """One source's submissions, newest first, each with the labels of the keys it is sealed
     to, and the position of the next page.
     """
-    labels = key_labels(db)
+    names = key_names(db)
     limit = max(1, min(limit, MAX_PAGE))
     query = (
         select(Submission)
@@ -198,9 +187,11 @@ def list_submissions(
     found = found[:limit]
     rows = []
     for s in found:
-        ids = sealed_to(store, "submissions", s.id)
-        names = tuple(labels.get(k, k.hex()[:8]) for k in ids)
-        rows.append(SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, names))
+        named = tuple(name_of(names, k) for k in sealed_to(store, "submissions", s.id))
+        labels = tuple(n.label for n in named)
+        rows.append(
+            SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, labels, named)
+        )
     following = cursor_of(found[-1].received, found[-1].id) if more else None
     return rows, following
 
@@ -215,11 +206,13 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     """The submissions with these ids, in the order given; ``TransferError`` if one is gone."""
     ids = check_ids(ids)
     if not ids:
-        raise TransferError("select at least one submission")
+        raise TransferError(_("select at least one submission"))
     rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise TransferError(f"{len(missing)} of the selected submissions no longer exist")
+        raise TransferError(
+            _("%(num)d of the selected submissions no longer exist", num=len(missing))
+        )
     return [rows[i] for i in ids]
 
 

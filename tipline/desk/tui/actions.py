@@ -19,7 +19,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
-from ..admin import create_org, org_public, sign_manifest_file, write_new
+from ..admin import create_org, org_public, require_role, sign_manifest_file, write_new
 from ..maintenance import backup, rekey, verify
 from ..text import one_line
 from ..vault import today
@@ -90,25 +90,31 @@ def run_action(app: DeskApp, name: str) -> None:
     def show_keys() -> str:
         ring = vault.keyring
         lines = [f"org key fingerprint {ring.org.public.fingerprint}"] if ring.org else []
-        lines += [
-            f"{r.key_id}  {r.state:<11} {one_line(r.secret.label, 64)}" for r in ring.recipients
-        ]
+        lines += [f"{r.key_id}  {r.state:<11} {one_line(r.label, 64)}" for r in ring.recipients]
         app.show_text("\n".join(lines) or "no keys yet")
         return f"{len(ring.active())} active keys"
 
     def add_key(label: str) -> str:
+        require_role(vault, ("both",), "make a key for someone else")
         entry = vault.keyring.add(label, today())
         vault.save_keyring()
         return f"added key {entry.key_id}; sign a new manifest next"
 
     def rotate(key: str) -> str:
-        old, new = vault.keyring.rotate(key, today())
-        vault.save_keyring()
-        return f"retired {old.key_id}, added {new.key_id}; sign a manifest, then re-wrap"
+        require_role(vault, ("both",), "rotate in one step (send a key request instead)")
+        entry = vault.keyring.find(key, vault.keyring.active())
+
+        def go() -> str:
+            old, new = vault.keyring.rotate(entry.key_id, today())
+            vault.save_keyring()
+            return f"retired {old.short_id}, added {new.short_id}; sign a manifest, then re-wrap"
+
+        confirm(f"Rotate key {entry.short_id} ({one_line(entry.label, 40)})?", go)
+        return "waiting for confirmation"
 
     def retire(key: str, compromised: bool) -> str:
         entry = vault.keyring.find(key)
-        label = one_line(entry.secret.label, 40)
+        label = one_line(entry.label, 40)
 
         def go() -> str:
             done = vault.keyring.retire(entry.key_id, today(), compromised)
@@ -126,7 +132,7 @@ def run_action(app: DeskApp, name: str) -> None:
 
     def export_key(key: str) -> str:
         entry = vault.keyring.find(key)
-        ask("Write the public key to", lambda p: _write(p, entry.secret.public.to_json()), here)
+        ask("Write the public key to", lambda p: _write(p, entry.public.to_json()), here)
         return "choose a file"
 
     def _write(path: str, data: bytes) -> str:

@@ -8,9 +8,11 @@ opens an attachment: exporting one is an explicit action behind a confirmation.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
+import textual.constants
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -73,8 +75,14 @@ class DeskApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
+    # Textual's own ways of writing or sending what is on screen, all off: the screen here is
+    # decrypted text (tests/desk/test_tui_quiet.py). The command palette offers "Screenshot".
+    ENABLE_COMMAND_PALETTE = False
+
     def __init__(self, vault: Vault, out_folder: Path | None = None) -> None:
+        quiet_textual()
         super().__init__()
+        self.features = frozenset()  # TEXTUAL=devtools would connect a socket, =debug log more
         self.vault = vault
         self.out_folder = out_folder or Path.cwd()
         self.search_text = ""
@@ -83,6 +91,16 @@ class DeskApp(App[None]):
         self.job: ImportJob | None = None  # the import running in a worker, if any
         self.read_later: set[str] = set()  # previewed during an import: marked read after it
         self.export_job: exporting.ExportJob | None = None
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Textual's screenshot (an SVG of the decrypted screen, on disk): refused."""
+        self.notify("screenshots are off on the desk: the screen shows decrypted text")
+
+    def save_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str:
+        """Refused, as above: nothing decrypted is written but by export."""
+        raise RuntimeError("screenshots are off on the desk")
 
     def _fatal_error(self) -> None:
         # Textual's default crash report is a traceback with local variables, which here can
@@ -381,6 +399,18 @@ def _admin(app: DeskApp) -> None:
             run_action(app, name)
 
     app.push_screen(ActionMenu(), chosen)
+
+
+def quiet_textual() -> None:
+    """Turn off Textual's environment switches that write or send the screen's contents.
+
+    They are read when Textual is imported: ``TEXTUAL_LOG`` appends every log line to a file,
+    ``TEXTUAL_SCREENSHOT`` saves the screen as SVG after a delay, ``TEXTUAL=devtools`` connects
+    to a devtools server. A desk must do none of that, whatever its environment says.
+    """
+    os.environ.pop("TEXTUAL", None)
+    for name, off in (("LOG_FILE", None), ("SCREENSHOT_DELAY", -1), ("DEBUG", False)):
+        setattr(textual.constants, name, off)
 
 
 def make_app(vault: Vault, out_folder: Path | None = None) -> DeskApp:
