@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 import nacl.bindings as sodium  # noqa: E402
 
-from tipline.crypto import codename, envelope, keys, manifest, primitives  # noqa: E402
+from tipline.crypto import codename, envelope, keyrequest, keys, manifest, primitives  # noqa: E402
 from tipline.crypto import format as fmt  # noqa: E402
 from tipline.crypto.encoding import b64d, b64e, dump_json  # noqa: E402
 from tipline.crypto.errors import ManifestError, TiplineError  # noqa: E402
@@ -68,6 +68,8 @@ def _error_of(doc: dict[str, Any]) -> TiplineError:
                 datetime.date.fromisoformat(doc["today"]),
                 doc["installed_version"],
             )
+        elif doc["kind"] == "key_request":
+            keyrequest.read_request(b64d(doc["request"], None, TiplineError, "request"))
         else:
             codename.derive(codename.normalize(wordlist, doc["codename"]))
     except TiplineError as exc:
