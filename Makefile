@@ -69,6 +69,11 @@ bench-submit: setup
 bench-upload: setup
 	$(PY) bench/upload.py
 
+# The app limits' cost per request against limits off, in memory and in Redis (limits.py).
+.PHONY: bench-limits
+bench-limits: setup
+	$(PY) bench/limits.py
+
 .PHONY: bench-seal-browser
 bench-seal-browser: setup
 	$(PY) bench/seal_browser.py
@@ -122,3 +127,9 @@ mutation: setup
 	$(VENV)/bin/mutmut run --max-children 2 > mutants.log 2>&1 || (tail -c 3000 mutants.log; exit 1)
 	$(VENV)/bin/mutmut export-cicd-stats
 	$(PY) tests/mutation/score.py
+
+# GET / latency (median, p95) through the shipped nginx and gunicorn, under 200 stalled request
+# bodies against without them, in the same run (issue 10).
+.PHONY: bench-availability
+bench-availability: setup
+	$(PY) bench/availability.py

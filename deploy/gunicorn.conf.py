@@ -16,6 +16,7 @@ from tipline.server import gunicorn_conf as _app
 from tipline.server.config import load_config
 
 # The app's logging and proxy settings, imported rather than repeated.
+logger_class = _app.logger_class
 accesslog = _app.accesslog
 disable_redirect_access_to_syslog = _app.disable_redirect_access_to_syslog
 errorlog = _app.errorlog
@@ -35,7 +36,9 @@ bind = ["unix:/run/tipline/gunicorn.sock"]
 # (the app never holds a whole upload in memory), so threads cost little memory.
 worker_class = "gthread"
 workers = 2
-threads = 8  # 16 requests at once; more wait in nginx's queue
+# 32 requests at once. nginx lets at most 8 streamed bodies through (deploy/nginx/tipline.conf):
+# fewer than one worker's threads, so each worker keeps threads for pages however they fall.
+threads = 16
 # How long a worker may go silent before the arbiter kills it (a hung process, not a long
 # request: gthread workers keep notifying the arbiter while their threads stream uploads).
 timeout = _app.timeout
@@ -43,6 +46,10 @@ timeout = _app.timeout
 # (TimeoutStopSec in tipline.service) so it never cuts them first.
 graceful_timeout = 120
 keepalive = 5
+# A request body that stalls frees its thread: nginx drops it after 60 s without a byte, and
+# the app's own read timeout (tipline.server.bodytimeout, 75 s, wired in tipline.server.wsgi)
+# stands behind it. nginx also lets at most 8 streamed bodies in at once (half the threads),
+# so pages keep answering while bodies are held.
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200

@@ -154,7 +154,9 @@ fi
 
 # --- 2. Debian packages -------------------------------------------------------------------
 # age and gpg: the daily digest encrypts each journalist's mail with them (docs/ADMIN.md).
-packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor age gpg)
+# redis-server: where the app's limits are counted, shared by every worker (its own instance
+# on a Unix socket, step 9; Debian's default instance on a TCP port is switched off).
+packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor age gpg redis-server)
 [ "$DATABASE" = postgresql ] && packages+=(postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
@@ -177,6 +179,12 @@ if [ -z "$ROOT" ] && ! getent passwd "$USER_NAME" >/dev/null; then
     adduser --system --group --home "$STATE" --no-create-home --shell /usr/sbin/nologin \
         --gecos "Tipline server" "$USER_NAME"
     changed "made the system user $USER_NAME"
+fi
+# The limits store's own user (its socket's group is the app's: tipline-redis.service).
+if [ -z "$ROOT" ] && ! getent passwd tipline-redis >/dev/null; then
+    adduser --system --no-create-home --home /nonexistent --shell /usr/sbin/nologin \
+        --gecos "Tipline limits store" tipline-redis
+    changed "made the system user tipline-redis"
 fi
 
 # --- 4. the code, and its virtualenv ---------------------------------------------------------
@@ -255,6 +263,8 @@ DATA_DIR = "$STATE"
 ORG_PUBLIC_KEY = "$org_b64"
 DATABASE_URL = "$db_url"
 SECRET_KEY = "$secret"
+# Where the app counts its limits, shared by every worker: tipline-redis.service.
+LIMITS_STORAGE = "redis+unix:///run/tipline-redis/redis.sock"
 EOF
     )
     put "$TMP/tipline.toml" "$CONFIG" 0600 "$USER_NAME:$USER_NAME"
@@ -266,6 +276,12 @@ else
     own "$CONFIG" "$USER_NAME:$USER_NAME"
     if [ -n "$org_b64" ] && ! grep -qxF "ORG_PUBLIC_KEY = \"$org_b64\"" "$ROOT$CONFIG"; then
         die "$CONFIG names another org key; changing it is not an upgrade (see docs/DEPLOY.md)"
+    fi
+    # An older install counted limits in each worker's memory: point it at the shared store.
+    if ! grep -q '^LIMITS_STORAGE *=' "$ROOT$CONFIG"; then
+        printf '%s\n' "# Where the app counts its limits, shared by every worker: tipline-redis.service." \
+            'LIMITS_STORAGE = "redis+unix:///run/tipline-redis/redis.sock"' >>"$ROOT$CONFIG"
+        changed "added LIMITS_STORAGE to $CONFIG"
     fi
 fi
 export TIPLINE_CONFIG_FILE="$ROOT$CONFIG"
@@ -329,17 +345,32 @@ if [ "$CHANGES" -ne "$before" ]; then
 fi
 
 # --- 9. systemd -----------------------------------------------------------------------------
+# The limits store: readable by its own group (the app's) only, since it runs as that group.
 before=$CHANGES
-for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer \
-    tipline-digest.service tipline-digest.timer; do
+put "$ROOT$APP/deploy/redis/tipline-redis.conf" "$ETC/redis.conf" 0640 "root:$USER_NAME"
+# Debian's own Redis instance listens on 127.0.0.1:6379: nothing here uses it.
+if [ -n "$ROOT" ]; then
+    say "would run: systemctl disable --now redis-server.service"
+elif command -v systemctl >/dev/null && systemctl is-enabled --quiet redis-server.service 2>/dev/null; then
+    if [ "$SYSTEMD" -eq 1 ]; then
+        systemctl disable --now --quiet redis-server.service
+    else
+        systemctl disable --quiet redis-server.service
+    fi
+    changed "disabled Debian's redis-server.service (a TCP port nothing here needs)"
+fi
+for unit in tipline-redis.service tipline.socket tipline.service tipline-retention.service \
+    tipline-retention.timer tipline-digest.service tipline-digest.timer; do
     put "$ROOT$APP/deploy/systemd/$unit" "/etc/systemd/system/$unit" 0644 root:root
 done
 if [ "$CHANGES" -ne "$before" ]; then
     service daemon-reload
+    service try-restart tipline-redis.service
     service restart tipline.socket
     service try-restart tipline.service
 fi
-for unit in tipline.socket tipline.service tipline-retention.timer tipline-digest.timer nginx tor; do
+for unit in tipline-redis.service tipline.socket tipline.service tipline-retention.timer \
+    tipline-digest.timer nginx tor; do
     if [ -n "$ROOT" ]; then
         say "would run: systemctl enable --now $unit"
     elif [ "$SYSTEMD" -eq 0 ]; then

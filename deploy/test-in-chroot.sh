@@ -186,12 +186,14 @@ EOF
         "$CHROOT/etc/tipline/tipline.toml" || fail "$db: DATABASE_URL is not for $db"
     in_chroot nginx -t -q || fail "$db: nginx -t refuses the installed configuration"
     ok "$db: nginx -t accepts the installed site"
-    for unit in tipline.socket tipline.service tipline-retention.service tipline-retention.timer \
-        tipline-digest.service tipline-digest.timer; do
+    for unit in tipline-redis.service tipline.socket tipline.service tipline-retention.service \
+        tipline-retention.timer tipline-digest.service tipline-digest.timer; do
         cmp -s "$REPO/deploy/systemd/$unit" "$CHROOT/etc/systemd/system/$unit" ||
             fail "$db: /etc/systemd/system/$unit is not the shipped one"
     done
-    ok "$db: the six units are installed"
+    ok "$db: the seven units are installed"
+    grep -qx 'LIMITS_STORAGE = "redis+unix:///run/tipline-redis/redis.sock"' \
+        "$CHROOT/etc/tipline/tipline.toml" || fail "$db: LIMITS_STORAGE is not the installed Redis"
     # The digest timer's command, as its service runs it: off until the admin configures it.
     read -ra digest_cmd <<<"$(unit_setting tipline-digest.service ExecStart)"
     digest_out="$(in_chroot runuser -u tipline -- env "$(unit_setting tipline-digest.service Environment)" \
@@ -202,6 +204,25 @@ EOF
         in_chroot "$tool" --version >/dev/null || fail "$db: $tool is not installed (the digest needs it)"
     done
     ok "$db: tipline-server digest runs as the timer would (off by default); age and gpg are there"
+
+    say "$db: the limits store, started as tipline-redis.service's ExecStart"
+    redis_dir="/run/$(unit_setting tipline-redis.service RuntimeDirectory)"
+    redis_user="$(unit_setting tipline-redis.service User)"
+    redis_group="$(unit_setting tipline-redis.service Group)"
+    mkdir -m "$(unit_setting tipline-redis.service RuntimeDirectoryMode)" "$CHROOT$redis_dir"
+    in_chroot chown "$redis_user:$redis_group" "$redis_dir"
+    read -ra redis_cmd <<<"$(unit_setting tipline-redis.service ExecStart)"
+    # shellcheck disable=SC2016  # $0 and $@ are the inner sh's
+    chroot "$CHROOT" setpriv --reuid "$redis_user" --regid "$redis_group" --init-groups \
+        --inh-caps=-all sh -c 'umask "$0" && exec "$@"' \
+        "$(unit_setting tipline-redis.service UMask)" "${redis_cmd[@]}" >"$WORK/$db-redis.log" 2>&1 &
+    for _ in $(seq 1 100); do [ -S "$CHROOT$redis_dir/redis.sock" ] && break; sleep 0.1; done
+    pong="$(in_chroot runuser -u tipline -- redis-cli -s "$redis_dir/redis.sock" ping 2>&1)" ||
+        { cat "$WORK/$db-redis.log" >&2; fail "$db: the app's user cannot reach the limits store: $pong"; }
+    [ "$pong" = PONG ] || fail "$db: the limits store answered $pong"
+    [ "$(in_chroot runuser -u tipline -- redis-cli -s "$redis_dir/redis.sock" config get port | tail -n 1)" = 0 ] ||
+        fail "$db: the limits store listens on a TCP port"
+    ok "$db: the limits store runs as $redis_user, answers the app's user on $redis_dir/redis.sock, no TCP port"
 
     say "$db: the app, started as tipline.service's ExecStart on tipline.socket's socket"
     listen="$(unit_setting tipline.socket ListenStream)"

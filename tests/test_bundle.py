@@ -33,8 +33,9 @@ def export_items(sizes: Sequence[int]) -> tuple[list[Item], dict[str, bytes]]:
     items: list[Item] = []
     data: dict[str, bytes] = {}
     for size in sizes:
-        item = ExportItem(secrets.token_hex(16), secrets.token_hex(16), "tidy otter", "2026-11-24",
-                          size)
+        item = ExportItem(
+            secrets.token_hex(16), secrets.token_hex(16), "tidy otter", "2026-11-24", size
+        )
         items.append(item)
         data[item.id] = secrets.token_bytes(size)
     return items, data
@@ -184,8 +185,13 @@ def _with_manifest(kind: int, doc: dict[str, object]) -> bytes:
     return body + struct.pack(">cQ", b"Z", 32) + whole.digest()
 
 
-GOOD = {"id": "00" * 16, "source_id": "11" * 16, "size": 5, "source_designation": "tidy otter",
-        "received": "2026-11-24"}
+GOOD = {
+    "id": "00" * 16,
+    "source_id": "11" * 16,
+    "size": 5,
+    "source_designation": "tidy otter",
+    "received": "2026-11-24",
+}
 
 
 @pytest.mark.parametrize(
@@ -203,15 +209,18 @@ GOOD = {"id": "00" * 16, "source_id": "11" * 16, "size": 5, "source_designation"
     ],
 )
 def test_manifest_items_are_bounded_and_checked(change: dict[str, object], message: str) -> None:
-    doc = {"type": "tipline-export-bundle", "v": 1, "created": "2026-11-24",
-           "items": [{**GOOD, **change}]}
+    doc = {
+        "type": "tipline-export-bundle",
+        "v": 1,
+        "created": "2026-11-24",
+        "items": [{**GOOD, **change}],
+    }
     with pytest.raises(BundleError, match=message):
         BundleReader(io.BytesIO(_with_manifest(KIND_EXPORT, doc)), KIND_EXPORT)
 
 
 def test_duplicate_ids_and_wrong_document_type_are_refused() -> None:
-    doc = {"type": "tipline-export-bundle", "v": 1, "created": "2026-11-24",
-           "items": [GOOD, GOOD]}
+    doc = {"type": "tipline-export-bundle", "v": 1, "created": "2026-11-24", "items": [GOOD, GOOD]}
     with pytest.raises(BundleError, match="repeats the id"):
         BundleReader(io.BytesIO(_with_manifest(KIND_EXPORT, doc)), KIND_EXPORT)
     doc = {"type": "tipline-reply-bundle", "v": 1, "created": "2026-11-24", "items": []}

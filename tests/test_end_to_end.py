@@ -77,16 +77,22 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
     # The source, without JavaScript: the server seals on arrival.
     source = app.test_client()
     hostile_pdf, gps_jpeg = samples.hostile_pdf(), samples.gps_jpeg()
-    form = MultiDict([
-        ("csrf_token", token_of(source, "/submit")), ("message", MESSAGE),
-        ("files", FileStorage(io.BytesIO(FILE), "ledger.txt", content_type="text/plain")),
-        ("files", FileStorage(io.BytesIO(hostile_pdf), "minutes.pdf",
-                              content_type="application/pdf")),
-        ("files", FileStorage(io.BytesIO(gps_jpeg), "IMG_2041.jpg", content_type="image/jpeg")),
-    ])
+    form = MultiDict(
+        [
+            ("csrf_token", token_of(source, "/submit")),
+            ("message", MESSAGE),
+            ("files", FileStorage(io.BytesIO(FILE), "ledger.txt", content_type="text/plain")),
+            (
+                "files",
+                FileStorage(io.BytesIO(hostile_pdf), "minutes.pdf", content_type="application/pdf"),
+            ),
+            ("files", FileStorage(io.BytesIO(gps_jpeg), "IMG_2041.jpg", content_type="image/jpeg")),
+        ]
+    )
     boundary, body = encode_multipart(form)
-    page = source.post("/submit", data=body,
-                       content_type=f"multipart/form-data; boundary={boundary}")
+    page = source.post(
+        "/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
     assert page.status_code == 200
     found = re.search(r'id="codename">([a-z -]+)<', page.text)
     assert found
@@ -118,8 +124,7 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
 
     # Safe copies of the hostile PDF and the GPS-tagged photo: clean by the checks that find
     # the hostile parts in the originals (tests/desk/safe/samples.py).
-    assert samples.pdf_hostile_parts(hostile_pdf) and "GPSLatitude" in samples.exif_fields(
-        gps_jpeg)
+    assert samples.pdf_hostile_parts(hostile_pdf) and "GPSLatitude" in samples.exif_fields(gps_jpeg)
     copies = tmp_path / "copies"
     copies.mkdir()
     exported_copies = desk_run(vault, "export", item_id.group(1), "--to", str(copies))
@@ -129,14 +134,22 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
     assert samples.png_chunks(photo.read_bytes()) == [b"IHDR", b"IDAT", b"IEND"]
     assert (copies / f"{pdf_copy.name}.provenance.json").is_file()
     assert hashlib.sha256(gps_jpeg).hexdigest() in exported_copies
-    desk_run(vault, "export", item_id.group(1), "--to", str(copies), "--publication",
-             "--attachment", "3")
+    desk_run(
+        vault, "export", item_id.group(1), "--to", str(copies), "--publication", "--attachment", "3"
+    )
     (published,) = copies.glob("*-03-IMG_2041.publication.jpg")
     assert not [k for k in samples.exif_fields(published.read_bytes()) if k.startswith("GPS")]
     with app.app_context():
         (designation,) = db.session().scalars(select(Source.designation)).all()
-    desk_run(vault, "reply", designation, "-m", "Reply-Marker: we will call you",
-             "--out", str(tmp_path / "reply.bundle"))
+    desk_run(
+        vault,
+        "reply",
+        designation,
+        "-m",
+        "Reply-Marker: we will call you",
+        "--out",
+        str(tmp_path / "reply.bundle"),
+    )
 
     # The server takes the reply bundle; the same bundle again adds nothing.
     reply_bundle = (tmp_path / "reply.bundle").read_bytes()
@@ -148,8 +161,7 @@ def test_submission_to_desk_and_reply_back(tmp_path: Path, monkeypatch: pytest.M
 
     # The source comes back with the codename and reads it (opened on the server, no JS).
     back = app.test_client()
-    read = back.post("/login", data={"csrf_token": token_of(back, "/login"),
-                                       "codename": codename})
+    read = back.post("/login", data={"csrf_token": token_of(back, "/login"), "codename": codename})
     assert read.status_code == 200
     assert "Reply-Marker: we will call you" in read.text
     assert json.dumps(codename) not in read.text and codename not in read.text

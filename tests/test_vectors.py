@@ -66,8 +66,11 @@ def _run_envelope(doc: dict[str, Any]) -> None:
 
 def _run_manifest(doc: dict[str, Any]) -> None:
     result = manifest.verify_manifest(
-        _b(doc["signed"]), _b(doc["org_public_key"]),
-        datetime.date.fromisoformat(doc["today"]), doc["installed_version"])
+        _b(doc["signed"]),
+        _b(doc["org_public_key"]),
+        datetime.date.fromisoformat(doc["today"]),
+        doc["installed_version"],
+    )
     assert result.manifest.version == doc["expected"]["version"]
     got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label,
             "account": r.account} for r in result.manifest.recipients]
@@ -137,5 +140,7 @@ def test_open_errors_all_read_the_same() -> None:
         with pytest.raises(EnvelopeOpenError) as info:
             _run_envelope(doc)
         messages.add(str(info.value))
-    assert messages == {"the envelope could not be opened: it is damaged, truncated, "
-                        "or not sealed to any of your keys"}
+    assert messages == {
+        "the envelope could not be opened: it is damaged, truncated, "
+        "or not sealed to any of your keys"
+    }

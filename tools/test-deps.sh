@@ -21,6 +21,7 @@ PACKAGES=(
     shellcheck rsync                        # tests/deploy: install.sh lint and copy
     debootstrap iproute2                    # make test-install: the installer in fresh chroots
     postgresql                              # tools/with-postgres.sh: a throwaway cluster if none answers
+    redis-server                            # shared app limits (tests/server/test_limits.py) and its shipped config (tests/deploy)
     # the desk's safe copies (tests/desk/safe): DESK_PACKAGES of docs/DESK.md, in the same order
     # (tests/desk/safe/test_doctor.py checks that they agree): the sandbox, renderers, OCR, mat2
     bubblewrap util-linux python3 python3-gi python3-seccomp gir1.2-gdkpixbuf-2.0

@@ -8,7 +8,9 @@ these tests fail, they do not skip.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import http.client
 import os
 from pathlib import Path
 
@@ -294,3 +296,43 @@ def test_a_page_from_before_a_key_rotation_is_told_to_reload(
             context.close()
     finally:
         db.engine_of(app).dispose()
+
+
+def test_a_lost_answer_to_finish_is_retried_and_the_tip_is_stored_once(
+    chromium: Browser, source_server: Server
+) -> None:
+    """The circuit drops after the server stored the tip but before its answer arrived: the page
+    finishes again, is told it is stored (200), and shows the codename; one submission."""
+    context = new_context(chromium)
+    page = context.new_page()
+    finishes: list[int] = []
+    before = submission_ids(source_server.app)
+
+    def lose_first_answer(route: Route) -> None:
+        if finishes:
+            finishes.append(0)
+            route.fallback()
+            return
+        # The request reaches the server, which stores the tip; its answer (and the new
+        # session's cookie in it) never reaches the page. Sent from here, not with route.fetch,
+        # whose answer's Set-Cookie would reach the browser's cookie jar.
+        request = route.request
+        sent = {k: v for k, v in request.all_headers().items() if not k.startswith(":")}
+        sent["cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
+        path = "/" + request.url.split("/", 3)[3]
+        conn = http.client.HTTPConnection("127.0.0.1", _port(source_server), timeout=30)
+        with contextlib.closing(conn):
+            conn.request("POST", path, body=request.post_data_buffer or b"", headers=sent)
+            finishes.append(conn.getresponse().status)
+        route.abort("connectionreset")
+
+    page.route("**/api/source/uploads/*/finish", lose_first_answer)
+    page.goto(source_server.url + "/submit")
+    page.locator("#send:enabled").wait_for(timeout=60_000)
+    page.get_by_label("Your message").fill("stored once, told once")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#done").wait_for(state="visible", timeout=60_000)
+    assert len(page.inner_text("#codename").split()) == 7
+    assert finishes[0] == 201 and len(finishes) == 2  # stored by the first; the retry told so
+    assert len(submission_ids(source_server.app) - before) == 1
+    context.close()

@@ -36,7 +36,9 @@ def test_generate_is_not_skewed(wordlist: codename.Wordlist) -> None:
     # 14,000 draws over 7,776 words: each half of the list should get close to half.
     counts = collections.Counter(
         wordlist.words.index(w) < 3888
-        for _ in range(2000) for w in codename.generate(wordlist).split())
+        for _ in range(2000)
+        for w in codename.generate(wordlist).split()
+    )
     assert abs(counts[True] - 7000) < 400
 
 
@@ -48,12 +50,15 @@ def test_normalize(wordlist: codename.Wordlist) -> None:
     assert codename.normalize(wordlist, f"{fullwidth} {name.split(' ', 1)[1]}") == name
 
 
-@pytest.mark.parametrize("typed, message", [
-    ("abacus abdomen abdominal abide abiding ability", "7 to 12 words"),
-    (" ".join(["abacus"] * 13), "7 to 12 words"),
-    ("abacus abdomen abdominal abide abiding ability zzzz", "not in the codename word list"),
-    ("x" * 5000, "too long"),
-])
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("abacus abdomen abdominal abide abiding ability", "7 to 12 words"),
+        (" ".join(["abacus"] * 13), "7 to 12 words"),
+        ("abacus abdomen abdominal abide abiding ability zzzz", "not in the codename word list"),
+        ("x" * 5000, "too long"),
+    ],
+)
 def test_normalize_refuses(wordlist: codename.Wordlist, typed: str, message: str) -> None:
     with pytest.raises(CodenameError, match=message) as info:
         codename.normalize(wordlist, typed)
@@ -63,8 +68,14 @@ def test_normalize_refuses(wordlist: codename.Wordlist, typed: str, message: str
 def test_derivations_are_independent() -> None:
     d = codename.derive("abacus abdomen abdominal abide abiding ability ablaze")
     e = codename.derive("abacus abdomen abdominal abide abiding ability ablaze abacus")
-    values = {d.login_token, d.token_hash, d.reply_secret_key, d.reply_public_key,
-              e.login_token, e.token_hash}
+    values = {
+        d.login_token,
+        d.token_hash,
+        d.reply_secret_key,
+        d.reply_public_key,
+        e.login_token,
+        e.token_hash,
+    }
     assert len(values) == 6
     assert codename.login_token_hash(d.login_token) == d.token_hash
     assert repr(d) == "Derived(<secret>)"

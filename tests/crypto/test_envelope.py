@@ -20,8 +20,9 @@ REPLY_PK = bytes(32)
 
 def seal_bytes(recipients: list[keys.RecipientSecret], inner: Inner, blobs: list[bytes]) -> bytes:
     out = io.BytesIO()
-    size = envelope.seal(out, [r.public.public_key for r in recipients], inner,
-                         [io.BytesIO(b) for b in blobs])
+    size = envelope.seal(
+        out, [r.public.public_key for r in recipients], inner, [io.BytesIO(b) for b in blobs]
+    )
     assert size == len(out.getvalue())
     return out.getvalue()
 
@@ -38,13 +39,20 @@ def open_bytes(data: bytes, identity: keys.RecipientSecret) -> tuple[Inner, list
 
 
 def submission(blobs: list[bytes], message: str = "hello") -> Inner:
-    return Inner("submission", "server", message, REPLY_PK,
-                 tuple(Attachment(f"file{i}", len(b)) for i, b in enumerate(blobs)))
+    return Inner(
+        "submission",
+        "server",
+        message,
+        REPLY_PK,
+        tuple(Attachment(f"file{i}", len(b)) for i, b in enumerate(blobs)),
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(message=st.text(max_size=300),
-       blobs=st.lists(st.binary(max_size=3 * fmt.CHUNK_SIZE + 5), max_size=3))
+@given(
+    message=st.text(max_size=300),
+    blobs=st.lists(st.binary(max_size=3 * fmt.CHUNK_SIZE + 5), max_size=3),
+)
 def test_round_trip(message: str, blobs: list[bytes]) -> None:
     alice = keys.RecipientSecret(bytes(range(32)), "Alice")
     inner = submission(blobs, message)
@@ -130,15 +138,16 @@ def test_memory_stays_bounded(alice: keys.RecipientSecret, tmp_path) -> None:  #
     assert open_peak < 2 << 20, open_peak
 
 
-def test_rewrap_changes_only_stanzas(alice: keys.RecipientSecret, bob: keys.RecipientSecret
-                                     ) -> None:
+def test_rewrap_changes_only_stanzas(
+    alice: keys.RecipientSecret, bob: keys.RecipientSecret
+) -> None:
     blob = bytes(range(256)) * 900
     data = seal_bytes([alice], submission([blob]), [blob])
     out = io.BytesIO()
     envelope.rewrap(io.BytesIO(data), out, [alice.secret_key], [bob.public.public_key])
     new = out.getvalue()
     old_header, new_header = fmt.parse_header(data), fmt.parse_header(new)
-    assert new[fmt.header_size(1):] == data[fmt.header_size(1):]
+    assert new[fmt.header_size(1) :] == data[fmt.header_size(1) :]
     assert new_header.ss_header == old_header.ss_header
     assert new_header.key_ids == (bob.public.key_id,)
     assert open_bytes(new, bob)[1] == [blob]

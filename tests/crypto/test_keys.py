@@ -38,20 +38,60 @@ def test_key_id_and_fingerprint_shape() -> None:
 @pytest.mark.parametrize(
     "doc, message",
     [
-        ({"type": "tipline-recipient-public", "v": 1, "label": "A", "public_key": "AAAA"},
-         "32 bytes"),
-        ({"type": "tipline-recipient-public", "v": 1, "label": "A",
-          "public_key": b64e(bytes(32)), "extra": 1}, "unknown extra"),
-        ({"type": "tipline-recipient-public", "v": 1, "public_key": b64e(bytes(32))},
-         "missing label"),
-        ({"type": "tipline-recipient-public", "v": 2, "label": "A",
-          "public_key": b64e(bytes(32))}, "version 1"),
-        ({"type": "tipline-recipient-public", "v": 1, "label": "bad\u202elabel",
-          "public_key": b64e(bytes(32))}, "control"),
-        ({"type": "tipline-recipient-public", "v": 1, "label": "x" * 65,
-          "public_key": b64e(bytes(32))}, "1 to 64"),
-        ({"type": "tipline-recipient-public", "v": 1, "label": "A",
-          "public_key": b64e(bytes(32)).rstrip("=")}, "canonical"),
+        (
+            {"type": "tipline-recipient-public", "v": 1, "label": "A", "public_key": "AAAA"},
+            "32 bytes",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 1,
+                "label": "A",
+                "public_key": b64e(bytes(32)),
+                "extra": 1,
+            },
+            "unknown extra",
+        ),
+        (
+            {"type": "tipline-recipient-public", "v": 1, "public_key": b64e(bytes(32))},
+            "missing label",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 2,
+                "label": "A",
+                "public_key": b64e(bytes(32)),
+            },
+            "version 1",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 1,
+                "label": "bad\u202elabel",
+                "public_key": b64e(bytes(32)),
+            },
+            "control",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 1,
+                "label": "x" * 65,
+                "public_key": b64e(bytes(32)),
+            },
+            "1 to 64",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 1,
+                "label": "A",
+                "public_key": b64e(bytes(32)).rstrip("="),
+            },
+            "canonical",
+        ),
         ({"type": "something-else", "v": 1}, "unknown key file type"),
     ],
 )

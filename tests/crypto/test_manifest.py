@@ -27,8 +27,14 @@ def signed(org: keys.OrgSecret, recipients: list[keys.RecipientPublic], version:
 
 def resign(org: keys.OrgSecret, body: dict[str, object]) -> bytes:
     raw = dump_json(body)
-    return dump_json({"type": "tipline-signed-key-manifest", "v": 1, "body": b64e(raw),
-                      "signature": b64e(org.sign(SIG_KEY_MANIFEST + raw))})
+    return dump_json(
+        {
+            "type": "tipline-signed-key-manifest",
+            "v": 1,
+            "body": b64e(raw),
+            "signature": b64e(org.sign(SIG_KEY_MANIFEST + raw)),
+        }
+    )
 
 
 def body_of(file: bytes) -> dict[str, object]:
@@ -53,11 +59,17 @@ def test_accepts_and_reports(org: keys.OrgSecret, alice: keys.RecipientSecret) -
         (TODAY, 4, "not newer"),
     ],
 )
-def test_refusals(org: keys.OrgSecret, alice: keys.RecipientSecret, today: datetime.date,
-                  installed: int | None, message: str) -> None:
+def test_refusals(
+    org: keys.OrgSecret,
+    alice: keys.RecipientSecret,
+    today: datetime.date,
+    installed: int | None,
+    message: str,
+) -> None:
     with pytest.raises(ManifestError, match=message):
-        manifest.verify_manifest(signed(org, [alice.public]), org.public.public_key, today,
-                                 installed)
+        manifest.verify_manifest(
+            signed(org, [alice.public]), org.public.public_key, today, installed
+        )
 
 
 def test_edges_accepted(org: keys.OrgSecret, alice: keys.RecipientSecret) -> None:
@@ -67,7 +79,8 @@ def test_edges_accepted(org: keys.OrgSecret, alice: keys.RecipientSecret) -> Non
 
 
 def test_signature_is_checked_against_the_configured_key(
-        org: keys.OrgSecret, alice: keys.RecipientSecret) -> None:
+    org: keys.OrgSecret, alice: keys.RecipientSecret
+) -> None:
     other = keys.OrgSecret.generate()
     with pytest.raises(ManifestError, match="signature"):
         manifest.verify_manifest(signed(other, [alice.public]), org.public.public_key, TODAY)
@@ -78,8 +91,9 @@ def test_signature_is_checked_against_the_configured_key(
         manifest.verify_manifest(resign(org, body), org.public.public_key, TODAY)
 
 
-def test_signature_covers_the_domain_string(org: keys.OrgSecret,
-                                            alice: keys.RecipientSecret) -> None:
+def test_signature_covers_the_domain_string(
+    org: keys.OrgSecret, alice: keys.RecipientSecret
+) -> None:
     raw = signed(org, [alice.public])
     outer = json.loads(raw)
     body = b64d(outer["body"], None, ManifestError, "body")
@@ -102,8 +116,12 @@ def test_signature_covers_the_domain_string(org: keys.OrgSecret,
         (lambda b: b["recipients"][0].update(key_id="00" * 16), "key id"),
     ],
 )
-def test_body_rules(org: keys.OrgSecret, alice: keys.RecipientSecret, change, message: str  # type: ignore[no-untyped-def]
-                    ) -> None:
+def test_body_rules(
+    org: keys.OrgSecret,
+    alice: keys.RecipientSecret,
+    change,
+    message: str,  # type: ignore[no-untyped-def]
+) -> None:
     body = body_of(signed(org, [alice.public]))
     change(body)
     with pytest.raises(ManifestError, match=message):
@@ -112,13 +130,20 @@ def test_body_rules(org: keys.OrgSecret, alice: keys.RecipientSecret, change, me
 
 def test_size_bounds(org: keys.OrgSecret, alice: keys.RecipientSecret) -> None:
     with pytest.raises(ManifestError, match="larger than"):
-        manifest.verify_manifest(b" " * (manifest.MAX_SIGNED_MANIFEST + 1),
-                                 org.public.public_key, TODAY)
+        manifest.verify_manifest(
+            b" " * (manifest.MAX_SIGNED_MANIFEST + 1), org.public.public_key, TODAY
+        )
     body = body_of(signed(org, [alice.public]))
     body["recipients"][0]["label"] = "x"  # type: ignore[index]
     raw = dump_json(body) + b" " * manifest.MAX_KEY_MANIFEST
-    outer = dump_json({"type": "tipline-signed-key-manifest", "v": 1, "body": b64e(raw),
-                       "signature": b64e(bytes(64))})
+    outer = dump_json(
+        {
+            "type": "tipline-signed-key-manifest",
+            "v": 1,
+            "body": b64e(raw),
+            "signature": b64e(bytes(64)),
+        }
+    )
     with pytest.raises(ManifestError):
         manifest.verify_manifest(outer, org.public.public_key, TODAY)
 

@@ -108,8 +108,13 @@ class Failing(Pieces):
 
 
 def sealed(alice: keys.RecipientSecret, blobs: list[bytes]) -> bytes:
-    inner = Inner("submission", "server", "hello", REPLY_PK,
-                  tuple(Attachment(f"f{i}", len(b)) for i, b in enumerate(blobs)))
+    inner = Inner(
+        "submission",
+        "server",
+        "hello",
+        REPLY_PK,
+        tuple(Attachment(f"f{i}", len(b)) for i, b in enumerate(blobs)),
+    )
     out = io.BytesIO()
     envelope.seal(out, [alice.public.public_key], inner, [io.BytesIO(b) for b in blobs])
     return out.getvalue()
@@ -258,14 +263,16 @@ def test_every_envelope_vector_on_the_threaded_path(path: Path, read_ahead: bool
 
 
 @pytest.mark.parametrize("step", [0, 1 << 20, 65553, 1000])
-def test_large_envelopes_round_trip(alice: keys.RecipientSecret, step: int, read_ahead: bool,
-                                    threaded: list[str]) -> None:
+def test_large_envelopes_round_trip(
+    alice: keys.RecipientSecret, step: int, read_ahead: bool, threaded: list[str]
+) -> None:
     blobs = [os.urandom(3 << 20), b"", os.urandom(100_000), os.urandom(65536 * 5)]
     data = sealed(alice, blobs)
     copy = io.BytesIO()
     src = Pieces(data, step) if step else io.BytesIO(data)  # step 0: with readinto
-    inner, outputs = opened(alice, src, copy_to=copy, sizes=[len(b) for b in blobs],
-                            read_ahead=read_ahead)
+    inner, outputs = opened(
+        alice, src, copy_to=copy, sizes=[len(b) for b in blobs], read_ahead=read_ahead
+    )
     assert outputs == blobs and inner.message == "hello"
     assert copy.getvalue() == data  # the envelope, byte for byte
     assert threaded == (["read", "write"] if read_ahead else ["write"])
@@ -277,17 +284,18 @@ def test_small_envelopes_start_no_thread(alice: keys.RecipientSecret, threaded: 
     assert threaded == []
 
 
-def test_nothing_to_write_starts_no_writer(alice: keys.RecipientSecret, threaded: list[str]
-                                          ) -> None:
+def test_nothing_to_write_starts_no_writer(
+    alice: keys.RecipientSecret, threaded: list[str]
+) -> None:
     data = sealed(alice, [os.urandom(1 << 20)])
     envelope.open_envelope(io.BytesIO(data), [alice.secret_key])
     assert threaded == []
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_truncation_at_every_chunk_boundary_is_refused(alice: keys.RecipientSecret,
-                                                       read_ahead: bool,
-                                                       threaded: list[str]) -> None:
+def test_truncation_at_every_chunk_boundary_is_refused(
+    alice: keys.RecipientSecret, read_ahead: bool, threaded: list[str]
+) -> None:
     data = sealed(alice, [os.urandom(65536 * 6)])
     for cut in range(fmt.header_size(1), len(data), FULL):
         for end in (e for e in (cut, cut + 1, cut + FULL - 1) if e < len(data)):
@@ -297,8 +305,9 @@ def test_truncation_at_every_chunk_boundary_is_refused(alice: keys.RecipientSecr
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_tampering_and_trailing_bytes_are_refused(alice: keys.RecipientSecret,
-                                                  read_ahead: bool) -> None:
+def test_tampering_and_trailing_bytes_are_refused(
+    alice: keys.RecipientSecret, read_ahead: bool
+) -> None:
     data = sealed(alice, [os.urandom(65536 * 4)])
     for pos in (len(data) // 2, len(data) - 1):
         bad = bytearray(data)
@@ -324,8 +333,9 @@ def test_a_readers_error_reaches_the_caller_unchanged(alice: keys.RecipientSecre
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_a_sinks_write_error_reaches_the_caller_unchanged(alice: keys.RecipientSecret,
-                                                          read_ahead: bool) -> None:
+def test_a_sinks_write_error_reaches_the_caller_unchanged(
+    alice: keys.RecipientSecret, read_ahead: bool
+) -> None:
     data = sealed(alice, [os.urandom(65536 * 8)])
     error = OSError(28, "no space left on device")
 
@@ -345,14 +355,19 @@ def test_a_sinks_write_error_reaches_the_caller_unchanged(alice: keys.RecipientS
             return len(data)
 
     with pytest.raises(OSError) as caught:
-        envelope.open_envelope(io.BytesIO(data), [alice.secret_key], lambda i, a: Full(),  # type: ignore[arg-type,return-value]
-                               read_ahead=read_ahead)
+        envelope.open_envelope(
+            io.BytesIO(data),
+            [alice.secret_key],
+            lambda i, a: Full(),  # type: ignore[arg-type,return-value]
+            read_ahead=read_ahead,
+        )
     assert caught.value is error
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_keyboard_interrupt_in_the_sink_joins_every_thread(alice: keys.RecipientSecret,
-                                                           read_ahead: bool) -> None:
+def test_keyboard_interrupt_in_the_sink_joins_every_thread(
+    alice: keys.RecipientSecret, read_ahead: bool
+) -> None:
     data = sealed(alice, [os.urandom(65536 * 4), os.urandom(10)])
 
     def sink(index: int, attachment: Attachment) -> io.BytesIO:
@@ -365,11 +380,13 @@ def test_keyboard_interrupt_in_the_sink_joins_every_thread(alice: keys.Recipient
 
 
 def test_without_write_behind_everything_stays_on_the_callers_thread(
-        alice: keys.RecipientSecret, threaded: list[str]) -> None:
+    alice: keys.RecipientSecret, threaded: list[str]
+) -> None:
     blobs = [os.urandom(1 << 20), os.urandom(300_000)]
     data = sealed(alice, blobs)
     copy = io.BytesIO()
-    _, outputs = opened(alice, io.BytesIO(data), copy_to=copy, write_behind=False,
-                        sizes=[len(b) for b in blobs])
+    _, outputs = opened(
+        alice, io.BytesIO(data), copy_to=copy, write_behind=False, sizes=[len(b) for b in blobs]
+    )
     assert outputs == blobs and copy.getvalue() == data
     assert threaded == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from tipline.crypto import keys, manifest
 from tipline.crypto.envelope import open_envelope
 
-from .conftest import Client, csrf_token, multipart
+from .conftest import csrf_token, multipart, source_client
 
 SOURCE_PORT = 8080  # deploy/nginx/tipline.conf
 
@@ -48,7 +48,7 @@ def make_keys(out: Path) -> None:
 
 def submit(keydir: Path, chroot: Path, message: str) -> None:
     """A no-JS submission with an attachment through nginx, then the stored envelope opened."""
-    client = Client(SOURCE_PORT)
+    client = source_client(SOURCE_PORT)  # nginx expects Tor's PROXY line
     home = client.request("GET", "/")
     check(home.status == 200, "GET / through nginx answers 200", home.status)
     page = client.request("GET", "/submit")

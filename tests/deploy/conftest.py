@@ -8,20 +8,28 @@ systemd-analyze and shellcheck are Debian packages; a missing one is a failure, 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
 import io
 import os
 import re
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tipline.crypto import keys, manifest
+from tipline.crypto.encoding import b64e
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -31,6 +39,8 @@ PACKAGES = {
     "tor": "tor",
     "systemd-analyze": "systemd",
     "shellcheck": "shellcheck",
+    "redis-server": "redis-server",
+    "strace": "strace",
 }
 
 # A visitor as distinctive as possible: its own loopback address (Linux answers on all of
@@ -41,6 +51,23 @@ DISTINCTIVE = {
     "Referer": "http://distinctive-referer.example/deploy-leak",
     "X-Forwarded-For": "198.51.100.77",
 }
+
+
+def proxy_line(circuit: int) -> bytes:
+    """The PROXY protocol line Tor sends first on each stream to the source onion
+    (``HiddenServiceExportCircuitID haproxy``, tor(1)): the circuit's 32-bit global id in the
+    last 32 bits of an fc00:dead:beef:4dad::/64 source address, nothing about the client."""
+    assert 0 < circuit < 1 << 32
+    src = f"fc00:dead:beef:4dad::{circuit >> 16:x}:{circuit & 0xFFFF:x}"
+    return f"PROXY TCP6 {src} ::1 65535 80\r\n".encode()
+
+
+_circuits = iter(range(1000, 1 << 31))
+
+
+def new_circuit() -> int:
+    """A circuit id no other client in this test run has used."""
+    return next(_circuits)
 
 
 def need(tool: str) -> str:
@@ -79,8 +106,16 @@ class Nginx:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            # nginx's own master by its pid file (under strace, proc is strace, which would
+            # only detach), then the process started.
+            _terminate_pid_file(self.prefix / "nginx.pid")
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+def _terminate_pid_file(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(path.read_text().strip()), signal.SIGTERM)
 
 
 def render_nginx(
@@ -120,7 +155,7 @@ def render_nginx(
     conf.write_text(
         f"load_module {HEADERS_MORE};\n{user}worker_processes 1;\npid {prefix}/nginx.pid;\n"
         f"error_log {prefix}/main-error.log;\n"
-        "events { worker_connections 128; }\n"
+        "events { worker_connections 768; }\n"  # Debian's nginx.conf
         "http {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n"
         f"{temp}\n    access_log {prefix}/access.log;\n    include {prefix}/tipline.conf;\n}}\n"
     )
@@ -128,8 +163,9 @@ def render_nginx(
     return Nginx(prefix, conf, source_port, journalist_port, logs=logs)
 
 
-def start_nginx(nginx: Nginx) -> Nginx:
-    """Run nginx in the foreground (its stderr into the prefix) until it answers."""
+def start_nginx(nginx: Nginx, wrap: list[str] | None = None) -> Nginx:
+    """Run nginx in the foreground (its stderr into the prefix) until it answers; ``wrap``
+    prefixes the command (strace)."""
     binary = need("nginx")
     if not HEADERS_MORE.exists():
         pytest.fail(f"{HEADERS_MORE} is missing: apt-get install {PACKAGES['nginx']}")
@@ -137,7 +173,10 @@ def start_nginx(nginx: Nginx) -> Nginx:
     nginx.logs.append(stderr)
     with stderr.open("wb") as out:
         nginx.proc = subprocess.Popen(
-            [binary, "-p", str(nginx.prefix), "-c", str(nginx.conf), "-g", "daemon off;"],
+            [
+                *(wrap or []),
+                *[binary, "-p", str(nginx.prefix), "-c", str(nginx.conf), "-g", "daemon off;"],
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -176,11 +215,28 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
 
-class Client:
-    """A visitor from ``CLIENT_ADDR`` with distinctive headers and one session cookie."""
+class _ProxiedConnection(http.client.HTTPConnection):
+    """An HTTP connection that starts with Tor's PROXY line, as on the source onion."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, *args: object, circuit: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.circuit = circuit
+
+    def connect(self) -> None:
+        super().connect()
+        assert self.sock is not None
+        self.sock.sendall(proxy_line(self.circuit))
+
+
+class Client:
+    """A visitor from ``CLIENT_ADDR`` with distinctive headers and one session cookie. On the
+    source onion (``circuit`` given) each connection starts with Tor's PROXY line naming that
+    circuit; the journalist onion gets none."""
+
+    def __init__(self, port: int, circuit: int | None = None, timeout: float = 30) -> None:
         self.port = port
+        self.circuit = circuit
+        self.timeout = timeout
         self.cookies: dict[str, str] = {}
 
     def request(
@@ -190,8 +246,18 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        conn = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=30, source_address=(CLIENT_ADDR, 0)
+        conn = (
+            http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=self.timeout, source_address=(CLIENT_ADDR, 0)
+            )
+            if self.circuit is None
+            else _ProxiedConnection(
+                "127.0.0.1",
+                self.port,
+                timeout=self.timeout,
+                source_address=(CLIENT_ADDR, 0),
+                circuit=self.circuit,
+            )
         )
         sent = {**DISTINCTIVE, **(headers or {})}
         if self.cookies:
@@ -204,6 +270,88 @@ class Client:
             name, _, rest = cookie.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0]
         return Response(reply.status, reply.headers, data)
+
+
+def source_client(port: int) -> Client:
+    """A visitor to the source onion on a circuit of its own."""
+    return Client(port, new_circuit())
+
+
+class TorFront:
+    """What Tor does in front of the source server block, for clients that cannot send a PROXY
+    line themselves (browsers): a loopback port whose every connection is passed to nginx after
+    the PROXY line of one circuit (Tor Browser uses one circuit per site)."""
+
+    def __init__(self, nginx_port: int, circuit: int | None = None) -> None:
+        self.nginx_port = nginx_port
+        self.circuit = circuit or new_circuit()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.closed = False
+        self.relays: list[threading.Thread] = []
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            relay = threading.Thread(target=self._relay, args=(client,), daemon=True)
+            self.relays.append(relay)
+            relay.start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.nginx_port))
+            except OSError:
+                return  # nginx is gone: the browser sees its connection closed
+            with upstream:
+                self._join(client, upstream)
+
+    def _join(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Pass bytes both ways, after the PROXY line, until either side ends."""
+        with self.lock:
+            self.open.update((client, upstream))
+        try:
+            upstream.sendall(proxy_line(self.circuit))
+            back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+            back.start()
+            self._pipe(client, upstream)
+            back.join()
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open.difference_update((client, upstream))
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Stop accepting, end every relayed connection, and wait for the threads."""
+        self.closed = True
+        self.listener.close()
+        self.acceptor.join(timeout=5)
+        with self.lock:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+        for relay in self.relays:
+            relay.join(timeout=5)
 
 
 def python_tool(name: str) -> str:
@@ -246,3 +394,85 @@ def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, s
         out.write(data + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Served:
+    """gunicorn with the shipped settings behind nginx with the shipped site (or ``site_text``),
+    configured by a TOML file as the installer writes it, migrated, with a key manifest."""
+
+    base: Path
+    nginx: Nginx
+    gunicorn: subprocess.Popen[bytes]
+    gunicorn_log: Path
+    env: dict[str, str]
+
+    def source(self, circuit: int | None = None) -> Client:
+        return Client(self.nginx.source_port, circuit or new_circuit())
+
+
+@contextlib.contextmanager
+def serve_stack(
+    base: Path,
+    site_text: str | None = None,
+    extra_config: str = "",
+    wrap_nginx: list[str] | None = None,
+    wrap_gunicorn: list[str] | None = None,
+    gunicorn_args: list[str] | None = None,
+) -> Iterator[Served]:
+    """Start the stack under ``base``; ``wrap_*`` prefix the commands (strace);
+    ``gunicorn_args`` are added to gunicorn's (another app, another logger)."""
+    base.mkdir(parents=True, exist_ok=True)
+    data, tmp = base / "data", base / "tmp"
+    tmp.mkdir(exist_ok=True)
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate("Availability journalist")
+    today = datetime.datetime.now(datetime.UTC).date()
+    (base / "manifest.json").write_bytes(
+        manifest.sign_manifest(org, 1, [journalist.public], today, today + datetime.timedelta(9))
+    )
+    config = base / "tipline.toml"
+    config.write_text(
+        f'DATA_DIR = "{data}"\nORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
+        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
+        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nMIN_FREE_BYTES = 0\n' + extra_config
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
+    env.update(TIPLINE_CONFIG_FILE=str(config), TMPDIR=str(tmp), PYTHONPATH=str(REPO))
+    for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
+        done = subprocess.run(
+            [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    sock, log = base / "gunicorn.sock", base / "gunicorn.log"
+    with log.open("wb") as out:
+        gunicorn = subprocess.Popen(
+            [
+                *(wrap_gunicorn or []),
+                *gunicorn_command(sock),
+                "-p",
+                str(base / "gunicorn.pid"),
+                *(gunicorn_args or []),
+            ],
+            env=env,
+            cwd=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    nginx = render_nginx(base / "nginx", sock, site_text=site_text)
+    try:
+        wait_for(lambda: sock.exists(), "gunicorn", log)
+        start_nginx(nginx, wrap_nginx)
+        wait_for(
+            lambda: source_client(nginx.source_port).request("GET", "/").status == 200, "app", log
+        )
+        yield Served(base, nginx, gunicorn, log, env)
+    finally:
+        nginx.stop()
+        _terminate_pid_file(base / "gunicorn.pid")
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            gunicorn.wait()

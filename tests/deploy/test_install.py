@@ -126,6 +126,12 @@ def test_install_twice_changes_nothing(
     settings = tomllib.loads(config.read_text())
     assert len(settings["SECRET_KEY"]) >= 64
     assert settings["DATABASE_URL"] == "sqlite:////var/lib/tipline/tipline.db"
+    assert settings["LIMITS_STORAGE"] == "redis+unix:///run/tipline-redis/redis.sock"
+    redis_conf = root / "etc/tipline/redis.conf"
+    assert redis_conf.read_bytes() == (DEPLOY / "redis/tipline-redis.conf").read_bytes()
+    assert redis_conf.stat().st_mode & 0o777 == 0o640
+    assert "redis-server" in first.stdout  # among the packages it would install
+    assert "systemctl disable --now redis-server.service" in first.stdout
     # The app reads what the installer wrote.
     os.environ["TIPLINE_CONFIG_FILE"] = str(config)
     try:
@@ -143,7 +149,12 @@ def test_install_twice_changes_nothing(
     assert not (root / "etc/nginx/sites-enabled/default").is_symlink()
     assert (root / "etc/tor/torrc").read_text() == (DEPLOY / "tor/torrc").read_text()
     assert "Debian's torrc" in (root / "etc/tor/torrc.before-tipline").read_text()
-    for unit in ("tipline.service", "tipline.socket", "tipline-retention.timer"):
+    for unit in (
+        "tipline.service",
+        "tipline.socket",
+        "tipline-retention.timer",
+        "tipline-redis.service",
+    ):
         assert (root / "etc/systemd/system" / unit).read_bytes() == (
             DEPLOY / "systemd" / unit
         ).read_bytes()
@@ -160,6 +171,25 @@ def test_install_twice_changes_nothing(
     ]
     positions = [first.stdout.index(step) for step in order]
     assert positions == sorted(positions), first.stdout
+
+
+def test_an_older_config_gets_the_shared_limits_store(
+    source: Path, tmp_path: Path, org_key: keys.OrgSecret
+) -> None:
+    root = tmp_path / "root"
+    debian(root)
+    args = ("--org-key", str(tmp_path / "org.pub.json"), "--database", "sqlite")
+    assert install(source, root, *args).returncode == 0
+    config = root / "etc/tipline/tipline.toml"
+    older = [x for x in config.read_text().splitlines() if "LIMITS_STORAGE" not in x]
+    older = [x for x in older if "counts its limits" not in x]
+    config.write_text("\n".join(older) + "\n")
+    again = install(source, root, *args)
+    assert again.returncode == 0, again.stderr
+    assert "added LIMITS_STORAGE to /etc/tipline/tipline.toml" in again.stdout
+    settings = tomllib.loads(config.read_text())
+    assert settings["LIMITS_STORAGE"] == "redis+unix:///run/tipline-redis/redis.sock"
+    assert changes(install(source, root, *args)) == 0
 
 
 def test_a_changed_limit_reaches_nginx_and_secrets_stay(

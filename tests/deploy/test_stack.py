@@ -44,6 +44,7 @@ from .conftest import (
     multipart,
     python_tool,
     render_nginx,
+    source_client,
     start_nginx,
     wait_for,
 )
@@ -70,7 +71,7 @@ class Stack:
     app: Flask  # the same configuration, for looking into the database and blob store
 
     def source(self) -> Client:
-        return Client(self.nginx.source_port)
+        return source_client(self.nginx.source_port)
 
     def staff(self) -> Client:
         return Client(self.nginx.journalist_port)
@@ -119,7 +120,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         wait_for(lambda: sock.exists(), "gunicorn", log)
         start_nginx(nginx)
-        wait_for(lambda: Client(nginx.source_port).request("GET", "/").status == 200, "app", log)
+        wait_for(
+            lambda: source_client(nginx.source_port).request("GET", "/").status == 200, "app", log
+        )
         yield Stack(base, nginx, log, journalist, app)
     finally:
         nginx.stop()
@@ -315,8 +318,8 @@ def test_upstream_down_gives_a_plain_503_and_logs_no_address(tmp_path: Path) -> 
     for level, leaks in (("emerg", False), ("info", True)):
         nginx = start_nginx(render_nginx(tmp_path / level, tmp_path / "nobody-here.sock", level))
         try:
-            reply = Client(nginx.source_port).request("GET", "/submit")
-            api = Client(nginx.source_port).request("GET", "/api/source/manifest")
+            reply = source_client(nginx.source_port).request("GET", "/submit")
+            api = source_client(nginx.source_port).request("GET", "/api/source/manifest")
         finally:
             nginx.stop()
         assert reply.status == 503 and "cannot take submissions" in reply.text

@@ -30,7 +30,15 @@ from tipline.server.models import Submission
 from ..browser.debian_chromium import launch
 from ..browser.drivers import Driver, MarionetteDriver, PlaywrightDriver, wait_until
 from ..browser.firefox import firefox
-from .conftest import Client, gunicorn_command, python_tool, render_nginx, start_nginx, wait_for
+from .conftest import (
+    TorFront,
+    gunicorn_command,
+    python_tool,
+    render_nginx,
+    source_client,
+    start_nginx,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CEILING = 8_000_000  # MAX_SUBMISSION_SIZE in the config file
@@ -94,12 +102,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             gunicorn_command(sock), env=env, cwd=base, stdout=out, stderr=subprocess.STDOUT
         )
     nginx = render_nginx(base / "nginx", sock, site_text=rendered.stdout)
+    front: TorFront | None = None
     try:
         wait_for(lambda: sock.exists(), "gunicorn", log)
         start_nginx(nginx)
-        wait_for(lambda: Client(nginx.source_port).request("GET", "/").status == 200, "app", log)
-        yield Site(f"http://127.0.0.1:{nginx.source_port}", app)
+        wait_for(
+            lambda: source_client(nginx.source_port).request("GET", "/").status == 200, "app", log
+        )
+        # The browsers reach nginx as Tor Browser does, through Tor's PROXY line.
+        front = TorFront(nginx.source_port)
+        yield Site(f"http://127.0.0.1:{front.port}", app)
     finally:
+        if front is not None:
+            front.close()
         nginx.stop()
         proc.terminate()
         proc.wait(timeout=30)

@@ -36,17 +36,29 @@ class Source:
 def make_source(designation: str = "tidy otter", source_id: str | None = None) -> Source:
     """A new source; pass ``source_id`` (32 hex digits) where it must not change between runs."""
     keys = derive(generate(load_wordlist()))
-    return Source(source_id or nacl.utils.random(16).hex(), designation, keys.reply_public_key,
-                  keys.reply_secret_key)
+    return Source(
+        source_id or nacl.utils.random(16).hex(),
+        designation,
+        keys.reply_public_key,
+        keys.reply_secret_key,
+    )
 
 
-def seal_submission(recipients: list[bytes], source: Source, message: str,
-                    files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
-                    sealed_by: str = "browser") -> bytes:
+def seal_submission(
+    recipients: list[bytes],
+    source: Source,
+    message: str,
+    files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
+    sealed_by: str = "browser",
+) -> bytes:
     """``files`` are (name, bytes) or (name, bytes, claimed type; text/plain if not given)."""
-    inner = Inner("submission", sealed_by, message, source.reply_public,
-                  tuple(Attachment(f[0], len(f[1]), f[2] if len(f) > 2 else "text/plain")
-                        for f in files))
+    inner = Inner(
+        "submission",
+        sealed_by,
+        message,
+        source.reply_public,
+        tuple(Attachment(f[0], len(f[1]), f[2] if len(f) > 2 else "text/plain") for f in files),
+    )
     out = io.BytesIO()
     envelope.seal(out, recipients, inner, [io.BytesIO(f[1]) for f in files])
     return out.getvalue()
@@ -60,13 +72,18 @@ class Sub:
     data: bytes
 
 
-def submission(recipients: list[bytes], source: Source, message: str,
-               files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
-               received: str = "2026-11-20",
-               item_id: str | None = None) -> Sub:
+def submission(
+    recipients: list[bytes],
+    source: Source,
+    message: str,
+    files: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
+    received: str = "2026-11-20",
+    item_id: str | None = None,
+) -> Sub:
     data = seal_submission(recipients, source, message, files)
-    item = ExportItem(item_id or nacl.utils.random(16).hex(), source.id, source.designation,
-                      received, len(data))
+    item = ExportItem(
+        item_id or nacl.utils.random(16).hex(), source.id, source.designation, received, len(data)
+    )
     return Sub(item, data)
 
 
@@ -104,8 +121,9 @@ def run(vault_dir: Path) -> Run:
     """Run `tipline-desk --vault VAULT ARGS...` with the passphrase on standard input."""
 
     def go(*args: str, input: str | None = None, code: int = 0) -> Result:
-        result = CliRunner().invoke(cli, ["--vault", str(vault_dir), *args],
-                                    input=PASS + "\n" if input is None else input)
+        result = CliRunner().invoke(
+            cli, ["--vault", str(vault_dir), *args], input=PASS + "\n" if input is None else input
+        )
         assert result.exit_code == code, result.output
         return result
 

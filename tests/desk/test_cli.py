@@ -57,8 +57,11 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
                                input="short\nshort\n")
     assert short.exit_code == 2
     assert short.stderr == "tipline-desk: the passphrase must be at least 8 characters\n"
-    weak = CliRunner().invoke(cli, ["--vault", str(tmp_path / "z"), "init", "--kdf", "test"],
-                              input="a long passphrase\na long passphrase\n")
+    weak = CliRunner().invoke(
+        cli,
+        ["--vault", str(tmp_path / "z"), "init", "--kdf", "test"],
+        input="a long passphrase\na long passphrase\n",
+    )
     assert weak.exit_code == 2 and not (tmp_path / "z").exists()  # the test suite's preset only
     roleless = CliRunner().invoke(cli, ["--vault", str(tmp_path / "r"), "init"],
                                   input="a long passphrase\na long passphrase\n")
@@ -69,7 +72,8 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
 def test_wrong_passphrase_is_one_line(run: Run) -> None:
     result = run("list", input="not the passphrase\n", code=3)
     assert result.stderr == (
-        "tipline-desk: the passphrase is wrong, or the locked file was changed\n")
+        "tipline-desk: the passphrase is wrong, or the locked file was changed\n"
+    )
     assert "Traceback" not in result.output
 
 
@@ -100,8 +104,11 @@ def test_import_triage_and_search(tmp_path: Path, vault_dir: Path, run: Run) -> 
 
     listing = run("list").stdout
     assert "tidy otter" in listing and "grey heron" in listing
-    otter_block = listing.split("tidy otter")[1].split("grey heron")[0] if listing.index(
-        "tidy otter") < listing.index("grey heron") else listing.split("tidy otter")[1]
+    otter_block = (
+        listing.split("tidy otter")[1].split("grey heron")[0]
+        if listing.index("tidy otter") < listing.index("grey heron")
+        else listing.split("tidy otter")[1]
+    )
     assert subs[0].item.id[:12] in otter_block and subs[1].item.id[:12] in otter_block
 
     found = run("search", "harbour").stdout
@@ -130,11 +137,21 @@ def test_import_triage_and_search(tmp_path: Path, vault_dir: Path, run: Run) -> 
     assert "tipline-desk: no item" in run("show", "ffff", code=1).stderr
 
 
-def test_export_writes_safe_names_only_on_request(tmp_path: Path, run: Run,
-                                                   imported: Imported) -> None:
-    sub = imported(make_source(), "see files", [
-        ("../../etc/passwd", b"one"), ("/abs/path.txt", b"two"), ("CON", b"three"),
-        ("evil\x1b[2J\u202etxt.exe", b"four"), ("ok.pdf", b"five"), ("ok.pdf", b"six")])
+def test_export_writes_safe_names_only_on_request(
+    tmp_path: Path, run: Run, imported: Imported
+) -> None:
+    sub = imported(
+        make_source(),
+        "see files",
+        [
+            ("../../etc/passwd", b"one"),
+            ("/abs/path.txt", b"two"),
+            ("CON", b"three"),
+            ("evil\x1b[2J\u202etxt.exe", b"four"),
+            ("ok.pdf", b"five"),
+            ("ok.pdf", b"six"),
+        ],
+    )
     out = tmp_path / "out"
     out.mkdir()
     assert list(out.iterdir()) == []  # importing wrote nothing in plaintext anywhere
@@ -142,15 +159,26 @@ def test_export_writes_safe_names_only_on_request(tmp_path: Path, run: Run,
     assert "it can attack the program that opens it" in result.stderr  # the warning
     names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".provenance.json"))
     prefix = sub.item.id[:8]
-    assert names == sorted([f"{prefix}-01-passwd", f"{prefix}-02-path.txt", f"{prefix}-03-_CON",
-                            f"{prefix}-04-evil_[2J_txt.exe", f"{prefix}-05-ok.pdf",
-                            f"{prefix}-06-ok.pdf", f"{prefix}-message.txt"])
+    assert names == sorted(
+        [
+            f"{prefix}-01-passwd",
+            f"{prefix}-02-path.txt",
+            f"{prefix}-03-_CON",
+            f"{prefix}-04-evil_[2J_txt.exe",
+            f"{prefix}-05-ok.pdf",
+            f"{prefix}-06-ok.pdf",
+            f"{prefix}-message.txt",
+        ]
+    )
     assert len(list(out.glob("*.provenance.json"))) == 6  # one sidecar per copy
     assert (out / f"{prefix}-01-passwd").read_bytes() == b"one"
     assert (out / f"{prefix}-06-ok.pdf").read_bytes() == b"six"
     assert (out / f"{prefix}-message.txt").read_text() == "see files"
-    paths = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
-             if line.startswith(("  original copy: ", "  provenance: ", "message: "))]
+    paths = [
+        line.split(": ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.startswith(("  original copy: ", "  provenance: ", "message: "))
+    ]
     assert len(paths) == 13 and all(Path(p).parent == out for p in paths)
     run("export", sub.item.id[:10], "--to", str(out), "--original")  # again: never overwrites
     assert (out / f"{prefix}-01-passwd (2)").read_bytes() == b"one"
@@ -160,8 +188,11 @@ def test_ansi_and_long_lines_are_neutralised(run: Run, imported: Imported) -> No
     hostile = "hi\x1b]0;pwned\x07\x1b[31mred\r\u202eevil\u0000" + "A" * 1_000_000
     source = make_source("tidy otter")
     sub = imported(source, hostile[:500_000], [("a\x1b[1mname\x9b", b"x")])
-    for output in (run("list").stdout, run("show", sub.item.id[:8]).stdout,
-                   run("search", "hi").stdout):
+    for output in (
+        run("list").stdout,
+        run("show", sub.item.id[:8]).stdout,
+        run("search", "hi").stdout,
+    ):
         assert "\x1b" not in output and "\r" not in output and "\u202e" not in output
         assert "\x07" not in output and "\x00" not in output and "\x9b" not in output
     shown = run("show", sub.item.id[:8]).stdout
@@ -169,15 +200,24 @@ def test_ansi_and_long_lines_are_neutralised(run: Run, imported: Imported) -> No
     assert max(len(line) for line in shown.splitlines()) <= 200
 
 
-def test_reply_goes_to_the_source_and_the_journalists(tmp_path: Path, run: Run,
-                                                      imported: Imported) -> None:
+def test_reply_goes_to_the_source_and_the_journalists(
+    tmp_path: Path, run: Run, imported: Imported
+) -> None:
     source = make_source("tidy otter")
     imported(source, "hello")
     attachment = tmp_path / "questions.txt"
     attachment.write_bytes(b"1. who?\n")
     out = tmp_path / "reply.tlb"
-    result = run("reply", "tidy otter", "-m", "thank you, we are looking", "--attach",
-                 str(attachment), "--out", str(out))
+    result = run(
+        "reply",
+        "tidy otter",
+        "-m",
+        "thank you, we are looking",
+        "--attach",
+        str(attachment),
+        "--out",
+        str(out),
+    )
     assert "written to" in result.stdout
     with out.open("rb") as f:
         reader = BundleReader(f, KIND_REPLY)
@@ -187,20 +227,25 @@ def test_reply_goes_to_the_source_and_the_journalists(tmp_path: Path, run: Run,
             envelopes.append(entry.read())
             assert entry.finish()
     got = []
-    inner = envelope.open_envelope(io.BytesIO(envelopes[0]), [source.reply_secret],
-                                   lambda i, a: got.append(io.BytesIO()) or got[-1])  # type: ignore[func-returns-value]
+    inner = envelope.open_envelope(
+        io.BytesIO(envelopes[0]),
+        [source.reply_secret],
+        lambda i, a: got.append(io.BytesIO()) or got[-1],
+    )  # type: ignore[func-returns-value]
     assert inner.kind == "reply" and inner.sealed_by == "desk"
     assert inner.message == "thank you, we are looking"
     assert got[0].getvalue() == b"1. who?\n"
     # the journalists can read it too, and the thread shows it
     assert "→" in run("list").stdout
     assert run("reply", "nobody", "-m", "x", "--out", str(tmp_path / "r2"), code=1)
-    assert "already exists" in run("reply", "tidy otter", "-m", "x", "--out", str(out),
-                                   code=2).stderr
+    assert (
+        "already exists" in run("reply", "tidy otter", "-m", "x", "--out", str(out), code=2).stderr
+    )
 
 
-def test_keys_manifest_rotation_and_rekey(tmp_path: Path, vault_dir: Path, run: Run,
-                                          imported: Imported) -> None:
+def test_keys_manifest_rotation_and_rekey(
+    tmp_path: Path, vault_dir: Path, run: Run, imported: Imported
+) -> None:
     sub = imported(make_source(), "before the rotation")
     run("manifest", "--out", str(tmp_path / "m0.json"), code=1)  # no org key yet
     fp = run("keys", "org-create").stdout.split("fingerprint ")[1].strip()
@@ -256,19 +301,29 @@ def test_delete_asks_first(vault_dir: Path, run: Run, imported: Imported) -> Non
     assert "nothing here" in run("list").stderr
 
 
-def test_reply_from_standard_input_after_the_passphrase(tmp_path: Path, run: Run,
-                                                        imported: Imported) -> None:
+def test_reply_from_standard_input_after_the_passphrase(
+    tmp_path: Path, run: Run, imported: Imported
+) -> None:
     source = make_source("tidy otter")
     imported(source, "hello")
     out = tmp_path / "reply.tlb"
-    run("reply", "tidy", "--message-file", "-", "--out", str(out), code=1,
-        input=PASS + "\nx\n")  # "tidy" is neither a designation nor an id prefix
-    run("reply", "tidy otter", "--message-file", "-", "--out", str(out),
-        input=PASS + "\nline one\nline two\n")
+    run(
+        "reply", "tidy", "--message-file", "-", "--out", str(out), code=1, input=PASS + "\nx\n"
+    )  # "tidy" is neither a designation nor an id prefix
+    run(
+        "reply",
+        "tidy otter",
+        "--message-file",
+        "-",
+        "--out",
+        str(out),
+        input=PASS + "\nline one\nline two\n",
+    )
     with out.open("rb") as f:
         entry = next(iter(BundleReader(f, KIND_REPLY)))
         data = entry.read()
     inner = envelope.open_envelope(io.BytesIO(data), [source.reply_secret])
     assert inner.message == "line one\nline two\n"
     assert run("reply", "tidy otter", "--out", str(tmp_path / "r3"), code=2).stderr.startswith(
-        "tipline-desk: give the reply as --message or --message-file")
+        "tipline-desk: give the reply as --message or --message-file"
+    )

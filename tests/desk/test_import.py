@@ -57,8 +57,9 @@ def test_a_wrong_item_checksum_is_reported(vault_dir: Path) -> None:
     hpos = len(data) - 41 - 32  # the H record's digest sits before the Z record
     data[hpos] ^= 1
     report = import_bytes(vault_dir, bytes(data))
-    assert report.failed == [(subs[0].item.id,
-                              "its checksum does not match: it was damaged on the way")]
+    assert report.failed == [
+        (subs[0].item.id, "its checksum does not match: it was damaged on the way")
+    ]
     assert report.bundle_error and "final checksum" in report.bundle_error
     assert stored(vault_dir) == []
 
@@ -82,8 +83,13 @@ def test_unknown_keys_and_replies_are_refused(vault_dir: Path) -> None:
     foreign = submission([stranger.public.public_key], make_source(), "not for us")
     report = import_bytes(vault_dir, bundle_bytes([foreign, good]))
     assert report.added == [good.item.id]
-    assert report.failed == [(foreign.item.id, "the envelope could not be opened: it is "
-                              "damaged, truncated, or not sealed to any of your keys")]
+    assert report.failed == [
+        (
+            foreign.item.id,
+            "the envelope could not be opened: it is "
+            "damaged, truncated, or not sealed to any of your keys",
+        )
+    ]
 
 
 def test_not_a_bundle_and_wrong_kind(vault_dir: Path, tmp_path: Path, run: Run) -> None:
@@ -101,8 +107,16 @@ def test_envelope_with_trailing_bytes_in_the_bundle(vault_dir: Path) -> None:
     # The bundle says the envelope is longer than it is: the envelope reader refuses it.
     pks = public_keys(vault_dir)
     sub = submission(pks, make_source(), "x")
-    longer = type(sub)(ExportItem(sub.item.id, sub.item.source_id, sub.item.source_designation,
-                                  sub.item.received, sub.item.size + 5), sub.data + b"extra")
+    longer = type(sub)(
+        ExportItem(
+            sub.item.id,
+            sub.item.source_id,
+            sub.item.source_designation,
+            sub.item.received,
+            sub.item.size + 5,
+        ),
+        sub.data + b"extra",
+    )
     report = import_bytes(vault_dir, bundle_bytes([longer]))
     assert report.failed and report.failed[0][0] == sub.item.id and not report.added
 
@@ -111,24 +125,30 @@ def test_a_vault_without_keys_refuses(tmp_path: Path) -> None:
     Vault.create(tmp_path / "v", PASS, "test").close()
     out = io.BytesIO()
     write_bundle(out, KIND_EXPORT, [], lambda i: io.BytesIO())
-    with Vault.open(tmp_path / "v", PASS) as vault, pytest.raises(ImportRefusedError,
-                                                                 match="no keys"):
+    with (
+        Vault.open(tmp_path / "v", PASS) as vault,
+        pytest.raises(ImportRefusedError, match="no keys"),
+    ):
         import_bundle(vault, io.BytesIO(out.getvalue()))
 
 
 def test_killed_import_leaves_a_consistent_vault(tmp_path: Path, vault_dir: Path) -> None:
     pks = public_keys(vault_dir)
     source = make_source()
-    subs = [submission(pks, source, f"item {n}", [("f.bin", os.urandom(20_000))])
-            for n in range(40)]
+    subs = [
+        submission(pks, source, f"item {n}", [("f.bin", os.urandom(20_000))]) for n in range(40)
+    ]
     data = bundle_bytes(subs)
     fifo = tmp_path / "bundle.fifo"
     os.mkfifo(fifo)
     desk = Path(sys.executable).with_name("tipline-desk")
     err = (tmp_path / "stderr").open("wb")
-    proc = subprocess.Popen([str(desk), "--vault", str(vault_dir), "import", str(fifo)],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=err)
+    proc = subprocess.Popen(
+        [str(desk), "--vault", str(vault_dir), "import", str(fifo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     err.close()
     assert proc.stdin is not None
     proc.stdin.write(PASS.encode() + b"\n")
@@ -180,10 +200,16 @@ def raw_bundle(manifest: dict[str, object], records: bytes = b"") -> bytes:
 
 
 def test_duplicate_ids_in_a_bundle_are_refused(vault_dir: Path) -> None:
-    entry = {"id": "ab" * 16, "source_id": "cd" * 16, "source_designation": "tidy otter",
-             "received": "2026-11-20", "size": 10}
-    data = raw_bundle({"type": "tipline-export-bundle", "v": 1, "created": "2026-11-20",
-                       "items": [entry, entry]})
+    entry = {
+        "id": "ab" * 16,
+        "source_id": "cd" * 16,
+        "source_designation": "tidy otter",
+        "received": "2026-11-20",
+        "size": 10,
+    }
+    data = raw_bundle(
+        {"type": "tipline-export-bundle", "v": 1, "created": "2026-11-20", "items": [entry, entry]}
+    )
     with pytest.raises(ImportRefusedError, match="repeats the id"):
         import_bytes(vault_dir, data)
 
@@ -199,9 +225,16 @@ def test_not_an_envelope_and_not_a_submission(vault_dir: Path) -> None:
 
     envelope.seal(reply_env, pks, Inner("reply", "desk", "a reply", None, ()))
     reply = submission(pks, make_source(), "placeholder")
-    reply = type(reply)(ExportItem(reply.item.id, reply.item.source_id,
-                                   reply.item.source_designation, reply.item.received,
-                                   len(reply_env.getvalue())), reply_env.getvalue())
+    reply = type(reply)(
+        ExportItem(
+            reply.item.id,
+            reply.item.source_id,
+            reply.item.source_designation,
+            reply.item.received,
+            len(reply_env.getvalue()),
+        ),
+        reply_env.getvalue(),
+    )
     report = import_bytes(vault_dir, bundle_bytes([garbage, reply]))
     assert not report.added and report.bundle_error is None
     problems = dict(report.failed)
@@ -219,7 +252,8 @@ def test_import_cli_reports_and_exits_nonzero(tmp_path: Path, vault_dir: Path, r
     result = run("import", str(path), code=1)
     assert "imported 1 new, 0 already in the vault" in result.stdout
     assert f"tipline-desk: item {foreign.item.id} not imported: the envelope could not" in (
-        result.stderr)
+        result.stderr
+    )
     assert "Traceback" not in result.output
 
 
@@ -250,8 +284,9 @@ def test_every_shared_envelope_vector_through_a_bundle(tmp_path: Path) -> None:
                     Recipient(secret.public, "active", "2026-11-25", secret=secret))
             vault.save_keyring()
         data = base64.b64decode(vector["envelope"])
-        item = ExportItem(os.urandom(16).hex(), "ab" * 16, "tidy otter", today().isoformat(),
-                          len(data))
+        item = ExportItem(
+            os.urandom(16).hex(), "ab" * 16, "tidy otter", today().isoformat(), len(data)
+        )
         report = import_bytes(vault_dir, bundle_bytes([Sub(item, data)]))
         expected = vector.get("expected") or {}
         is_submission = vector["outcome"] == "ok" and expected["inner"]["kind"] == "submission"

@@ -41,8 +41,9 @@ def threaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 def big_subs(vault_dir: Path, count: int) -> list[Sub]:
     pks = public_keys(vault_dir)
     source = make_source()
-    return [submission(pks, source, f"item {n}", [("f.bin", os.urandom(300_000))])
-            for n in range(count)]
+    return [
+        submission(pks, source, f"item {n}", [("f.bin", os.urandom(300_000))]) for n in range(count)
+    ]
 
 
 def no_temporaries(vault_dir: Path) -> bool:
@@ -88,8 +89,16 @@ def test_a_bundle_truncated_inside_a_large_item(vault_dir: Path) -> None:
 def test_a_large_item_with_trailing_bytes_is_refused(vault_dir: Path) -> None:
     pks = public_keys(vault_dir)
     sub = submission(pks, make_source(), "x", [("f.bin", os.urandom(300_000))])
-    sub = Sub(type(sub.item)(sub.item.id, sub.item.source_id, sub.item.source_designation,
-                             sub.item.received, sub.item.size + 5), sub.data + b"extra")
+    sub = Sub(
+        type(sub.item)(
+            sub.item.id,
+            sub.item.source_id,
+            sub.item.source_designation,
+            sub.item.received,
+            sub.item.size + 5,
+        ),
+        sub.data + b"extra",
+    )
     with Vault.open(vault_dir, PASS) as vault:
         report = import_bundle(vault, io.BytesIO(bundle_bytes([sub])))
         assert vault.store.all_ids() == []
@@ -97,8 +106,9 @@ def test_a_large_item_with_trailing_bytes_is_refused(vault_dir: Path) -> None:
     assert no_temporaries(vault_dir)
 
 
-def test_a_busy_machine_reads_in_place(vault_dir: Path, threaded: list[object],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_busy_machine_reads_in_place(
+    vault_dir: Path, threaded: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(importer, "spare_core", lambda: False)
     subs = big_subs(vault_dir, 2)
     with Vault.open(vault_dir, PASS) as vault:

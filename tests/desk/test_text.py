@@ -27,7 +27,7 @@ def test_escapes_are_shown_not_obeyed() -> None:
 @given(st.text())
 def test_neutralised_text_has_no_control_characters(text: str) -> None:
     out = neutralise(text)
-    assert all(ch == "\n" or (ord(ch) >= 0x20 and not 0x7f <= ord(ch) < 0xa0) for ch in out)
+    assert all(ch == "\n" or (ord(ch) >= 0x20 and not 0x7F <= ord(ch) < 0xA0) for ch in out)
     assert "\x1b" not in one_line(text, 40) and "\n" not in one_line(text, 40)
 
 
@@ -37,20 +37,23 @@ def test_one_line_and_fold() -> None:
     assert fold("y" * 450, 200).split("\n") == ["y" * 200, "y" * 200, "y" * 50]
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("report.pdf", "report.pdf"),
-    ("../../etc/passwd", "passwd"),
-    ("/absolute/path.txt", "path.txt"),
-    ("C:\\Windows\\system32\\cmd.exe", "cmd.exe"),
-    ("CON", "_CON"),
-    ("nul.txt", "_nul.txt"),
-    ("lpt1", "_lpt1"),
-    ("..", "attachment"),
-    (".bashrc", "bashrc"),
-    ("a\x1b[31mb", "a_[31mb"),
-    ("x\u202etxt.exe", "x_txt.exe"),
-    ('what?*<>|":.doc', "what_______.doc"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("/absolute/path.txt", "path.txt"),
+        ("C:\\Windows\\system32\\cmd.exe", "cmd.exe"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("lpt1", "_lpt1"),
+        ("..", "attachment"),
+        (".bashrc", "bashrc"),
+        ("a\x1b[31mb", "a_[31mb"),
+        ("x\u202etxt.exe", "x_txt.exe"),
+        ('what?*<>|":.doc', "what_______.doc"),
+    ],
+)
 def test_safe_filename(name: str, expected: str) -> None:
     assert safe_filename(name, 0, "0123456789abcdef" * 2) == f"01234567-01-{expected}"
 

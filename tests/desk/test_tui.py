@@ -42,8 +42,11 @@ def subs(vault_dir: Path) -> list[Sub]:
     return made
 
 
-def drive(vault_dir: Path, script: Callable[[DeskApp, Pilot[None]], Awaitable[None]],
-          out: Path | None = None) -> None:
+def drive(
+    vault_dir: Path,
+    script: Callable[[DeskApp, Pilot[None]], Awaitable[None]],
+    out: Path | None = None,
+) -> None:
     async def main() -> None:
         with Vault.open(vault_dir, PASS) as vault:
             app = make_app(vault, out)
@@ -102,17 +105,14 @@ def test_keyboard_triage(vault_dir: Path, subs: list[Sub]) -> None:
         for _ in range(5):
             await pilot.press("f")
         await pilot.pause()
-        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [
-            subs[1].item.id]
+        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [subs[1].item.id]
         await pilot.press("f")  # back to all
         await pilot.press("slash", *"#leads", "enter")
         await pilot.pause()
-        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [
-            subs[1].item.id]
+        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [subs[1].item.id]
         await pilot.press("slash", *(["backspace"] * 6), *"harbour", "enter")
         await pilot.pause()
-        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [
-            subs[2].item.id]
+        assert [i for i in inbox_ids(app) if i and not i.startswith("source:")] == [subs[2].item.id]
 
     drive(vault_dir, script)
     with Vault.open(vault_dir, PASS) as vault:  # saved, sealed, and back after a restart
@@ -128,8 +128,7 @@ async def exported(app: DeskApp, pilot: Pilot[None]) -> None:
     raise AssertionError("the export did not end")
 
 
-def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub],
-                                         tmp_path: Path) -> None:
+def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub], tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
 
@@ -150,7 +149,9 @@ def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub],
         await exported(app, pilot)
         prefix = subs[0].item.id[:8]
         assert sorted(p.name for p in out.iterdir()) == [
-            f"{prefix}-01-x.viewing.txt", f"{prefix}-01-x.viewing.txt.provenance.json"]
+            f"{prefix}-01-x.viewing.txt",
+            f"{prefix}-01-x.viewing.txt.provenance.json",
+        ]
         assert status_line(app) == "wrote 1 of 1 copies"
         assert isinstance(app.screen, Notice)  # what was written, with the fingerprints
         assert hashlib.sha256(b"PDF").hexdigest() in screen_text(app)
@@ -158,8 +159,9 @@ def test_export_asks_and_escape_means_no(vault_dir: Path, subs: list[Sub],
     drive(vault_dir, script, out)
 
 
-def test_export_shows_pages_and_can_be_cancelled(vault_dir: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_shows_pages_and_can_be_cancelled(
+    vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tipline.desk.safe.converter import ConverterConfig
     from tipline.desk.safe.own import SandboxConverter
     from tipline.desk.tui import exporting
@@ -167,8 +169,9 @@ def test_export_shows_pages_and_can_be_cancelled(vault_dir: Path, tmp_path: Path
     from .safe import samples
 
     pks = public_keys(vault_dir)
-    sub = submission(pks, make_source(), "three pages", [
-        ("three.pdf", samples.plain_pdf(3), "application/pdf")])
+    sub = submission(
+        pks, make_source(), "three pages", [("three.pdf", samples.plain_pdf(3), "application/pdf")]
+    )
     with Vault.open(vault_dir, PASS) as vault:
         import_bundle(vault, io.BytesIO(bundle_bytes([sub])))
     out = tmp_path / "out"
@@ -196,8 +199,11 @@ def test_export_shows_pages_and_can_be_cancelled(vault_dir: Path, tmp_path: Path
         await pilot.press("escape")
         assert len(list(out.glob("*.viewing.pdf"))) == 1
 
-        monkeypatch.setattr(exporting, "make_converter", lambda config: SandboxConverter(
-            ConverterConfig(), stage1=hang))
+        monkeypatch.setattr(
+            exporting,
+            "make_converter",
+            lambda config: SandboxConverter(ConverterConfig(), stage1=hang),
+        )
         await pilot.press("e", "enter", "enter", "y")
         for _ in range(50):
             await pilot.pause(0.1)
@@ -349,8 +355,9 @@ def start_import(pilot: Pilot[None], name: str) -> Awaitable[None]:
     return pilot.press("a", "enter", *name, "enter")  # the menu's first action is import
 
 
-def test_import_runs_in_a_worker_with_progress(vault_dir: Path, subs: list[Sub],
-                                               tmp_path: Path) -> None:
+def test_import_runs_in_a_worker_with_progress(
+    vault_dir: Path, subs: list[Sub], tmp_path: Path
+) -> None:
     pks = public_keys(vault_dir)
     foreign = [bytes(PrivateKey.generate().public_key)]
     kite = make_source("swift kite")
@@ -383,7 +390,8 @@ def test_import_runs_in_a_worker_with_progress(vault_dir: Path, subs: list[Sub],
 
 
 def test_while_importing_writes_wait_and_cancel_keeps_what_is_done(
-        vault_dir: Path, subs: list[Sub], tmp_path: Path) -> None:
+    vault_dir: Path, subs: list[Sub], tmp_path: Path
+) -> None:
     pks = public_keys(vault_dir)
     kite = make_source("swift kite")
     new = [submission(pks, kite, f"kite {n} " + "x" * 2000) for n in range(4)]

@@ -99,8 +99,10 @@ def screen_text(svg: str) -> list[str]:
     Rich draws runs of blank cells as background only, so each run of text is put back at its
     column (its x position over the width of one cell).
     """
-    runs = [(float(x), float(length), int(line), html.unescape(chunk).replace("\xa0", " "))
-            for x, length, line, chunk in TEXT.findall(svg)]
+    runs = [
+        (float(x), float(length), int(line), html.unescape(chunk).replace("\xa0", " "))
+        for x, length, line, chunk in TEXT.findall(svg)
+    ]
     if not runs:
         return []
     cell = runs[0][1] / len(runs[0][3])
@@ -118,14 +120,35 @@ def check_svg(stored: str | None, received: str, where: Path, save_to: Path) -> 
         return
     save_to.write_text(received, encoding="utf-8")
     if stored is None:
-        pytest.fail(f"no stored snapshot {where} yet; create it with:\n    {UPDATE}\n"
-                    f"and commit it (the new rendering is in {save_to})", pytrace=False)
-    diff = list(difflib.unified_diff(screen_text(stored), screen_text(received),
-                                     "stored screen", "new screen", lineterm="", n=1))
+        pytest.fail(
+            f"no stored snapshot {where} yet; create it with:\n    {UPDATE}\n"
+            f"and commit it (the new rendering is in {save_to})",
+            pytrace=False,
+        )
+    diff = list(
+        difflib.unified_diff(
+            screen_text(stored),
+            screen_text(received),
+            "stored screen",
+            "new screen",
+            lineterm="",
+            n=1,
+        )
+    )
     if not diff:  # the same characters: colours, styles or layout of the SVG changed
-        diff = ["(the text on screen is the same; colours or styles differ)",
-                *list(difflib.unified_diff(stored.splitlines(), received.splitlines(),
-                                           "stored svg", "new svg", lineterm="", n=0))]
+        diff = [
+            "(the text on screen is the same; colours or styles differ)",
+            *list(
+                difflib.unified_diff(
+                    stored.splitlines(),
+                    received.splitlines(),
+                    "stored svg",
+                    "new svg",
+                    lineterm="",
+                    n=0,
+                )
+            ),
+        ]
     shown = "\n".join(diff[:60]) + ("\n..." if len(diff) > 60 else "")
     pytest.fail(
         f"the TUI no longer looks like its snapshot {where}\n"
@@ -142,13 +165,18 @@ def screen_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 def assert_screen(snapshot: SnapshotAssertion, svg: str, tmp_path: Path) -> None:
     """Compare with the stored snapshot (or store it, under ``--snapshot-update``)."""
-    where = Path(snapshot.extension.get_location(test_location=snapshot.test_location,
-                                                 index=snapshot.index))
+    where = Path(
+        snapshot.extension.get_location(test_location=snapshot.test_location, index=snapshot.index)
+    )
     if snapshot == svg:  # syrupy: compares, or queues the write when updating
         return
     stored = where.read_text(encoding="utf-8") if where.exists() else None
-    check_svg(stored, normalise(svg), Path(os.path.relpath(where)),
-              tmp_path / where.name.replace(".svg", ".received.svg"))
+    check_svg(
+        stored,
+        normalise(svg),
+        Path(os.path.relpath(where)),
+        tmp_path / where.name.replace(".svg", ".received.svg"),
+    )
 
 
 # --- the fixture data and the driver ----------------------------------------------------------
@@ -174,12 +202,28 @@ def desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Desk:
     pks = public_keys(vault_dir)
     otter, heron = make_source("tidy otter", OTTER), make_source("grey heron", HERON)
     subs = [
-        submission(pks, otter, HOSTILE, [("../../x.pdf", b"PDF"), ("notes.txt", b"n")],
-                   received="2026-11-20", item_id=ITEMS[0]),
-        submission(pks, otter, "second from the otter: the invoices are in the shed",
-                   received="2026-11-21", item_id=ITEMS[1]),
-        submission(pks, heron, "the heron writes about the harbour\n\nthree ships, no manifests",
-                   received="2026-11-22", item_id=ITEMS[2]),
+        submission(
+            pks,
+            otter,
+            HOSTILE,
+            [("../../x.pdf", b"PDF"), ("notes.txt", b"n")],
+            received="2026-11-20",
+            item_id=ITEMS[0],
+        ),
+        submission(
+            pks,
+            otter,
+            "second from the otter: the invoices are in the shed",
+            received="2026-11-21",
+            item_id=ITEMS[1],
+        ),
+        submission(
+            pks,
+            heron,
+            "the heron writes about the harbour\n\nthree ships, no manifests",
+            received="2026-11-22",
+            item_id=ITEMS[2],
+        ),
     ]
     with Vault.open(vault_dir, PASS) as vault:
         import_bundle(vault, io.BytesIO(bundle_bytes(subs)))
@@ -287,8 +331,9 @@ def test_export_choice(desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path:
     assert_screen(screen_snapshot, svg, tmp_path)
 
 
-def test_export_confirmation(desk: Desk, screen_snapshot: SnapshotAssertion,
-                             tmp_path: Path) -> None:
+def test_export_confirmation(
+    desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path: Path
+) -> None:
     async def script(app: DeskApp, pilot: Pilot[None]) -> None:
         await highlight(desk, app, pilot, 0)
         await pilot.press("e", "enter", "enter")
@@ -300,8 +345,9 @@ def test_export_confirmation(desk: Desk, screen_snapshot: SnapshotAssertion,
     assert_screen(screen_snapshot, svg, tmp_path)
 
 
-def test_delete_confirmation(desk: Desk, screen_snapshot: SnapshotAssertion,
-                             tmp_path: Path) -> None:
+def test_delete_confirmation(
+    desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path: Path
+) -> None:
     async def script(app: DeskApp, pilot: Pilot[None]) -> None:
         await highlight(desk, app, pilot, 1)
         await pilot.press("d")
@@ -332,8 +378,9 @@ def test_filter_applied(desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path
 # --- the comparison itself ---------------------------------------------------------------------
 
 
-def test_a_changed_rendering_fails(desk: Desk, screen_snapshot: SnapshotAssertion,
-                                   tmp_path: Path) -> None:
+def test_a_changed_rendering_fails(
+    desk: Desk, screen_snapshot: SnapshotAssertion, tmp_path: Path
+) -> None:
     """The stored inbox snapshot matches a fresh rendering (new vault, new random keys) and
     fails, with a readable diff and the update command, once one item is starred, and once
     only the colours change."""
@@ -350,7 +397,8 @@ def test_a_changed_rendering_fails(desk: Desk, screen_snapshot: SnapshotAssertio
     render(desk, script)
     same, changed, recoloured = (normalise(s) for s in shots)
     where = Path(TerminalSVG.dirname(test_location=screen_snapshot.test_location)) / (
-        "test_inbox.svg")
+        "test_inbox.svg"
+    )
     # under --snapshot-update the stored file is about to be replaced: use this run's rendering
     if not screen_snapshot.update_snapshots and not where.exists():
         pytest.fail(f"{where} is missing; create it with:\n    {UPDATE}", pytrace=False)

@@ -34,8 +34,15 @@ def test_nothing_decrypted_is_on_disk(filled: Path) -> None:
     for path in filled.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            for needle in (b"informant", b"ministry", b"PLANB", b"plan.txt", b"NOTEWORTHY",
-                           b"otter", b"SQLite"):
+            for needle in (
+                b"informant",
+                b"ministry",
+                b"PLANB",
+                b"plan.txt",
+                b"NOTEWORTHY",
+                b"otter",
+                b"SQLite",
+            ):
                 assert needle not in data, (path, needle)
 
 
@@ -60,7 +67,8 @@ def test_missing_key_file(filled: Path, run: Run) -> None:
     (filled / "keyring.sealed").unlink()
     assert run("list", code=4).stderr == (
         "tipline-desk: a vault file is damaged or was changed outside the desk: "
-        "keyring.sealed is missing\n")
+        "keyring.sealed is missing\n"
+    )
 
 
 def test_oversized_vault_key_is_refused_before_reading(filled: Path) -> None:
@@ -109,8 +117,10 @@ def test_backup_and_restore(filled: Path, tmp_path: Path, run: Run) -> None:
     assert "already exists" in run("backup", "--to", str(out), code=2).stderr
 
 
-@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "items/../../x",
-                                  "items/" + "a" * 32 + ".env/x", "vault.json.bak"])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil", "/etc/passwd", "items/../../x", "items/" + "a" * 32 + ".env/x", "vault.json.bak"],
+)
 def test_restore_refuses_strange_members(tmp_path: Path, name: str) -> None:
     bad = tmp_path / "bad.tar"
     with tarfile.open(bad, "w") as tar:
@@ -156,8 +166,12 @@ def test_sealed_files_refuse_truncation_reordering_and_another_role() -> None:
     whole = sealed.CHUNK + sealed.ABYTES
     start = len(sealed.MAGIC) + sealed.HEADER
     dropped_last = data[: start + 3 * whole]  # ends on a chunk boundary, without FINAL
-    swapped = data[:start] + data[start + whole : start + 2 * whole] + data[start:start + whole] \
+    swapped = (
+        data[:start]
+        + data[start + whole : start + 2 * whole]
+        + data[start : start + whole]
         + data[start + 2 * whole :]
+    )
     for bad in (dropped_last, swapped, data[:-1], data + b"x"):
         with pytest.raises(VaultDamagedError):
             sealed.unseal(key, "triage", bad)

@@ -16,8 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_desk_installs_offline_from_the_wheelhouse(tmp_path: Path) -> None:
     wheels = tmp_path / "wheelhouse"
     # -o: never reinstall the development venv from inside a test
-    subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed",
-                    "wheelhouse", f"WHEELHOUSE={wheels}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(ROOT),
+            "-o",
+            ".venv/.installed",
+            "wheelhouse",
+            f"WHEELHOUSE={wheels}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     names = sorted(p.name for p in wheels.iterdir())
     assert any(n.startswith("tipline-") for n in names)
     assert any(n.lower().startswith("pynacl-") for n in names)
@@ -27,14 +39,38 @@ def test_desk_installs_offline_from_the_wheelhouse(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--no-index",
-                    "--disable-pip-version-check", "--find-links", str(wheels), "tipline[desk]"],
-                   check=True, capture_output=True, env=env)
-    result = subprocess.run([str(venv / "bin" / "tipline-desk"), "--help"], capture_output=True,
-                            text=True, check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--find-links",
+            str(wheels),
+            "tipline[desk]",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    result = subprocess.run(
+        [str(venv / "bin" / "tipline-desk"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert "offline desk" in result.stdout and "import" in result.stdout
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import tipline.desk.tui.app, importlib.util as u; "
-                            "print(u.find_spec('flask') is None)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import tipline.desk.tui.app, importlib.util as u; print(u.find_spec('flask') is None)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert probe.stdout.strip() == "True"

@@ -68,3 +68,42 @@ test("a whole envelope in a Blob is read by slices after its header", async () =
   assert.equal(upload.size, SIZE);
   assert.deepEqual(await upload.bytes(HEADER, SIZE), all.subarray(HEADER));
 });
+
+// finish(): the page's side of an idempotent finish (tipline/server/api.py finish_upload).
+function finishing(replies) {
+  const calls = [];
+  globalThis.document = { querySelector: () => ({ content: "csrf" }) };
+  globalThis.fetch = async (path, init) => {
+    calls.push([init.method, path]);
+    const next = replies.shift();
+    if (next instanceof Error) throw next;
+    return new Response(JSON.stringify(next.body), {
+      status: next.status, headers: { "Content-Type": "application/json" },
+    });
+  };
+  const upload = new Upload({ header: new Uint8Array(HEADER), size: SIZE, pull: async () => null });
+  upload.id = "ab".repeat(16);
+  upload.pause = async () => {};
+  return { upload, calls };
+}
+
+test("finish is retried after a dropped circuit and a 5xx, and a later 200 is success", async () => {
+  const { upload, calls } = finishing([
+    new TypeError("NetworkError when attempting to fetch resource."),
+    { status: 503, body: { error: "busy" } },
+    { status: 200, body: { ok: true, size: SIZE } }, // the first one had stored it
+  ]);
+  const done = await upload.finish();
+  assert.equal(done.status, 200);
+  assert.equal(calls.length, 3);
+  assert.ok(calls.every(([method, path]) => method === "POST" && path.endsWith("/finish")));
+});
+
+test("finish is not retried after a refusal (4xx), and gives up after its retries", async () => {
+  const refused = finishing([{ status: 400, body: { error: "the upload is not complete yet" } }]);
+  await assert.rejects(refused.upload.finish(), /not complete yet/);
+  assert.equal(refused.calls.length, 1);
+  const down = finishing(Array.from({ length: 20 }, () => new TypeError("offline")));
+  await assert.rejects(down.upload.finish(), /upload failed \(0\)/);
+  assert.equal(down.calls.length, 9); // the first try and RETRIES (8) more
+});

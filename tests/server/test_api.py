@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import datetime
 import io
+import os
+import time
 from typing import Any
 
 import pytest
@@ -348,14 +350,26 @@ def test_plausible_sizes() -> None:
 
 
 def test_unfinished_uploads_expire(app: Flask, browser: Browser, org_keys: Keys) -> None:
+    """By last activity (the partial file's mtime, kept to the hour), not by creation."""
     envelope = _envelope(org_keys, browser)
-    old = browser.create(envelope).json["id"]
+    idle = browser.create(envelope).json["id"]
+    busy = browser.create(envelope).json["id"]
+    store = app.extensions["tipline.blobs"]
+    long_ago = time.time() - 49 * 3600
     with app.app_context():
-        row = db.session().get(Upload, old)
-        assert row is not None and row.created.minute == 0  # kept to the hour only
-        row.created = row.created - datetime.timedelta(hours=49)
+        for upload_id in (idle, busy):
+            row = db.session().get(Upload, upload_id)
+            assert row is not None and row.created.minute == 0  # kept to the hour only
+            row.created = row.created - datetime.timedelta(hours=49)
         db.session().commit()
+    os.utime(store.upload_path(idle), (long_ago, long_ago))
+    # The busy one got a chunk just now (started 49 hours ago on a slow circuit): it stays.
+    header = fmt.header_size_from_prefix(envelope[:11])
+    assert browser.put(busy, header, envelope[header : header + 1000]).status_code == 200
+    assert store.upload_path(busy).stat().st_mtime % 3600 == 0  # the hour, not the moment
     assert browser.create(envelope).status_code == 201  # creating an upload sweeps old ones
     with app.app_context():
-        assert db.session().get(Upload, old) is None
-    assert not app.extensions["tipline.blobs"].upload_path(old).exists()
+        assert db.session().get(Upload, idle) is None
+        assert db.session().get(Upload, busy) is not None
+    assert not store.upload_path(idle).exists()
+    assert store.upload_path(busy).exists()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from tipline.server.blobs import BlobStore, LowDiskSpaceError
+from tipline.server.blobs import STALE_TEMP_SECONDS, BlobStore, LowDiskSpaceError
 from tipline.server.models import new_id
 
 
@@ -60,9 +61,12 @@ def test_free_space_threshold(tmp_path: Path) -> None:
 
 def test_leftovers_of_a_crash_are_swept(tmp_path: Path) -> None:
     store = BlobStore(tmp_path, 0)
-    old, young = store.tmp / ".blob-old", store.tmp / ".blob-young"
-    old.write_bytes(b"x")
-    young.write_bytes(b"y")
-    os.utime(old, (0, 0))
+    leftover = store.tmp / ".blob-old"
+    leftover.write_bytes(b"x")
+    # A temp blob's mtime is set to the day just before its rename, so mtime cannot tell a
+    # crashed one from one being written: age counts from the ctime, which nobody can set.
+    os.utime(leftover, (0, 0))
     BlobStore(tmp_path, 0)  # a restart
-    assert not old.exists() and young.exists()
+    assert leftover.exists()
+    store.sweep(now=time.time() + STALE_TEMP_SECONDS + 1)
+    assert not leftover.exists()

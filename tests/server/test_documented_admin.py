@@ -60,6 +60,7 @@ def test_every_documented_server_command_runs(
         "tipline-server create-admin YOURNAME",
         "tipline-server add-journalist NAME",
         "tipline-server retention",
+        "tipline-server sweep",
         "tipline-server health",
         "tipline-server health --json",
         "tipline-server sealed-to-retired",
@@ -79,8 +80,8 @@ def test_every_documented_server_command_runs(
         assert result.returncode == code, (line, result)
         return result
 
-    made = run("tipline-server db upgrade")
-    assert "created every table" in made.stderr
+    made = run("tipline-server db upgrade")  # PostgreSQL's test database may have its tables
+    assert "created every table" in made.stderr or "already up to date" in made.stderr
     manifest("manifest.json")
     asked = run("tipline-server install-manifest manifest.json", stdin="y\n")
     assert "installed key manifest version 1" in asked.stderr
@@ -93,6 +94,7 @@ def test_every_documented_server_command_runs(
     assert "installed key manifest version 4" in yes.stderr
     swept = run("tipline-server retention")
     assert "retention deleted 0 submissions" in swept.stderr
+    run("tipline-server sweep")
     healthy = run("tipline-server health")
     assert "ok    manifest" in healthy.stdout
     report = json.loads(run("tipline-server health --json").stdout)

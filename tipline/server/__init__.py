@@ -27,11 +27,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         i18n,
         journalist,
         journalist_api,
+        limits,
         security,
         source,
     )
     from .blobs import BlobStore
-    from .extensions import csrf, limiter
+    from .extensions import csrf
     from .spooled import SealingRequest
 
     app = Flask(
@@ -43,15 +44,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The app-wide bound; security._limit_body sets a tighter one per endpoint.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_SUBMISSION_SIZE"] + (2 << 20)
     app.request_class = SealingRequest
-    app.extensions["tipline.blobs"] = BlobStore(
-        Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"]
-    )
+    store = BlobStore(Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"])
+    app.extensions["tipline.blobs"] = store
+    # New blobs wait in pending/ for the hour to pass (blobs.py): a thread per worker moves them.
+    app.before_request(store.start_hourly_publisher)
     security.init_app(app)
     assets.init_app(app, ROOT / "static")
     cache.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    limits.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     app.register_blueprint(source.bp)

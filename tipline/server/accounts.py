@@ -11,6 +11,7 @@ import datetime
 import hmac
 import re
 import secrets
+import threading
 import time
 import unicodedata
 
@@ -42,6 +43,9 @@ ISSUER = "Tipline"
 # Argon2id at libsodium's "interactive" cost: about 64 MiB and a fraction of a second.
 OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+# At most this many Argon2id runs at once in a worker: a flood of logins (each 64 MiB) waits
+# its turn rather than take every thread's worth of memory. Nobody is refused for it.
+ARGON2_SLOTS = threading.BoundedSemaphore(2)
 
 
 class AccountError(TiplineError):
@@ -98,9 +102,10 @@ def check_strength(password: str, username: str) -> str:
 
 def hash_password(password: str) -> str:
     """The Argon2id string for a password (salt and cost parameters included)."""
-    hashed: bytes = nacl.pwhash.argon2id.str(
-        unicodedata.normalize("NFC", password).encode("utf-8"), OPSLIMIT, MEMLIMIT
-    )
+    with ARGON2_SLOTS:
+        hashed: bytes = nacl.pwhash.argon2id.str(
+            unicodedata.normalize("NFC", password).encode("utf-8"), OPSLIMIT, MEMLIMIT
+        )
     return hashed.decode("ascii")
 
 
@@ -116,7 +121,8 @@ def verify_password(account: Account | None, password: str) -> bool:
     assert stored is not None
     candidate = unicodedata.normalize("NFC", password[:MAX_PASSWORD_CHARS]).encode("utf-8")
     try:
-        ok = bool(nacl.pwhash.verify(stored.encode("ascii"), candidate))
+        with ARGON2_SLOTS:
+            ok = bool(nacl.pwhash.verify(stored.encode("ascii"), candidate))
     except nacl.exceptions.InvalidkeyError:
         ok = False
     return ok and account is not None
@@ -154,18 +160,27 @@ def count_admins(db: Session) -> int:
     return int(db.scalar(query) or 0)
 
 
+def _revoke_tokens(db: Session, account: Account) -> None:
+    """Delete every API token of the account (in the caller's commit): whoever had the old
+    password, the phone or the account may have made one, and it must not outlive the reset."""
+    db.execute(delete(ApiToken).where(ApiToken.account_id == account.id))
+
+
 def set_password(db: Session, account: Account, password: str) -> None:
-    """Replace the password; every session of the account ends."""
+    """Replace the password; every session and API token of the account ends."""
     check_strength(password, account.username)
     account.password_hash = hash_password(password)
     account.session_epoch += 1
+    _revoke_tokens(db, account)
     account.failed_logins = 0
     account.locked_until = None
     db.commit()
 
 
 def reset_totp(db: Session, account: Account) -> None:
-    """Forget the TOTP secret: the account enrols again at its next login."""
+    """Forget the TOTP secret (and the API tokens): the account enrols again at its next
+    login."""
+    _revoke_tokens(db, account)
     account.totp_secret = None
     account.totp_pending = None
     account.totp_last_step = 0
@@ -180,7 +195,10 @@ def end_sessions(db: Session, account: Account) -> None:
 
 
 def set_disabled(db: Session, account: Account, disabled: bool) -> None:
-    """Disable (every session and token stops working) or enable an account."""
+    """Disable (every session ends and every API token is deleted, so enabling the account
+    again brings none back) or enable an account."""
+    if disabled:
+        _revoke_tokens(db, account)
     account.disabled = disabled
     account.session_epoch += 1
     db.commit()

@@ -222,6 +222,14 @@ def change_account(account_id: str, change: str) -> ResponseReturnValue:
     else:
         accounts.set_disabled(session, target, change == "disable")
     audit.record(session, me.username, change, target.username)
+    if target.id == me.id and change == "reset-password":
+        # This session has ended with the reset; the new passphrase is shown this once, or
+        # an admin who reset their own password could never log in again.
+        return _page(
+            message="Your password was reset and your sessions ended: write down the new "
+            "passphrase below, then log in again with it.",
+            passphrase=passphrase,
+        )
     if target.id == me.id and change != "enable":
         return redirect(url_for("auth.login"), 303)
     return _page(

@@ -11,6 +11,7 @@ is logged in then. Until that moment the upload belongs to the session that star
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, BinaryIO, cast
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, session
@@ -22,8 +23,8 @@ from ..crypto.codename import login_token_hash
 from ..crypto.encoding import b64d
 from ..crypto.errors import TiplineError
 from . import db, keyset, settings, uploads
-from .extensions import limiter
-from .models import Reply, Source, Upload
+from .limits import limits
+from .models import Reply, Source, Submission, Upload, today
 from .sources import (
     blobs,
     current_source,
@@ -101,7 +102,6 @@ def manifest() -> ResponseReturnValue:
 
 
 @bp.post("/login")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_LOGIN"]))
 def login() -> ResponseReturnValue:
     """A returning source's login token."""
     source = find_by_login_token(_b64(_json(), "login_token", 32))
@@ -114,11 +114,12 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/uploads")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
 def create_upload() -> ResponseReturnValue:
     """Start an upload: the manifest version the page sealed to, the header, the total size;
     and, from a first-time source, its login token (hashed here, never stored) and reply key.
     """
+    if not limits().room("submission"):
+        abort(429)  # the tip line's capacity, counted in started uploads (limits.py)
     body = _json()
     source: Source | uploads.NewSource | None = current_source()
     if source is None:
@@ -135,6 +136,7 @@ def create_upload() -> ResponseReturnValue:
     uploads.check_header(header, size, keys, max_size)
     uploads.expire_old(blobs(), current_app.config["UPLOAD_TTL_HOURS"])
     upload = uploads.create(source, header, size, keys)
+    limits().spend("submission")
     if upload.source_id is None:
         session[PENDING] = [*_pending(), upload.id][-MAX_PENDING:]
     return jsonify(id=upload.id, received=len(header), size=size), 201
@@ -172,14 +174,44 @@ def upload_chunk(upload_id: str) -> ResponseReturnValue:
 def finish_upload(upload_id: str) -> ResponseReturnValue:
     """The whole envelope is here: store it as a submission (and a first-time source with it,
     logging this session in as that source; the page gets the new session's CSRF token).
+    Finishing again (two at once, or a retry after a lost answer) says it is stored: 200.
     """
+    # Held here, so ``_upload`` sees this same row even if a finish commits meanwhile.
+    found = db.session().get(Upload, upload_id)
+    if found is None:
+        stored = _finished_earlier(upload_id)
+        if stored is not None:
+            return jsonify(ok=True, size=stored.size, csrf_token=generate_csrf()), 200
     upload = _upload(upload_id)
     keys = keyset.current(db.session(), current_app.config["ORG_PUBLIC_KEY_BYTES"])
     new = upload.source_id is None
-    source, submission = uploads.finish(upload, keys)
+    done = uploads.finish(upload, keys)
     if new:
-        log_in(source)
-    return jsonify(ok=True, size=submission.size, csrf_token=generate_csrf()), 201
+        log_in(done.source)
+    return jsonify(
+        ok=True, size=done.submission.size, csrf_token=generate_csrf()
+    ), 200 if done.already else 201
+
+
+def _finished_earlier(upload_id: str) -> Submission | None:
+    """The submission an earlier finish stored from this upload, if this session may know:
+    the logged-in source's own; or, for the session that started a first-time upload whose
+    answer was lost (so it never got the new session), the new source's, which logs it in,
+    but only while that source has never logged out and is at most a day old.
+    """
+    row = db.session().get(Submission, upload_id)
+    if row is None:
+        return None
+    source = current_source()
+    if source is not None:
+        return row if row.source_id == source.id else None
+    if upload_id not in _pending():
+        return None
+    owner = db.session().get(Source, row.source_id)
+    if owner is None or owner.session_epoch or owner.created < today() - timedelta(days=1):
+        return None
+    log_in(owner)
+    return row
 
 
 @bp.delete("/uploads/<upload_id>")

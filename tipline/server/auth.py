@@ -28,9 +28,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from . import accounts, audit, db
-from .extensions import limiter
 from .forms import ActionForm
 from .i18n import refusal
+from .limits import limits
 from .models import Account
 from .sources import _new_session
 from .staff_forms import CodeForm, LoginForm, PasswordForm, TokenForm
@@ -108,18 +108,20 @@ def account() -> Account:
     return found
 
 
-def _login_limit() -> str:
-    return str(current_app.config["RATELIMIT_LOGIN"])
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def login() -> ResponseReturnValue:
     """Username, password and TOTP code; an account without TOTP goes on to enrolment."""
     form = LoginForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("journalist/login.html", form=form, failed=status == 400), status
+    # Per account: failed attempts at one account's password or code, counted by every
+    # worker (limits.py); on top of the account's own lock in the database.
+    who = (form.username.data or "").strip().lower()
+    if not limits().room("staff-login", who):
+        return render_template(
+            "journalist/login.html", form=form, failed=True, message=accounts.LoginError().message
+        ), 429
     session_db = db.session()
     try:
         found = accounts.check_password_step(session_db, form.username.data, form.password.data)
@@ -132,6 +134,7 @@ def login() -> ResponseReturnValue:
             return redirect(url_for("auth.enrol"), 303)
         accounts.check_code_step(session_db, found, form.code.data or "")
     except accounts.LoginError as exc:
+        limits().spend("staff-login", who)
         return render_template(
             "journalist/login.html", form=form, failed=True, message=refusal(exc)
         ), 401
@@ -156,7 +159,6 @@ def _enrolling() -> Account:
 
 
 @bp.route("/enrol", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def enrol() -> ResponseReturnValue:
     """Show the new TOTP secret as a QR code; the first code from the app completes login."""
     found = _enrolling()
@@ -168,6 +170,7 @@ def enrol() -> ResponseReturnValue:
             _start(found)
             return redirect(url_for("admin.index" if found.is_admin else "journalist.index"), 303)
         accounts.record_failure(db.session(), found)
+        limits().spend("staff-login", found.username.lower())
         failed = True
     elif request.method == "POST":
         failed = True

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 10.0
 STAMP_NAME = "change-stamp"
 STAMP_SIZE = 64  # a stamp is 32 hex digits; anything longer is not ours
+NOATIME = getattr(os, "O_NOATIME", 0)  # allowed on files this process owns, as the stamp is
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,12 @@ class Cache:
     def stamp(self) -> bytes:
         """The stamp as it is now (empty before the first change)."""
         try:
-            fd = os.open(self.stamp_path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NOATIME: a read must not record when a request came (docs/THREAT-MODEL.md);
+            # only the file's owner may ask for it, so anyone else reads it the usual way.
+            try:
+                fd = os.open(self.stamp_path, os.O_RDONLY | os.O_CLOEXEC | NOATIME)
+            except PermissionError:
+                fd = os.open(self.stamp_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 return os.read(fd, STAMP_SIZE)
             finally:

@@ -180,16 +180,38 @@ def sealed_to_retired() -> None:
 @cli.command("retention")
 def retention_command() -> None:
     """Delete the ciphertext the retention settings say has expired (run daily by a timer)."""
-    from . import retention
+    from . import retention, sweeper
     from .sources import blobs
 
     with _app_db() as (_app, session):
         swept = retention.run(session, blobs())
+        cleaned = sweeper.run(session, blobs(), upload_ttl_hours=_app.config["UPLOAD_TTL_HOURS"])
     click.echo(
         f"tipline-server: retention deleted {swept.submissions} submissions, "
         f"{swept.replies} replies and {swept.sources} sources that never sent anything",
         err=True,
     )
+    click.echo(f"tipline-server: sweep {cleaned.describe()}", err=True)
+
+
+@cli.command("sweep")
+@click.option(
+    "--grace",
+    default=15 * 60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Leave files younger than this many seconds (a request may be using them); 0 only "
+    "when the server is stopped.",
+)
+def sweep_command(grace: int) -> None:
+    """Publish pending blobs and remove what a crash left behind (retention does this too)."""
+    from . import sweeper
+    from .sources import blobs
+
+    with _app_db() as (app, session):
+        ttl = app.config["UPLOAD_TTL_HOURS"]
+        cleaned = sweeper.run(session, blobs(), grace=grace, upload_ttl_hours=ttl)
+    click.echo(f"tipline-server: sweep {cleaned.describe()}", err=True)
 
 
 @cli.command("health")

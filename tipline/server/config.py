@@ -34,12 +34,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBMISSION_SIZE": 2 * GIB,  # what a source may send in one submission
     "MAX_CHUNK_SIZE": 8 * MIB,  # one resumable-upload request body
     "MIN_FREE_BYTES": 512 * MIB,  # below this much free disk, refuse new data with a 503
-    "UPLOAD_TTL_HOURS": 48,  # unfinished uploads older than this are removed
+    "UPLOAD_TTL_HOURS": 48,  # unfinished uploads idle (no chunk) this long are removed
     "SESSION_MINUTES": 120,
     "HTTPS": False,  # onion services are plain HTTP; set when served over TLS (Secure cookies)
-    "RATELIMIT_LOGIN": "30 per minute",
-    "RATELIMIT_SUBMIT": "30 per minute",
+    "RATELIMIT_LOGIN": "10 per minute",  # failed staff logins, per account (codenames: none)
+    "RATELIMIT_SUBMIT": "120 per minute",  # stored submissions and started uploads, in all
     "RATELIMIT_ENABLED": True,
+    "LIMITS_STORAGE": "memory://",  # where app limits are counted (redis+unix://... when deployed)
     # Journalist and admin side (docs/ADMIN.md)
     "STAFF_IDLE_MINUTES": 30,  # a staff session ends after this long without a request
     "STAFF_SESSION_HOURS": 12,  # and after this long in all
@@ -150,6 +151,13 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ):
         if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
             raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
+    storage = config["LIMITS_STORAGE"]
+    if not isinstance(storage, str) or not storage.startswith(
+        ("memory://", "redis://", "rediss://", "redis+unix:///")
+    ):
+        raise ConfigError(
+            "TIPLINE_LIMITS_STORAGE must be memory:// or a Redis URI (redis+unix:///PATH)"
+        )
     if config["MAX_CHUNK_SIZE"] < 64 * 1024:
         raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
     if config["DIGEST_ENABLED"]:

@@ -20,10 +20,14 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets foreign keys, WAL and a busy timeout so two workers can share it."""
+    """An engine; SQLite gets foreign keys, WAL and a busy timeout so two workers can share it.
+
+    ``hide_parameters``: an error's message (and so the log) never carries the statement's
+    bound values, which can be a source's id or designation.
+    """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -31,9 +35,26 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+        # Deleted rows are overwritten with zeros, not just unlinked from their page.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine
+
+
+def forget(db: Session) -> bool:
+    """After deleting a source: copy the WAL into the database file and empty it, so the
+    deleted row (zeroed in the database by ``secure_delete``) is not kept in an older page
+    image in the WAL. True if the WAL was emptied; False while another connection still reads
+    an older snapshot (the next call, or SQLite's own checkpoint, finishes it). PostgreSQL
+    has no such file here: its dead rows go at the next VACUUM (docs/THREAT-MODEL.md).
+    """
+    bind = db.get_bind().engine
+    if bind.dialect.name != "sqlite":
+        return True
+    with bind.connect() as conn:
+        busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    return not busy
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -31,6 +32,11 @@ def _messages() -> dict[int, str]:
         500: _("Something went wrong on the server. Nothing you sent before was lost."),
         503: _("The tip line cannot take submissions right now. Please try again later."),
     }
+
+
+def message_for(status: int) -> str:
+    """The plain message for an HTTP status, in the request's language."""
+    return _messages().get(status, _messages()[500])
 
 
 def respond(status: int, message: str) -> ResponseReturnValue:
@@ -69,7 +75,14 @@ def _tipline_error(exc: TiplineError) -> ResponseReturnValue:
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
-    return respond(status, _messages().get(status, _messages()[400 if status < 500 else 500]))
+    response = make_response(
+        respond(status, _messages().get(status, _messages()[400 if status < 500 else 500]))
+    )
+    # The exception's own headers stay (a 405's Allow), not its plain-text body's type.
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
 
 
 def _csrf_error(_exc: CSRFError) -> ResponseReturnValue:
@@ -78,7 +91,13 @@ def _csrf_error(_exc: CSRFError) -> ResponseReturnValue:
 
 def _unexpected(exc: Exception) -> ResponseReturnValue:
     # The trace goes to the server's error log (no request details in it), never to the page.
-    log.error("unexpected error", exc_info=exc)
+    if isinstance(exc, OSError):
+        # An OSError's message names its file, and an upload's or blob's name is its id:
+        # log where it happened and the error number, not the path.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unexpected error: %s (errno %s)\n%s", type(exc).__name__, exc.errno, frames)
+    else:
+        log.error("unexpected error", exc_info=exc)
     return respond(500, _messages()[500])
 
 

@@ -21,6 +21,7 @@ from . import keyset, manifests
 from .blobs import BlobStore
 from .i18n import _, ngettext
 from .models import AuditEntry, Reply, Source, Submission, Upload
+from .uploads import idle_uploads
 
 RETENTION_LATE = datetime.timedelta(hours=36)  # the timer runs daily; a day and a half is late
 GIB = 1 << 30
@@ -198,20 +199,20 @@ def check_retention(db: Session, now: datetime.datetime) -> Check:
     return Check("retention", Status.OK, said, figures)
 
 
-def check_uploads(db: Session, ttl_hours: int, hour: datetime.datetime) -> Check:
-    """Resumable uploads under way, and abandoned ones that retention should have removed."""
+def check_uploads(db: Session, store: BlobStore, ttl_hours: int, hour: datetime.datetime) -> Check:
+    """Resumable uploads under way, and abandoned ones (idle past the time to live, by the
+    rule that removes them: ``uploads.idle_uploads``) that retention should have removed."""
     pending = db.scalar(select(func.count()).select_from(Upload)) or 0
-    cutoff = hour - datetime.timedelta(hours=ttl_hours + 1)
-    abandoned = db.scalar(select(func.count()).where(Upload.created < cutoff)) or 0
+    abandoned = len(idle_uploads(db, store, ttl_hours + 1, hour))
     figures = {"pending": pending, "abandoned": abandoned}
     if abandoned:
         return Check(
             "uploads",
             Status.WARN,
             ngettext(
-                "%(pending)d unfinished uploads, %(num)d older than %(hours)d hours "
+                "%(pending)d unfinished uploads, %(num)d idle for more than %(hours)d hours "
                 "(removed by the next retention run)",
-                "%(pending)d unfinished uploads, %(num)d older than %(hours)d hours "
+                "%(pending)d unfinished uploads, %(num)d idle for more than %(hours)d hours "
                 "(removed by the next retention run)",
                 abandoned,
                 pending=pending,
@@ -300,7 +301,7 @@ def report(
         checks += [
             check_manifest(db, org_public_key, now.date()),
             check_retention(db, now),
-            check_uploads(db, ttl_hours, now.replace(minute=0, second=0, microsecond=0)),
+            check_uploads(db, store, ttl_hours, now.replace(minute=0, second=0, microsecond=0)),
             check_sources(db),
             check_sealing(db, store, org_public_key),
         ]

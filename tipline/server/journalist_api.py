@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import bundle
 from . import accounts, audit, db, transfer
-from .extensions import limiter
 from .journalist import export_response
+from .limits import limits
 from .models import Account, Source
 from .sources import blobs
 
@@ -44,6 +44,20 @@ def _authenticate() -> ResponseReturnValue | None:
     return None
 
 
+# The query parameters each operation takes (docs/openapi.json); any other is refused, so a
+# typo such as ?limt=10 is an error rather than silently the default.
+PAGED = {"after", "limit"}
+QUERY = {"journalist_api.sources": PAGED, "journalist_api.submissions": PAGED}
+
+
+@bp.before_request
+def _known_query() -> ResponseReturnValue | None:
+    unknown = set(request.args) - QUERY.get(request.endpoint or "", set())
+    if unknown and request.endpoint != "journalist_api.openapi":
+        return jsonify(error="unknown query parameters: " + ", ".join(sorted(unknown))[:200]), 400
+    return None
+
+
 def _me() -> Account:
     found: Account = g.api_account
     return found
@@ -65,18 +79,31 @@ def _ids(body: dict[str, Any]) -> list[str]:
     return transfer.check_ids(ids)
 
 
+def _after() -> str | None:
+    """Where a page continues; present but empty is refused (the document's pattern)."""
+    raw = request.args.get("after")
+    if raw is not None and not raw:
+        raise transfer.TransferError("after must be the next value of the previous page")
+    return raw
+
+
 def _limit() -> int:
-    value = request.args.get("limit", transfer.PAGE, type=int)
-    if value is None or not 1 <= value <= transfer.MAX_PAGE:
+    """The page size asked for: absent means the default; anything but digits ("null", "",
+    "1.5") is refused, as the document says, rather than taken as the default."""
+    raw = request.args.get("limit")
+    if raw is None:
+        return transfer.PAGE
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= transfer.MAX_PAGE:
         raise transfer.TransferError(f"limit must be 1 to {transfer.MAX_PAGE}")
-    return value
+    return int(raw)
 
 
 @bp.errorhandler(transfer.TransferError)
 @bp.errorhandler(bundle.BundleError)
 def _refused(exc: Exception) -> ResponseReturnValue:
     message = exc.message if isinstance(exc, transfer.TransferError | bundle.BundleError) else ""
-    return jsonify(error=message), 400
+    # Well-formed ids that name nothing (any more) are not a malformed request: 404.
+    return jsonify(error=message), 404 if isinstance(exc, transfer.GoneError) else 400
 
 
 @bp.get("/openapi.json")
@@ -88,7 +115,7 @@ def openapi() -> ResponseReturnValue:
 @bp.get("/sources")
 def sources() -> ResponseReturnValue:
     """Sources, newest first, a page at a time (``after`` is the ``next`` of the last page)."""
-    rows, following = transfer.list_sources(db.session(), request.args.get("after"), _limit())
+    rows, following = transfer.list_sources(db.session(), _after(), _limit())
     return jsonify(
         sources=[
             {
@@ -117,9 +144,7 @@ def _source(source_id: str) -> Source:
 def submissions(source_id: str) -> ResponseReturnValue:
     """One source's submissions (metadata only), newest first."""
     found = _source(source_id)
-    rows, following = transfer.list_submissions(
-        db.session(), blobs(), found.id, request.args.get("after"), _limit()
-    )
+    rows, following = transfer.list_submissions(db.session(), blobs(), found.id, _after(), _limit())
     return jsonify(
         submissions=[
             {
@@ -186,14 +211,16 @@ def delete() -> ResponseReturnValue:
 
 
 @bp.post("/replies")
-@limiter.limit(lambda: str(current_app.config["RATELIMIT_SUBMIT"]))
 def upload_replies() -> ResponseReturnValue:
     """A reply bundle as the request body (application/octet-stream), streamed."""
+    if not limits().room("reply-bundle", _me().id):
+        abort(429)
     if request.mimetype != "application/octet-stream":
         raise transfer.TransferError("send the bundle as application/octet-stream")
     if request.content_length is None:
         raise transfer.TransferError("the bundle needs a Content-Length")
     result = transfer.import_replies(db.session(), blobs(), cast(BinaryIO, request.stream))
+    limits().spend("reply-bundle", _me().id)
     audit.record(db.session(), _me().username, "upload-replies", f"{result.added} added (API)")
     return jsonify(added=result.added, already=result.already), 201
 

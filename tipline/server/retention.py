@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, settings
 from .blobs import BlobStore
+from .db import forget
 from .models import Reply, Source, Submission, Upload, today
 from .transfer import delete_submissions
 
@@ -92,4 +93,6 @@ def sweep_empty_sources(db: Session, day: datetime.date) -> int:
     for start in range(0, len(ids), BATCH):
         db.execute(delete(Source).where(Source.id.in_(ids[start : start + BATCH])))
     db.commit()
+    if ids:
+        forget(db)
     return len(ids)

@@ -26,11 +26,11 @@ from ..crypto.encoding import b64e
 from ..crypto.errors import CodenameError
 from ..crypto.keys import fingerprint
 from ..wordlist import load_wordlist
-from . import db, keyset, settings
-from .extensions import limiter
+from . import db, errors, keyset, settings
 from .formhead import leading_fields
 from .formpath import FormError, check_submission, collect_parts, seal_to_blob
 from .forms import ActionForm, SubmitForm
+from .limits import limits
 from .security import crypto_page
 from .sources import (
     commit_submission,
@@ -45,14 +45,6 @@ bp = Blueprint("source", __name__)
 # How much of a refused no-JS body is read to give the typed message back: the message field
 # (at most MAX_FORM_MEMORY_SIZE) and the framing before it.
 MESSAGE_HEAD = (1 << 20) + 64 * 1024
-
-
-def _login_limit() -> str:
-    return str(current_app.config["RATELIMIT_LOGIN"])
-
-
-def _submit_limit() -> str:
-    return str(current_app.config["RATELIMIT_SUBMIT"])
 
 
 def _keys() -> keyset.Current | None:
@@ -115,7 +107,6 @@ def index() -> str:
 
 
 @bp.route("/submit", methods=["GET", "POST"])
-@limiter.limit(_submit_limit, methods=["POST"])
 @crypto_page
 def submit() -> ResponseReturnValue:
     """The submit form. Without JS it posts here and the server seals the tip on arrival."""
@@ -137,6 +128,7 @@ def submit() -> ResponseReturnValue:
                 source = new_source(derived.token_hash, derived.reply_public_key)
             blob_id, size = seal_to_blob(message, parts, keys, source.reply_public_key)
             commit_submission(source, blob_id, size)
+            limits().spend("submission")  # work done: counted only now
             log_in(source)
         except FormError as exc:
             error = exc.detail
@@ -195,6 +187,19 @@ def too_large(length: int) -> ResponseReturnValue:
         )
     response = make_response(_submit_page(SubmitForm(formdata=None), keys, error, 413, message))
     # The rest of the body is never read: close the connection rather than read it through.
+    response.headers["Connection"] = "close"
+    return response
+
+
+def refused(status: int) -> ResponseReturnValue:
+    """The error page for a no-JS submission refused before its body was read (expired form,
+    or the tip line at capacity): the connection closes rather than read the rest through.
+    """
+    if status == 400:
+        message = _("The form expired. Please send it again.")
+    else:
+        message = errors.message_for(status)
+    response = make_response(errors.respond(status, message))
     response.headers["Connection"] = "close"
     return response
 

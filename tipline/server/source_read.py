@@ -18,11 +18,10 @@ from flask_babel import gettext as _
 from .. import source_replies
 from ..crypto.errors import CodenameError
 from . import db
-from .extensions import limiter
 from .forms import ActionForm, CodenameForm
 from .models import Source
 from .security import crypto_page
-from .source import _derive, _login_limit, _page_data, bp
+from .source import _derive, _page_data, bp
 from .sources import (
     blobs,
     delete_read_reply,
@@ -35,7 +34,6 @@ from .sources import (
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 @crypto_page
 def login() -> ResponseReturnValue:
     """A returning source types the codename. Without JS the server derives the login token
@@ -87,7 +85,6 @@ def _replies_page(source: Source, codename: str | None, error: str | None = None
 
 
 @bp.route("/replies", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 @crypto_page
 def replies() -> ResponseReturnValue:
     """The replies page; without JS, posting the codename here opens them on the server."""
@@ -116,7 +113,6 @@ def download_name(name: str) -> str:
 
 
 @bp.post("/replies/download")
-@limiter.limit(_login_limit)
 def download() -> ResponseReturnValue:
     """Without JS: one attachment of a reply, opened with the codename typed in this request
     and streamed to the source as it is decrypted (after the whole reply authenticated). The

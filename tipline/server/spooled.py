@@ -8,6 +8,7 @@ lives only in this request's memory) and no plaintext byte ever reaches a disk (
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -23,8 +24,9 @@ class SpoolFile:
     file part, empty when no file was chosen, and most tips have none.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, check_space: Callable[[int], None] | None = None) -> None:
         self._folder = folder
+        self._check_space = check_space
         self._file: BinaryIO | None = None
         self._spool: Spool | None = None
         self._ended = False
@@ -47,6 +49,10 @@ class SpoolFile:
             raise ValueError("the spool is closed for writing")
         if not data:
             return 0
+        if self._check_space is not None:
+            # The free-space floor (MIN_FREE_BYTES) holds for the spool too: LowDiskSpaceError
+            # ends the request with a 503 before this write.
+            self._check_space(len(data))
         return self._open().write(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -87,4 +93,16 @@ class SealingRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        return cast(IO[bytes], SpoolFile(current_app.extensions["tipline.blobs"].tmp))
+        store = current_app.extensions["tipline.blobs"]
+        spool = SpoolFile(store.tmp, store.check_space)
+        self.__dict__.setdefault("_tipline_spools", []).append(spool)
+        return cast(IO[bytes], spool)
+
+    def close(self) -> None:
+        """Close every spool too: one a refused body (413, 503) left half-written is not in
+        ``files`` and would otherwise stay open until garbage collection."""
+        try:
+            super().close()
+        finally:
+            for spool in self.__dict__.get("_tipline_spools", []):
+                spool.close()

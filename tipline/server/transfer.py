@@ -24,8 +24,9 @@ from .. import bundle
 from ..crypto import format as fmt
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
-from . import keyset
+from . import faults, keyset
 from .blobs import BlobStore
+from .db import forget
 from .i18n import _
 from .models import Reply, Source, Submission, Upload, today
 from .uploads import plausible_size
@@ -38,6 +39,10 @@ MAX_SELECTION = 1000
 
 class TransferError(TiplineError):
     """the request was refused"""
+
+
+class GoneError(TransferError):
+    """some of the selected items no longer exist"""
 
 
 @dataclass(frozen=True)
@@ -210,9 +215,7 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     rows = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(ids))).all()}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise TransferError(
-            _("%(num)d of the selected submissions no longer exist", num=len(missing))
-        )
+        raise GoneError(_("%(num)d of the selected submissions no longer exist", num=len(missing)))
     return [rows[i] for i in ids]
 
 
@@ -275,6 +278,7 @@ def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int
     if gone:
         db.execute(delete(Submission).where(Submission.id.in_(gone)))
         db.commit()
+        faults.point("delete-committed")  # a kill here leaves files with no row: swept
     for submission_id in gone:
         store.delete("submissions", submission_id)
     return len(gone)
@@ -289,6 +293,8 @@ def delete_source(db: Session, store: BlobStore, source: Source) -> int:
         db.execute(delete(model).where(model.source_id == source.id))
     db.delete(source)
     db.commit()
+    forget(db)
+    faults.point("delete-committed")
     for blob_id in subs:
         store.delete("submissions", blob_id)
     for blob_id in reps:
@@ -340,6 +346,7 @@ def import_replies(db: Session, store: BlobStore, src: BinaryIO) -> ImportResult
                     raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
                 continue
             reply_key_id = key_id(reply_keys[item.source_id])
+            store.check_space(item.size)  # the free-space floor holds for replies too
             written.append(Reply(id=item.id, source_id=item.source_id, size=item.size, read=False))
             store.write("replies", item.id, functools.partial(_copy_reply, entry, reply_key_id))
             if not entry.finish():

@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import ClientDisconnected
 
 from ..crypto import format as fmt
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.inner import MAX_PLAINTEXT
 from ..crypto.padding import MIN_PLAINTEXT, padded_length
-from . import db
-from .blobs import BlobStore
+from . import db, faults
+from .blobs import BlobStore, blur, hour_start
 from .keyset import Current
 from .models import Source, Submission, Upload, new_id, this_hour
-from .sources import blobs, commit_submission, find_by_token_hash, new_source
+from .sources import blobs, find_by_token_hash, new_source
 
 
 class UploadError(TiplineError):
@@ -100,17 +101,45 @@ def check_header(header: bytes, size: int, keys: Current, max_size: int) -> fmt.
     return parsed
 
 
-def expire_old(store: BlobStore, hours: int) -> None:
-    """Drop unfinished uploads older than ``hours`` (rounded to the hour, like their rows)."""
-    cutoff = this_hour() - datetime.timedelta(hours=hours)
-    session = db.session()
-    stale = session.scalars(select(Upload.id).where(Upload.created < cutoff)).all()
+def idle_uploads(
+    session: Session, store: BlobStore, hours: int, hour: datetime.datetime | None = None
+) -> list[str]:
+    """Unfinished uploads idle for more than ``hours`` as of ``hour`` (this hour by default):
+    started before then and no chunk since. Last activity is the partial file's mtime, which
+    each chunk sets to its hour (never finer, like the rows); a row whose file is gone is idle,
+    unless a finish that died before its commit left the file in the store (the sweeper gives
+    that back).
+    """
+    cutoff = (hour or this_hour()) - datetime.timedelta(hours=hours)
+    limit = cutoff.replace(tzinfo=datetime.UTC).timestamp()
+    candidates = session.scalars(select(Upload.id).where(Upload.created < cutoff)).all()
+    idle = []
+    for upload_id in candidates:
+        try:
+            if store.upload_path(upload_id).stat().st_mtime >= limit:
+                continue
+        except FileNotFoundError:
+            if store.exists("submissions", upload_id):
+                continue
+        idle.append(upload_id)
+    return idle
+
+
+def expire_old(store: BlobStore, hours: int, session: Session | None = None) -> int:
+    """Drop unfinished uploads idle for more than ``hours`` (``idle_uploads``); rows go first
+    (committed), then files. Returns how many went.
+    """
+    session = session or db.session()
+    stale = idle_uploads(session, store, hours)
+    if not stale:
+        return 0
+    session.execute(delete(Upload).where(Upload.id.in_(stale)))
+    session.commit()
     for upload_id in stale:
         with contextlib.suppress(FileNotFoundError):
             store.upload_path(upload_id).unlink()
-    if stale:
-        session.execute(delete(Upload).where(Upload.id.in_(stale)))
-        session.commit()
+    store.blur_folders()
+    return len(stale)
 
 
 def create(source: Source | NewSource, header: bytes, size: int, keys: Current) -> Upload:
@@ -132,10 +161,14 @@ def create(source: Source | NewSource, header: bytes, size: int, keys: Current) 
         out.write(header)
         out.flush()
         os.fsync(out.fileno())
+        blur(out.fileno(), hour_start())
+    store.blur_folders()
+    faults.point("upload-created")  # a kill here leaves a partial file with no row: swept
     try:
         db.session().add(upload)
         db.session().commit()
     except BaseException:
+        db.session().rollback()
         path.unlink()
         raise
     return upload
@@ -183,6 +216,8 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
                 handle.write(piece)
                 remaining -= len(piece)
             handle.flush()
+            # Last activity, for expiry: the hour, not the moment.
+            blur(handle.fileno(), hour_start())
             os.fsync(handle.fileno())
         except BaseException:
             handle.truncate(have)
@@ -190,25 +225,99 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
         return have + length
 
 
-def finish(upload: Upload, keys: Current | None) -> tuple[Source, Submission]:
-    """Turn a complete upload into a stored submission: keys checked again, file moved into the
-    blob store, row committed (with the source, for a first-time source), upload forgotten.
+@dataclass(frozen=True)
+class Finished:
+    """A stored submission, its source, and whether an earlier request had stored it."""
+
+    source: Source
+    submission: Submission
+    already: bool = False
+
+
+def finish(upload: Upload, keys: Current | None) -> Finished:
+    """Turn a complete upload into a stored submission (its id is the upload's): keys checked
+    again, file moved into the blob store, row committed (with the source, for a first-time
+    source) in the same transaction that forgets the upload.
+
+    Idempotent: a second finish, at the same time or after a lost answer, finds the submission
+    and says so. A refused commit moves the file back, so the upload is whole and can be
+    finished again; a kill between the move and the commit is undone the same way.
     """
-    source = _source_of(upload)
     store = blobs()
     path = store.upload_path(upload.id)
-    with locked(path) as handle:
+    upload_id = upload.id
+    restore_interrupted(store, upload_id)
+    try:
+        handle = path.open("r+b")
+    except FileNotFoundError:
+        return _already_finished(upload_id)
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not _still_at(path, handle):  # another request finished (or cancelled) it
+            return _already_finished(upload_id)
         if os.fstat(handle.fileno()).st_size != upload.size:
             raise UploadError("the upload is not complete yet")
         header = handle.read(fmt.MAX_HEADER_SIZE)
         if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
             cancel(upload)
             raise StaleKeysError()
+        source = _source_of(upload)
         os.fsync(handle.fileno())
-        submission_id = new_id()
-        store.adopt("submissions", submission_id, path)
-    db.session().delete(upload)
-    return source, commit_submission(source, submission_id, upload.size)
+        store.adopt("submissions", upload_id, path)
+        faults.point("finish-moved")
+        row = Submission(id=upload_id, source_id=source.id, size=upload.size)
+        source.submitted = True
+        session = db.session()
+        try:
+            session.add(source)
+            session.add(row)
+            session.delete(upload)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            store.give_back("submissions", upload_id, path)
+            raise
+    return Finished(source, row)
+
+
+def _still_at(path: Path, handle: BinaryIO) -> bool:
+    """Whether the locked file is still the one at ``path`` (not moved away meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _already_finished(upload_id: str) -> Finished:
+    """The submission an earlier finish of this upload stored, or ``UploadError``."""
+    session = db.session()
+    session.rollback()  # read what other requests committed meanwhile
+    row = session.get(Submission, upload_id)
+    source = session.get(Source, row.source_id) if row is not None else None
+    if row is None or source is None:
+        raise UploadError("this upload no longer exists; start again")
+    return Finished(source, row, already=True)
+
+
+def restore_interrupted(store: BlobStore, upload_id: str) -> bool:
+    """If a finish moved this upload's file into the blob store and died before its commit
+    (no submission row), move the file back; True if it did. A finish still at work holds
+    the file's lock, and this waits for it.
+    """
+    pending = store.pending_path("submissions", upload_id)
+    try:
+        handle = pending.open("rb")
+    except FileNotFoundError:
+        return False
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        session = db.session()
+        session.rollback()
+        if session.get(Submission, upload_id) is not None:
+            return False
+        if session.get(Upload, upload_id) is None:
+            return False  # no upload to give it back to: an orphan for the sweeper
+        return store.give_back("submissions", upload_id, store.upload_path(upload_id))
 
 
 def _source_of(upload: Upload) -> Source:
@@ -227,8 +336,12 @@ def _source_of(upload: Upload) -> Source:
 
 
 def cancel(upload: Upload) -> None:
-    """Forget an upload and its bytes."""
-    with contextlib.suppress(FileNotFoundError):
-        blobs().upload_path(upload.id).unlink()
+    """Forget an upload (committed), then its bytes (a kill between leaves a partial file
+    with no row, which the sweeper removes).
+    """
+    path = blobs().upload_path(upload.id)
     db.session().delete(upload)
     db.session().commit()
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    blobs().blur_folders()

@@ -141,13 +141,35 @@ export class Upload {
     }
     this.release(this.size);
     this.onProgress?.(this.size, this.size, false);
-    const done = await api("POST", `/api/source/uploads/${this.id}/finish`, undefined,
-      { signal: this.signal });
-    if (!done.ok) throw new UploadError(done.status, done.data?.error);
+    const done = await this.finish();
     // A first-time source is logged in now, in a new session with a new CSRF token.
     if (done.data?.csrf_token) setCsrfToken(done.data.csrf_token);
     return done.data;
   }
+
+  // Store the whole upload. Retried when the circuit drops or the server is briefly unable
+  // (5xx): the server's finish is idempotent, so when the answer to a finish that stored the
+  // tip was lost, the next one says it is stored (200) instead of the page saying it failed.
+  async finish() {
+    for (let failures = 0; ; failures++) {
+      let done;
+      try {
+        done = await api("POST", `/api/source/uploads/${this.id}/finish`, undefined,
+          { signal: this.signal });
+      } catch (error) {
+        if (this.signal?.aborted) throw error;
+        done = null; // the circuit dropped: the server may or may not have stored it
+      }
+      if (done && (done.ok || done.status < 500)) {
+        if (!done.ok) throw new UploadError(done.status, done.data?.error);
+        return done;
+      }
+      if (failures >= RETRIES) throw new UploadError(done ? done.status : 0, done?.data?.error);
+      await this.pause(Math.min(500 * 2 ** (failures + 1), 15000));
+    }
+  }
+
+  pause(ms) { return sleep(ms); }
 
   async cancel() {
     if (this.id) await api("DELETE", `/api/source/uploads/${this.id}`).catch(() => null);

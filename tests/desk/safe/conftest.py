@@ -47,8 +47,11 @@ def sha256(data: bytes) -> str:
 
 def vault_state(vault_dir: Path) -> dict[str, str]:
     """Every file of the vault and its hash: an export must leave it exactly as it was."""
-    return {str(p.relative_to(vault_dir)): sha256(p.read_bytes())
-            for p in sorted(vault_dir.rglob("*")) if p.is_file() and p.name != "lock"}
+    return {
+        str(p.relative_to(vault_dir)): sha256(p.read_bytes())
+        for p in sorted(vault_dir.rglob("*"))
+        if p.is_file() and p.name != "lock"
+    }
 
 
 @dataclass
@@ -83,10 +86,18 @@ def desk_process(vault_dir: Path, *args: str, env: dict[str, str] | None = None)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", HARNESS, "--vault", str(vault_dir), *args],
-        input=(PASS + "\n").encode(), capture_output=True, env={**os.environ, **(env or {})},
-        timeout=900, check=False,
+        input=(PASS + "\n").encode(),
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+        check=False,
     )
     stderr = done.stderr.decode()
     head, _, rss = stderr.rpartition("\nMAXRSS ")
-    return Process(done.returncode, done.stdout.decode(), head.strip(), int(rss) / 1024,
-                   time.monotonic() - started)
+    return Process(
+        done.returncode,
+        done.stdout.decode(),
+        head.strip(),
+        int(rss) / 1024,
+        time.monotonic() - started,
+    )

@@ -21,8 +21,20 @@ VISIBLE = "HOSTILE SAMPLE VISIBLE TEXT"
 AUTHOR = "Jane Q Source"
 # What must not survive in a PDF: scripts, actions, attachments, links, forms, metadata.
 PDF_HOSTILE_NAMES = (
-    "/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFile", "/EmbeddedFiles",
-    "/Filespec", "/URI", "/AcroForm", "/XFA", "/Annots", "/Metadata", "/RichMedia",
+    "/JavaScript",
+    "/JS",
+    "/OpenAction",
+    "/AA",
+    "/Launch",
+    "/EmbeddedFile",
+    "/EmbeddedFiles",
+    "/Filespec",
+    "/URI",
+    "/AcroForm",
+    "/XFA",
+    "/Annots",
+    "/Metadata",
+    "/RichMedia",
 )
 
 
@@ -68,12 +80,14 @@ def text_page_objects(pages: int, first: int, parent: int, font: int) -> list[by
 def plain_pdf(pages: int = 2) -> bytes:
     """A harmless PDF of ``pages`` pages of text (the benchmark's and the controls' input)."""
     kids = b" ".join(b"%d 0 R" % (4 + 2 * n) for n in range(pages))
-    return pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        *text_page_objects(pages, 4, 2, 3),
-    ])
+    return pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            *text_page_objects(pages, 4, 2, 3),
+        ]
+    )
 
 
 XMP = (
@@ -116,13 +130,15 @@ def hostile_pdf() -> bytes:
 def pdf_claiming_pages(count: int = 100_000) -> bytes:
     """One real page, listed ``count`` times by a page tree that claims ``count`` pages, in a
     file with as many (empty) objects, so that readers believe the count (5 MB)."""
-    return pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b"4 0 R " * count, count),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        *text_page_objects(1, 4, 2, 3),
-        *[b"null"] * count,
-    ])
+    return pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b"4 0 R " * count, count),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            *text_page_objects(1, 4, 2, 3),
+            *[b"null"] * count,
+        ]
+    )
 
 
 def pdf_tokens(path_or_bytes: Path | bytes) -> str:
@@ -135,7 +151,8 @@ def pdf_tokens(path_or_bytes: Path | bytes) -> str:
             path = path_or_bytes
         done = subprocess.run(
             ["qpdf", "--qdf", "--object-streams=disable", "--decode-level=all", str(path), "-"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
     assert done.returncode in (0, 3), done.stderr
     return done.stdout.decode("latin-1")
@@ -144,8 +161,15 @@ def pdf_tokens(path_or_bytes: Path | bytes) -> str:
 def pdf_hostile_parts(path_or_bytes: Path | bytes) -> set[str]:
     """Which hostile names and which metadata appear anywhere in the PDF."""
     text = pdf_tokens(path_or_bytes)
-    found = {name for name in PDF_HOSTILE_NAMES if f"{name} " in text or f"{name}\n" in text
-             or f"{name}<" in text or f"{name}(" in text or f"{name}[" in text}
+    found = {
+        name
+        for name in PDF_HOSTILE_NAMES
+        if f"{name} " in text
+        or f"{name}\n" in text
+        or f"{name}<" in text
+        or f"{name}(" in text
+        or f"{name}[" in text
+    }
     for marker in (AUTHOR, "Evil Producer", "SourceLaptop", "payload.exe", "app.alert"):
         if marker in text:
             found.add(marker)
@@ -161,15 +185,15 @@ def pdf_fonts(path: Path) -> list[str]:
 
 
 def pdf_text(path: Path) -> str:
-    done = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True)
     return done.stdout
 
 
 def pdf_images(path: Path) -> list[str]:
     """One line per image (pdfimages -list)."""
-    done = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        ["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True
+    )
     return done.stdout.splitlines()[2:]
 
 
@@ -191,11 +215,13 @@ def gps_jpeg() -> bytes:
 
 def exif_fields(data: bytes) -> dict[str, object]:
     """Every metadata field exiftool finds (its own file-system fields left out)."""
-    done = subprocess.run(["exiftool", "-json", "-"], input=data, capture_output=True,
-                          check=True)
+    done = subprocess.run(["exiftool", "-json", "-"], input=data, capture_output=True, check=True)
     fields = json.loads(done.stdout)[0]
-    return {k: v for k, v in fields.items() if not k.startswith(("File", "SourceFile",
-                                                                   "ExifTool", "Directory"))}
+    return {
+        k: v
+        for k, v in fields.items()
+        if not k.startswith(("File", "SourceFile", "ExifTool", "Directory"))
+    }
 
 
 def png_chunks(data: bytes) -> list[bytes]:
@@ -203,8 +229,8 @@ def png_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        chunks.append(data[pos + 4:pos + 8])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     assert pos == len(data)
     return chunks
@@ -223,17 +249,21 @@ def svg_with_external_reference(url: str) -> bytes:
 
 def png_bomb(side: int = 40_000) -> bytes:
     """A small PNG that claims ``side`` x ``side`` pixels (1 bit deep, all zero)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     row = bytes(1 + side // 8)
     packer = zlib.compressobj(1)
     rows = row * 1000
     idat = b"".join(packer.compress(rows) for _ in range(side // 1000)) + packer.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -277,12 +307,14 @@ CORE = (
     f"<dc:creator>{AUTHOR}</dc:creator><cp:lastModifiedBy>{AUTHOR}</cp:lastModifiedBy>"
     "</cp:coreProperties>"
 )
-MACRO = b"Attribute VB_Name = \"ThisDocument\"\nSub AutoOpen()\nShell \"calc.exe\"\nEnd Sub\n"
+MACRO = b'Attribute VB_Name = "ThisDocument"\nSub AutoOpen()\nShell "calc.exe"\nEnd Sub\n'
 
 
 def document_xml(body: str) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W}">'
-            f"<w:body>{body}</w:body></w:document>")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W}">'
+        f"<w:body>{body}</w:body></w:document>"
+    )
 
 
 def hostile_docx() -> bytes:

@@ -52,26 +52,33 @@ def rogue_converter(tmp_path: Path, program: str, **config: object) -> SandboxCo
     return SandboxConverter(ConverterConfig(**config), stage1=script)  # type: ignore[arg-type]
 
 
-def export_first(vault_dir: Path, item: str, out: Path, converter: object,
-                 cancel: threading.Event | None = None):  # type: ignore[no-untyped-def]
+def export_first(
+    vault_dir: Path, item: str, out: Path, converter: object, cancel: threading.Event | None = None
+):  # type: ignore[no-untyped-def]
     with Vault.open(vault_dir, PASS) as vault:
         source = prepare(vault, vault.store.resolve(item))
     return export(source, out, converter, Options(), None, cancel)  # type: ignore[arg-type]
 
 
 def test_a_hanging_converter_is_stopped_at_its_time_limit(
-        imported: Imported, out: Path, vault_dir: Path, tmp_path: Path) -> None:
+    imported: Imported, out: Path, vault_dir: Path, tmp_path: Path
+) -> None:
     sub = imported([("a.pdf", samples.plain_pdf(1), "application/pdf")])
     converter = rogue_converter(tmp_path, HANG, seconds=3)
     started = time.monotonic()
     report = export_first(vault_dir, sub.item.id, out, converter)
     assert 3 <= time.monotonic() - started < 15
     (only,) = report.attachments
-    assert only.problem == ("the conversion was stopped because it took too long, and nothing "
-                            "was written: it took longer than 3 seconds")
+    assert only.problem == (
+        "the conversion was stopped because it took too long, and nothing "
+        "was written: it took longer than 3 seconds"
+    )
     assert list(out.iterdir()) == []
-    leftovers = [p for p in os.listdir("/proc") if p.isdigit()
-                 and _cmd(p).startswith(b"/usr/bin/python3\x00-I\x00-B\x00/opt/tipline")]
+    leftovers = [
+        p
+        for p in os.listdir("/proc")
+        if p.isdigit() and _cmd(p).startswith(b"/usr/bin/python3\x00-I\x00-B\x00/opt/tipline")
+    ]
     assert leftovers == []
 
 
@@ -83,8 +90,8 @@ def _cmd(pid: str) -> bytes:
 
 
 def test_a_rogue_converter_reaches_nothing_and_its_lie_is_refused(
-        imported: Imported, out: Path, vault_dir: Path, tmp_path: Path,
-        request: pytest.FixtureRequest) -> None:
+    imported: Imported, out: Path, vault_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     request.addfinalizer(server.close)
     server.settimeout(0.1)
@@ -93,12 +100,16 @@ def test_a_rogue_converter_reaches_nothing_and_its_lie_is_refused(
         server.accept()[0].close()
     sub = imported([("a.pdf", samples.plain_pdf(1), "application/pdf")])
     before = vault_state(vault_dir)
-    converter = rogue_converter(tmp_path, ROGUE.replace("sys.argv[-2]", str(port)).replace(
-        "sys.argv[-1]", repr(str(vault_dir))))
+    converter = rogue_converter(
+        tmp_path,
+        ROGUE.replace("sys.argv[-2]", str(port)).replace("sys.argv[-1]", repr(str(vault_dir))),
+    )
     report = export_first(vault_dir, sub.item.id, out, converter)
     (only,) = report.attachments
-    assert only.problem == ("the converter's output broke the desk's limits, so it was thrown "
-                            "away: a page of 60000 x 60000 pixels is out of bounds")
+    assert only.problem == (
+        "the converter's output broke the desk's limits, so it was thrown "
+        "away: a page of 60000 x 60000 pixels is out of bounds"
+    )
     with pytest.raises(TimeoutError):
         server.accept()  # nobody connected
     assert vault_state(vault_dir) == before
@@ -107,10 +118,15 @@ def test_a_rogue_converter_reaches_nothing_and_its_lie_is_refused(
     assert list(out.iterdir()) == []
 
 
-def test_cancel_kills_the_conversion(imported: Imported, out: Path, vault_dir: Path,
-                                     tmp_path: Path) -> None:
-    sub = imported([("a.pdf", samples.plain_pdf(1), "application/pdf"),
-                    ("b.pdf", samples.plain_pdf(1), "application/pdf")])
+def test_cancel_kills_the_conversion(
+    imported: Imported, out: Path, vault_dir: Path, tmp_path: Path
+) -> None:
+    sub = imported(
+        [
+            ("a.pdf", samples.plain_pdf(1), "application/pdf"),
+            ("b.pdf", samples.plain_pdf(1), "application/pdf"),
+        ]
+    )
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
     started = time.monotonic()
@@ -123,12 +139,22 @@ def test_cancel_kills_the_conversion(imported: Imported, out: Path, vault_dir: P
 def test_configuration_chooses_the_converter_once() -> None:
     assert load_config({}).converter == "sandbox"
     assert isinstance(make_converter(load_config({})), SandboxConverter)
-    config = load_config({"TIPLINE_CONVERTER": "dangerzone", "TIPLINE_CONVERT_SECONDS": "20",
-                          "TIPLINE_CONVERT_MEMORY_MIB": "512", "TIPLINE_OCR_LANGUAGE": "eng+fra"})
+    config = load_config(
+        {
+            "TIPLINE_CONVERTER": "dangerzone",
+            "TIPLINE_CONVERT_SECONDS": "20",
+            "TIPLINE_CONVERT_MEMORY_MIB": "512",
+            "TIPLINE_OCR_LANGUAGE": "eng+fra",
+        }
+    )
     assert isinstance(make_converter(config), DangerzoneConverter)
     assert (config.seconds, config.memory, config.ocr_language) == (20, 512 << 20, "eng+fra")
-    for bad in ({"TIPLINE_CONVERTER": "libreoffice"}, {"TIPLINE_CONVERT_SECONDS": "0"},
-                {"TIPLINE_CONVERT_MEMORY_MIB": "lots"}, {"TIPLINE_OCR_LANGUAGE": "eng;rm"}):
+    for bad in (
+        {"TIPLINE_CONVERTER": "libreoffice"},
+        {"TIPLINE_CONVERT_SECONDS": "0"},
+        {"TIPLINE_CONVERT_MEMORY_MIB": "lots"},
+        {"TIPLINE_OCR_LANGUAGE": "eng;rm"},
+    ):
         with pytest.raises(UsageError):
             load_config(bad)
 
@@ -151,8 +177,8 @@ open(out, "wb").write(b"%PDF-1.7 from the stand-in")
 
 
 def test_dangerzone_converter_calls_the_cli_and_removes_the_original(
-        imported: Imported, out: Path, vault_dir: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    imported: Imported, out: Path, vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     program = tmp_path / "dangerzone-cli"
     program.write_text(STAND_IN)
     program.chmod(0o755)
@@ -160,8 +186,9 @@ def test_dangerzone_converter_calls_the_cli_and_removes_the_original(
     monkeypatch.setenv("LOG", str(log))
     data = samples.plain_pdf(1)
     sub = imported([("a.pdf", data, "application/pdf")])
-    converter = DangerzoneConverter(ConverterConfig(converter="dangerzone", seconds=3),
-                                    program=str(program))
+    converter = DangerzoneConverter(
+        ConverterConfig(converter="dangerzone", seconds=3), program=str(program)
+    )
     report = export_first(vault_dir, sub.item.id, out, converter)
     assert report.ok, report.attachments
     import json
@@ -171,7 +198,9 @@ def test_dangerzone_converter_calls_the_cli_and_removes_the_original(
     assert called["args"][0] == "--output-filename" and called["args"][-1].endswith(".pdf")
     assert not Path(called["args"][-1]).exists()  # the original was removed after the run
     assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == [
-        "01-a.viewing.pdf", "01-a.viewing.pdf.provenance.json"]
+        "01-a.viewing.pdf",
+        "01-a.viewing.pdf.provenance.json",
+    ]
 
     monkeypatch.setenv("SLOW", "1")
     report = export_first(vault_dir, sub.item.id, tmp_path, converter)

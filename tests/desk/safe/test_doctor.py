@@ -29,9 +29,11 @@ def test_doctor_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 1
-    assert ("tipline-desk: the dangerzone converter: the desk's sandbox cannot run on this "
-            "machine (docs/DESK.md lists what it needs): TIPLINE_CONVERTER is dangerzone, but "
-            "dangerzone-cli is not installed") in result.stderr
+    assert (
+        "tipline-desk: the dangerzone converter: the desk's sandbox cannot run on this "
+        "machine (docs/DESK.md lists what it needs): TIPLINE_CONVERTER is dangerzone, but "
+        "dangerzone-cli is not installed"
+    ) in result.stderr
 
 
 def documented_packages() -> list[str]:
@@ -44,12 +46,17 @@ def documented_packages() -> list[str]:
 def test_the_documented_packages_are_what_ci_installs_and_are_installed() -> None:
     packages = documented_packages()
     assert {"bubblewrap", "poppler-utils", "mat2", "python3-seccomp", "qpdf"} <= set(packages)
-    listed = subprocess.run([str(ROOT / "tools" / "test-deps.sh"), "--list"],
-                            capture_output=True, text=True, check=True).stdout.split()
-    assert listed[-len(packages):] == packages  # what make test (and so CI) installs
+    listed = subprocess.run(
+        [str(ROOT / "tools" / "test-deps.sh"), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed[-len(packages) :] == packages  # what make test (and so CI) installs
     for package in packages:
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                                capture_output=True, text=True, check=False).stdout
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         assert status == "install ok installed", package
 
 

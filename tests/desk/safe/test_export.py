@@ -14,8 +14,10 @@ from tipline.desk.vault import Vault
 from ..conftest import PASS, Run
 from .conftest import Imported, sha256
 
-HOSTILE_TEXT = ("Dear editor,\r\n\x1b]0;owned\x07\x1b[2J\x1b[31mthe ledger\x1b[0m is \u202egnissim"
-                "\u202c\nline two\x08\x9b6n\tend\u2028last")
+HOSTILE_TEXT = (
+    "Dear editor,\r\n\x1b]0;owned\x07\x1b[2J\x1b[31mthe ledger\x1b[0m is \u202egnissim"
+    "\u202c\nline two\x08\x9b6n\tend\u2028last"
+)
 
 
 def sidecars(folder: Path) -> list[dict[str, object]]:
@@ -48,6 +50,7 @@ def test_text_becomes_an_inert_text_file(run: Run, imported: Imported, out: Path
 
 def mp3_with_tags() -> bytes:
     """An ID3v2.3 tag naming an artist and a comment, then ten silent MPEG-1 layer III frames."""
+
     def frame(kind: bytes, text: str) -> bytes:
         body = b"\x00" + text.encode("latin-1")
         return kind + struct.pack(">I", len(body)) + b"\x00\x00" + body
@@ -59,8 +62,9 @@ def mp3_with_tags() -> bytes:
     return b"ID3\x03\x00\x00" + syncsafe + frames + audio
 
 
-def test_sound_is_cleaned_not_converted_with_a_warning(run: Run, imported: Imported,
-                                                       out: Path) -> None:
+def test_sound_is_cleaned_not_converted_with_a_warning(
+    run: Run, imported: Imported, out: Path
+) -> None:
     data = mp3_with_tags()
     assert b"Jane Q Source" in data  # control
     sub = imported([("call.mp3", data, "audio/mpeg")])
@@ -72,23 +76,29 @@ def test_sound_is_cleaned_not_converted_with_a_warning(run: Run, imported: Impor
     assert "sound and video are not converted" in result.stdout
     (meta,) = sidecars(out)
     assert meta["copy"] == "publication" and "sound and video are not converted" in str(
-        meta["notes"])
+        meta["notes"]
+    )
 
 
 def test_what_cannot_be_converted_is_one_sentence_and_original_still_works(
-        run: Run, imported: Imported, out: Path) -> None:
+    run: Run, imported: Imported, out: Path
+) -> None:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("inside.exe", b"MZ")
-    sub = imported([("files.zip", archive.getvalue(), "application/zip"),
-                    ("ok.txt", b"fine", "text/plain")])
+    sub = imported(
+        [("files.zip", archive.getvalue(), "application/zip"), ("ok.txt", b"fine", "text/plain")]
+    )
     result = run("export", sub.item.id[:8], "--to", str(out), code=1)
     assert result.stderr.splitlines() == [
         "tipline-desk: attachment 1 not exported: the attachment could not be made into a safe "
         "copy, and nothing was written: the desk cannot make a safe copy of a ZIP archive (not "
-        "unpacked by the desk); export it with --original only if you must"]
+        "unpacked by the desk); export it with --original only if you must"
+    ]
     assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == [
-        "02-ok.viewing.txt", "02-ok.viewing.txt.provenance.json"]
+        "02-ok.viewing.txt",
+        "02-ok.viewing.txt.provenance.json",
+    ]
     result = run("export", sub.item.id[:8], "--to", str(out), "--original", "--attachment", "1")
     assert (out / f"{sub.item.id[:8]}-01-files.zip").read_bytes() == archive.getvalue()
     assert "warning" in result.stderr
@@ -96,7 +106,8 @@ def test_what_cannot_be_converted_is_one_sentence_and_original_still_works(
 
 
 def test_a_vault_from_before_fingerprints_opens_and_export_records_them(
-        run: Run, imported: Imported, out: Path, vault_dir: Path) -> None:
+    run: Run, imported: Imported, out: Path, vault_dir: Path
+) -> None:
     sub = imported([("a.txt", b"older file", "text/plain")])
     with Vault.open(vault_dir, PASS) as vault:  # make it what an older desk wrote: schema 1
         vault.store.db.execute("DROP TABLE fingerprints")
@@ -110,12 +121,14 @@ def test_a_vault_from_before_fingerprints_opens_and_export_records_them(
     assert f"sha256 {sha256(b'older file')}" in result.stdout
     assert f"sha256 {sha256(b'older file')}" in run("show", sub.item.id[:8]).stdout
     with Vault.open(vault_dir, PASS) as vault:
-        assert vault.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[
-            0] == "2"
+        assert (
+            vault.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+        )
 
 
-def test_a_changed_vault_is_refused(run: Run, imported: Imported, out: Path,
-                                    vault_dir: Path) -> None:
+def test_a_changed_vault_is_refused(
+    run: Run, imported: Imported, out: Path, vault_dir: Path
+) -> None:
     sub = imported([("a.txt", b"the real file", "text/plain")])
     with Vault.open(vault_dir, PASS) as vault:
         vault.store.add_fingerprints(sub.item.id, {1: bytes(32)})

@@ -34,8 +34,21 @@ def not_blank(png_or_pdf: Path, tmp_path: Path) -> float:
     if png_or_pdf.suffix == ".pdf":
         import subprocess
 
-        subprocess.run(["pdftoppm", "-r", "40", "-f", "1", "-l", "1", "-png", str(png_or_pdf),
-                        str(tmp_path / "look")], check=True)
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-r",
+                "40",
+                "-f",
+                "1",
+                "-l",
+                "1",
+                "-png",
+                str(png_or_pdf),
+                str(tmp_path / "look"),
+            ],
+            check=True,
+        )
         png_or_pdf = next(tmp_path.glob("look*.png"))
     with Image.open(png_or_pdf) as image:
         grey = image.convert("L")
@@ -43,12 +56,23 @@ def not_blank(png_or_pdf: Path, tmp_path: Path) -> float:
         return dark / (grey.width * grey.height)
 
 
-def test_hostile_pdf_becomes_pixels_only(run: Run, imported: Imported, out: Path,
-                                         vault_dir: Path, tmp_path: Path) -> None:
+def test_hostile_pdf_becomes_pixels_only(
+    run: Run, imported: Imported, out: Path, vault_dir: Path, tmp_path: Path
+) -> None:
     data = samples.hostile_pdf()
     found = samples.pdf_hostile_parts(data)  # the positive control: the checker sees them all
-    assert {"/JavaScript", "/JS", "/OpenAction", "/EmbeddedFile", "/Launch", "/Metadata",
-            "/Annots", "/AA", samples.AUTHOR, "/Info"} <= found
+    assert {
+        "/JavaScript",
+        "/JS",
+        "/OpenAction",
+        "/EmbeddedFile",
+        "/Launch",
+        "/Metadata",
+        "/Annots",
+        "/AA",
+        samples.AUTHOR,
+        "/Info",
+    } <= found
     assert samples.VISIBLE in samples.pdf_tokens(data)
     sub = imported([("report.pdf", data, "application/pdf")])
     before = vault_state(vault_dir)
@@ -67,12 +91,14 @@ def test_hostile_pdf_becomes_pixels_only(run: Run, imported: Imported, out: Path
     assert sha256(data) in result.stdout and str(copy) in result.stdout
     assert vault_state(vault_dir) == before
     assert sha256(data) in run("show", sub.item.id[:8]).stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted([copy.name, copy.name
-                                                            + ".provenance.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [copy.name, copy.name + ".provenance.json"]
+    )
 
 
-def test_ocr_makes_the_text_searchable_and_adds_nothing_else(run: Run, imported: Imported,
-                                                             out: Path) -> None:
+def test_ocr_makes_the_text_searchable_and_adds_nothing_else(
+    run: Run, imported: Imported, out: Path
+) -> None:
     sub = imported([("report.pdf", samples.hostile_pdf(), "application/pdf")])
     run("export", sub.item.id[:8], "--to", str(out), "--ocr")
     copy = only(out, ".viewing.pdf")
@@ -82,12 +108,20 @@ def test_ocr_makes_the_text_searchable_and_adds_nothing_else(run: Run, imported:
     assert fonts and all("GlyphLessFont" in line for line in fonts)  # Tesseract's text layer
 
 
-def test_docx_with_macro_author_and_tracked_changes(run: Run, imported: Imported, out: Path,
-                                                    tmp_path: Path) -> None:
+def test_docx_with_macro_author_and_tracked_changes(
+    run: Run, imported: Imported, out: Path, tmp_path: Path
+) -> None:
     data = samples.hostile_docx()
     assert samples.docx_hostile_parts(data) == {"macro", "author", "tracked changes"}
-    sub = imported([("memo.docx", data, "application/vnd.openxmlformats-officedocument."
-                    "wordprocessingml.document")])
+    sub = imported(
+        [
+            (
+                "memo.docx",
+                data,
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            )
+        ]
+    )
 
     run("export", sub.item.id[:8], "--to", str(out))
     view = only(out, ".viewing.pdf")
@@ -142,7 +176,8 @@ def listener() -> tuple[str, list[bytes]]:
 
 
 def test_svg_with_an_external_reference_fetches_nothing(
-        run: Run, imported: Imported, out: Path, listener: tuple[str, list[bytes]]) -> None:
+    run: Run, imported: Imported, out: Path, listener: tuple[str, list[bytes]]
+) -> None:
     url, got = listener
     data = samples.svg_with_external_reference(url)
     with pytest.raises(urllib.error.HTTPError):  # control: a fetch of it is seen
@@ -158,16 +193,19 @@ def test_svg_with_an_external_reference_fetches_nothing(
     assert got == []
 
 
-def test_name_extension_and_content_that_disagree(run: Run, imported: Imported,
-                                                  out: Path) -> None:
+def test_name_extension_and_content_that_disagree(run: Run, imported: Imported, out: Path) -> None:
     png = samples.png_chunks  # a real PNG, made by Pillow, named as a PDF
     image = Image.new("RGB", (30, 20), (0, 200, 0))
     import io
 
     buf = io.BytesIO()
     image.save(buf, "PNG")
-    sub = imported([("invoice.pdf", buf.getvalue(), "application/pdf"),
-                    ("holiday.jpg", samples.hostile_pdf(), "image/jpeg")])
+    sub = imported(
+        [
+            ("invoice.pdf", buf.getvalue(), "application/pdf"),
+            ("holiday.jpg", samples.hostile_pdf(), "image/jpeg"),
+        ]
+    )
     result = run("export", sub.item.id[:8], "--to", str(out))
     first = only(out, "-invoice.viewing.png")
     assert png(first.read_bytes())[0] == b"IHDR"
@@ -188,7 +226,8 @@ def test_png_decompression_bomb(imported: Imported, out: Path, vault_dir: Path) 
     assert done.code == 1
     assert done.stderr.splitlines() == [
         "tipline-desk: attachment 1 not exported: the converter's output broke the desk's "
-        "limits, so it was thrown away: a page or image in it is larger than the desk converts"]
+        "limits, so it was thrown away: a page or image in it is larger than the desk converts"
+    ]
     assert list(out.iterdir()) == [] and vault_state(vault_dir) == before
     assert done.max_rss_mib < 200 and done.seconds < 60
 
@@ -196,15 +235,23 @@ def test_png_decompression_bomb(imported: Imported, out: Path, vault_dir: Path) 
 def test_office_zip_bomb(imported: Imported, out: Path, vault_dir: Path) -> None:
     bomb = samples.docx_bomb(256)
     assert samples.zip_unpacked_size(bomb) > 250 << 20 and len(bomb) < 4 << 20  # control
-    sub = imported([("big.docx", bomb, "application/vnd.openxmlformats-officedocument."
-                    "wordprocessingml.document")])
+    sub = imported(
+        [
+            (
+                "big.docx",
+                bomb,
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            )
+        ]
+    )
     limits = {"TIPLINE_CONVERT_SECONDS": "30", "TIPLINE_CONVERT_MEMORY_MIB": "1024"}
     done = desk_process(vault_dir, "export", sub.item.id[:8], "--to", str(out), env=limits)
     assert done.code == 1, done.stdout
     (line,) = done.stderr.splitlines()
     assert line.startswith("tipline-desk: attachment 1 not exported: ")
-    assert any(why in line for why in ("took too long", "more pages than", "failed on it",
-                                       "damaged"))
+    assert any(
+        why in line for why in ("took too long", "more pages than", "failed on it", "damaged")
+    )
     assert list(out.iterdir()) == []
     assert done.max_rss_mib < 200 and done.seconds < 30 + 30
 
@@ -217,7 +264,8 @@ def test_a_pdf_claiming_100000_pages(imported: Imported, out: Path, vault_dir: P
     assert done.code == 1
     assert done.stderr.splitlines() == [
         "tipline-desk: attachment 1 not exported: the converter's output broke the desk's "
-        "limits, so it was thrown away: it has more pages than the desk converts"]
+        "limits, so it was thrown away: it has more pages than the desk converts"
+    ]
     assert list(out.iterdir()) == [] and done.max_rss_mib < 200
 
 
@@ -225,14 +273,17 @@ def test_the_memory_measurement_sees_a_large_process_and_only_its_own() -> None:
     """The control for every "desk peak RSS" above: VmHWM of the measured program counts what it
     touched (300 MiB here), and not the memory of the test process it was started from."""
     ballast = bytearray(b"x" * (300 << 20))  # this (pytest) process is now large
-    code = ("import re, sys\nb = bytearray(b'y' * (int(sys.argv[1]) << 20))\n"
-            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))")
+    code = (
+        "import re, sys\nb = bytearray(b'y' * (int(sys.argv[1]) << 20))\n"
+        "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))"
+    )
     import subprocess
     import sys
 
     def peak(mib: int) -> float:
-        out = subprocess.run([sys.executable, "-c", code, str(mib)], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(mib)], capture_output=True, text=True, check=True
+        ).stdout
         return int(out) / 1024
 
     assert peak(300) > 290

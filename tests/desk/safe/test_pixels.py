@@ -67,10 +67,16 @@ def test_a_claim_of_100000_pages_is_refused_before_any_page_is_read() -> None:
     assert read_all(stream([(10, 10)], claimed=1)) == [(10, 10, 300)]  # control
 
 
-@pytest.mark.parametrize(("width", "height", "why"), [
-    (0, 10, "not a P6 header"), (10_001, 10, "out of bounds"), (10, 2**32 - 1, "too long"),
-    (99_999, 99_999, "out of bounds"), (9000, 9000, "81,000,000 pixels is out of bounds"),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "why"),
+    [
+        (0, 10, "not a P6 header"),
+        (10_001, 10, "out of bounds"),
+        (10, 2**32 - 1, "too long"),
+        (99_999, 99_999, "out of bounds"),
+        (9000, 9000, "81,000,000 pixels is out of bounds"),
+    ],
+)
 def test_an_oversized_page_is_refused_from_its_header(width: int, height: int, why: str) -> None:
     src = Recording(stream([(width, height)], fill=False))
     with pytest.raises(BoundsError, match=why):
@@ -78,14 +84,24 @@ def test_an_oversized_page_is_refused_from_its_header(width: int, height: int, w
     assert src.largest < 16
 
 
-@pytest.mark.parametrize("header", [
-    b"P6\n10 10\n65535\n", b"P5\n10 10\n255\n", b"P6 10 10 255\n", b"P6\n010 10\n255\n",
-    b"P6\n#c\n10 10\n255\n", b"P6\n-1 10\n255\n", b"P6\n10  10\n255\n"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"P6\n10 10\n65535\n",
+        b"P5\n10 10\n255\n",
+        b"P6 10 10 255\n",
+        b"P6\n010 10\n255\n",
+        b"P6\n#c\n10 10\n255\n",
+        b"P6\n-1 10\n255\n",
+        b"P6\n10  10\n255\n",
+    ],
+)
 def test_anything_but_the_exact_ppm_header_is_refused(header: bytes) -> None:
     with pytest.raises(BoundsError, match="header"):
         read_all(MAGIC + struct.pack(">I", 1) + header + bytes(300))
     assert read_all(MAGIC + struct.pack(">I", 1) + b"P6\n10 10\n255\n" + bytes(300)) == [
-        (10, 10, 300)]  # control
+        (10, 10, 300)
+    ]  # control
 
 
 def test_the_running_total_is_bounded() -> None:
@@ -108,9 +124,13 @@ def test_short_streams_trailing_bytes_and_wrong_magic_are_refused() -> None:
 
 def test_stage1_speaks_the_same_numbers() -> None:
     assert stage1.MAGIC == MAGIC
-    assert (stage1.EXIT_UNSUPPORTED, stage1.EXIT_PAGES, stage1.EXIT_SIZE, stage1.EXIT_UNREADABLE,
-            stage1.EXIT_PASSWORD) == (EXIT_UNSUPPORTED, EXIT_PAGES, EXIT_SIZE, EXIT_UNREADABLE,
-                                      EXIT_PASSWORD)
+    assert (
+        stage1.EXIT_UNSUPPORTED,
+        stage1.EXIT_PAGES,
+        stage1.EXIT_SIZE,
+        stage1.EXIT_UNREADABLE,
+        stage1.EXIT_PASSWORD,
+    ) == (EXIT_UNSUPPORTED, EXIT_PAGES, EXIT_SIZE, EXIT_UNREADABLE, EXIT_PASSWORD)
 
 
 def test_stage1_lowers_the_resolution_of_a_huge_page() -> None:

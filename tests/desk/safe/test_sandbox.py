@@ -120,8 +120,11 @@ def run_inside(sandbox: Sandbox, script: str, *args: str, limits: Limits = LIMIT
     path.write_text(script)
     os.chmod(path, 0o644)
     try:
-        with sandbox.start(["/usr/bin/python3", "-I", "/opt/escape.py", *args], limits,
-                           files=[(path, "/opt/escape.py")]) as run:
+        with sandbox.start(
+            ["/usr/bin/python3", "-I", "/opt/escape.py", *args],
+            limits,
+            files=[(path, "/opt/escape.py")],
+        ) as run:
             run.stdin.close()
             data = run.stdout.read()
             assert run.close() == 0
@@ -131,17 +134,31 @@ def run_inside(sandbox: Sandbox, script: str, *args: str, limits: Limits = LIMIT
 
 
 def test_escape_attempts_fail_inside_and_work_outside(
-        listener: tuple[int, list[bytes]], fake_vault: Path, tmp_path: Path) -> None:
+    listener: tuple[int, list[bytes]], fake_vault: Path, tmp_path: Path
+) -> None:
     port, got = listener
     home, mount_point = tmp_path / "home", tmp_path / "mnt"
     home.mkdir()
     mount_point.mkdir()
     try:
         outside = subprocess.run(
-            ["/usr/bin/python3", "-I", "-c", ESCAPE, str(fake_vault), str(port), str(mount_point),
-             str(home), str(tmp_path)],  # a stand-in for /usr: the control must harm nothing
-            capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
-            env={"HOME": str(home), "TMPDIR": str(tmp_path)})
+            [
+                "/usr/bin/python3",
+                "-I",
+                "-c",
+                ESCAPE,
+                str(fake_vault),
+                str(port),
+                str(mount_point),
+                str(home),
+                str(tmp_path),
+            ],  # a stand-in for /usr: the control must harm nothing
+            capture_output=True,
+            text=True,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            env={"HOME": str(home), "TMPDIR": str(tmp_path)},
+        )
     finally:
         assert str(mount_point) not in Path("/proc/self/mounts").read_text()
     control = json.loads(outside.stdout)
@@ -156,8 +173,9 @@ def test_escape_attempts_fail_inside_and_work_outside(
     assert got == [b"ESCAPED"]  # the listener sees a connection that gets through
     (fake_vault / "pwned").unlink()
 
-    inside = run_inside(Sandbox(), ESCAPE, str(fake_vault), str(port), "/tmp", str(Path.home()),
-                        "/usr")
+    inside = run_inside(
+        Sandbox(), ESCAPE, str(fake_vault), str(port), "/tmp", str(Path.home()), "/usr"
+    )
     for name in ("inet", "inet6", "netlink"):
         assert inside[name] == "refused: EAFNOSUPPORT", (name, inside)  # the seccomp filter
     assert inside["unix"] == "opened"  # LibreOffice talks to itself this way
@@ -175,8 +193,9 @@ def test_escape_attempts_fail_inside_and_work_outside(
     assert (fake_vault / "vault.key").read_bytes() == b"SECRET-KEY-MATERIAL"
 
 
-def test_the_sandbox_works_for_an_ordinary_user(fake_vault: Path,
-                                                listener: tuple[int, list[bytes]]) -> None:
+def test_the_sandbox_works_for_an_ordinary_user(
+    fake_vault: Path, listener: tuple[int, list[bytes]]
+) -> None:
     """The desk runs as root here and in CI; a journalist's desk does not. The same sandbox,
     started by uid 65534 on the host, holds the same way."""
     setpriv = shutil.which("setpriv")
@@ -186,8 +205,15 @@ def test_the_sandbox_works_for_an_ordinary_user(fake_vault: Path,
     else:
         wrapper = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     os.chmod(fake_vault, 0o755)
-    inside = run_inside(Sandbox(wrapper=wrapper), ESCAPE, str(fake_vault), str(listener[0]),
-                        "/tmp", str(Path.home()), "/usr")
+    inside = run_inside(
+        Sandbox(wrapper=wrapper),
+        ESCAPE,
+        str(fake_vault),
+        str(listener[0]),
+        "/tmp",
+        str(Path.home()),
+        "/usr",
+    )
     assert inside["inet"] == "refused: EAFNOSUPPORT" and inside["write_tmp"] == "written"
     assert inside["write_vault"].startswith("refused") and inside["ptrace"] == "refused: EPERM"
     assert inside["caps"] == "0000000000000000"
@@ -199,15 +225,16 @@ def test_a_hanging_program_is_killed_at_the_deadline_with_everything_it_started(
     limits = Limits(seconds=2, memory=1 << 30, tmpfs=1 << 20, file_size=1 << 20)
     started = time.monotonic()
     command = ["/bin/sh", "-c", f"sleep 1000{marker} & sleep 1001{marker}"]
-    with pytest.raises(TimeLimitError, match="longer than 2 seconds"), \
-            Sandbox().start(command, limits) as run:
+    with (
+        pytest.raises(TimeLimitError, match="longer than 2 seconds"),
+        Sandbox().start(command, limits) as run,
+    ):
         run.stdin.close()
         assert run.stdout.read() == b""
         run.close()
     assert time.monotonic() - started < 10
     time.sleep(0.5)
-    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode()
-                 in _cmdline(p)]
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode() in _cmdline(p)]
     assert leftovers == []
 
 
@@ -222,8 +249,10 @@ def test_cancel_stops_it_at_once() -> None:
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     started = time.monotonic()
-    with pytest.raises(CancelledError), \
-            Sandbox().start(["/bin/sleep", "100"], LIMITS, cancel=cancel) as run:
+    with (
+        pytest.raises(CancelledError),
+        Sandbox().start(["/bin/sleep", "100"], LIMITS, cancel=cancel) as run,
+    ):
         run.stdin.close()
         run.stdout.read()
         run.close()
@@ -231,13 +260,17 @@ def test_cancel_stops_it_at_once() -> None:
 
 
 def test_memory_file_and_tmpfs_limits_hold() -> None:
-    grab = ("import sys\ntry:\n    b = bytearray(800 << 20)\n    print('allocated')\n"
-            "except MemoryError:\n    print('refused')\n")
+    grab = (
+        "import sys\ntry:\n    b = bytearray(800 << 20)\n    print('allocated')\n"
+        "except MemoryError:\n    print('refused')\n"
+    )
     limits = Limits(seconds=30, memory=512 << 20, tmpfs=4 << 20, file_size=2 << 20)
     assert _python(grab, limits) == "refused"
     assert _python(grab, LIMITS) == "allocated"  # control: with 1 GiB it fits
-    fill = ("import os\ntry:\n    open('/tmp/big','wb').write(os.urandom(3 << 20))\n"
-            "    print('written')\nexcept OSError as e:\n    print('refused')\n")
+    fill = (
+        "import os\ntry:\n    open('/tmp/big','wb').write(os.urandom(3 << 20))\n"
+        "    print('written')\nexcept OSError as e:\n    print('refused')\n"
+    )
     assert _python(fill, limits) == "refused"  # over the file size limit (and the tmpfs)
     assert _python(fill, LIMITS) == "written"
 
