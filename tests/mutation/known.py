@@ -117,8 +117,9 @@ MUTATIONS = [
       "OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE",
       "OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN", [*PYTEST, "tests/server/test_accounts.py",
                                                       "-k", "real_cost"]),
-    M("limiter-keyed-on-address", "tipline/server/extensions.py", 'return "everyone"',
-      'return __import__("flask").request.remote_addr or ""', PRIVACY),
+    M("limiter-keyed-on-address", "tipline/server/limits.py",
+      'return hashlib.blake2b(who.encode("utf-8"), digest_size=8).hexdigest() if who else "all"',
+      'return __import__("flask").request.remote_addr or "all"', PRIVACY),
     M("api-logs-the-referer", "tipline/server/api.py",
       'bp = Blueprint("api", __name__, url_prefix="/api/source")\n',
       'bp = Blueprint("api", __name__, url_prefix="/api/source")\n'

@@ -25,7 +25,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 
 from tipline.server import db
-from tipline.server.extensions import limiter
 from tipline.server.models import Source, Submission
 
 from .conftest import csrf_token
@@ -111,10 +110,14 @@ def leaks(app: Flask, caplog: pytest.LogCaptureFixture, log_file: Path,
             if path.is_file() and path != log_file:
                 data = path.read_bytes()
                 found += [f"{v} in {path}" for v in PROBES if v.encode() in data]
-    storage = limiter.storage
-    keys = " ".join(str(k) for k in getattr(storage, "storage", {}))
+    keys = " ".join(str(k) for k in getattr(limits_storage(app), "storage", {}))
     found += [f"{v} in the rate limiter" for v in PROBES if v in keys]
     return found
+
+
+def limits_storage(app: Flask) -> Any:
+    """The storage the app's limits count in (``memory://`` in these tests)."""
+    return app.extensions["tipline.limits"]._storage
 
 
 @pytest.fixture
@@ -153,8 +156,9 @@ def test_distinctive_headers_go_nowhere(probed_app: tuple[Flask, Recorder], tmp_
     assert {"/submit", "/login"} <= paths and any(p.startswith("/journalist") for p in paths)
     assert len({r.rule for r in app.url_map.iter_rules()}) <= len(paths) + 1  # + static
     assert leaks(app, caplog, log_file, capfd, [tmp_path]) == []
-    # The limiter was in use, and keyed on the one shared bucket.
-    assert any("everyone" in str(k) for k in getattr(limiter.storage, "storage", {}))
+    # The limits were in use (the stored tip was counted), keyed on the tip line as a whole.
+    counted = [str(k) for k in getattr(limits_storage(app), "storage", {})]
+    assert any(k.startswith("LIMITER/submission/all/") for k in counted), counted
     with app.app_context():
         session = db.session()
         source = session.scalars(select(Source)).one()
@@ -205,13 +209,11 @@ def test_the_rate_limiter_key_is_seen(probed_app: tuple[Flask, Recorder], tmp_pa
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # A limiter keyed on the client's address (a mutation that once passed) is found.
     app, recorder = probed_app
-    storage = limiter.storage
-    assert hasattr(storage, "storage")  # memory storage: its keys are readable
-    # The limits captured the key function when they were declared: change its code in place.
-    from tipline.server import extensions
+    assert hasattr(limits_storage(app), "storage")  # memory storage: its keys are readable
+    from tipline.server import limits
 
-    by_address = lambda: __import__("flask").request.remote_addr  # noqa: E731
-    monkeypatch.setattr(extensions._one_bucket, "__code__", by_address.__code__)
+    by_address = staticmethod(lambda who: __import__("flask").request.remote_addr or "all")
+    monkeypatch.setattr(limits.Limits, "_key", by_address)
     _probe(app, recorder)
     assert f"{IP} in the rate limiter" in leaks(app, caplog, log_file, capfd, [tmp_path])
 
