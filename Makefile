@@ -116,6 +116,23 @@ bench-journalist: setup
 test-install: setup
 	deploy/test-in-chroot.sh
 
+# Re-apply the known mutations of tests/mutation/known.py (each a way to break a promise that the
+# suite once missed) in a temporary copy and check that targeted tests catch every one. Not part
+# of `make test`; about two minutes.
+.PHONY: mutation-known
+mutation-known: setup
+	$(PY) tests/mutation/known.py
+
+# The mutation score of the suite over tipline/crypto (mutmut, configured in pyproject.toml): every
+# mutant of the crypto core run against tests/crypto and the shared vectors, then the score,
+# overall and per module. Not part of `make test`: about 15 minutes on two cores.
+.PHONY: mutation
+mutation: setup
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 > mutants.log 2>&1 || (tail -c 3000 mutants.log; exit 1)
+	$(VENV)/bin/mutmut export-cicd-stats
+	$(PY) tests/mutation/score.py
+
 # GET / latency (median, p95) through the shipped nginx and gunicorn, under 200 stalled request
 # bodies against without them, in the same run (issue 10).
 .PHONY: bench-availability

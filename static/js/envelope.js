@@ -313,9 +313,9 @@ function unwrap(data, identities) {
     if (fileKey && fileKey.length === 32 && equal(mac(fileKeys(fileKey).macKey, header.macInput), header.mac)) {
       return { header, fileKey };
     }
-    throw new EnvelopeOpenError();
+    throw new EnvelopeOpenError(); // check: header-mac
   }
-  throw new EnvelopeOpenError();
+  throw new EnvelopeOpenError(); // check: no-key
 }
 
 // Authenticated plaintext chunks; enforces FINAL, no empty chunks, no trailing data (§4.3).
@@ -324,7 +324,7 @@ function* chunks(data, start, payloadKey, ssHeader) {
   try {
     state = sodium.crypto_secretstream_xchacha20poly1305_init_pull(ssHeader, payloadKey);
   } catch {
-    throw new EnvelopeOpenError();
+    throw new EnvelopeOpenError(); // check: stream-header
   }
   let ad = concat(PREAMBLE, ssHeader);
   let pos = start;
@@ -340,14 +340,14 @@ function* chunks(data, start, payloadKey, ssHeader) {
         result = false;
       }
     }
-    if (!result) throw new EnvelopeOpenError();
+    if (!result) throw new EnvelopeOpenError(); // check: chunk-auth, missing-final
     ad = null;
     if (result.tag === TAG_FINAL) {
-      if (pos < data.length) throw new EnvelopeOpenError();
+      if (pos < data.length) throw new EnvelopeOpenError(); // check: trailing-data
       yield result.message;
       return;
     }
-    if (result.tag !== TAG_MESSAGE || piece.length < full) throw new EnvelopeOpenError();
+    if (result.tag !== TAG_MESSAGE || piece.length < full) throw new EnvelopeOpenError(); // check: non-final-tag
     yield result.message;
   }
 }
@@ -445,7 +445,7 @@ async function* streamChunks(reader, payloadKey, ssHeader) {
   try {
     state = sodium.crypto_secretstream_xchacha20poly1305_init_pull(ssHeader, payloadKey);
   } catch {
-    throw new EnvelopeOpenError();
+    throw new EnvelopeOpenError(); // check: stream-header
   }
   let ad = concat(PREAMBLE, ssHeader);
   const full = CHUNK_SIZE + ABYTES;
@@ -459,14 +459,14 @@ async function* streamChunks(reader, payloadKey, ssHeader) {
         result = false;
       }
     }
-    if (!result) throw new EnvelopeOpenError();
+    if (!result) throw new EnvelopeOpenError(); // check: chunk-auth, missing-final
     ad = null;
     if (result.tag === TAG_FINAL) {
-      if ((await reader.read(1)).length) throw new EnvelopeOpenError();
+      if ((await reader.read(1)).length) throw new EnvelopeOpenError(); // check: trailing-data
       yield result.message;
       return;
     }
-    if (result.tag !== TAG_MESSAGE || piece.length < full) throw new EnvelopeOpenError();
+    if (result.tag !== TAG_MESSAGE || piece.length < full) throw new EnvelopeOpenError(); // check: non-final-tag
     yield result.message;
   }
 }

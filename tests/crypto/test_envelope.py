@@ -64,14 +64,25 @@ def test_round_trip(message: str, blobs: list[bytes]) -> None:
     assert len(data) == fmt.ciphertext_size(padded_length(length), 1)
 
 
-@pytest.mark.parametrize("extra", [-1, 0, 1])
-def test_chunk_boundaries(alice: keys.RecipientSecret, extra: int) -> None:
-    # A plaintext of exactly N chunks puts FINAL on a full chunk; one more byte adds a chunk.
-    inner = submission([b""], "")
-    base = inner.content_length()
-    target = 1 << 20  # a Padmé length, so the plaintext is exactly 16 chunks
+@pytest.mark.parametrize(("extra", "chunks", "last"), [
+    (-1, 16, fmt.CHUNK_SIZE),  # one byte of padding: 16 full chunks, FINAL on a full one
+    (0, 16, fmt.CHUNK_SIZE),  # no padding at all: the content ends with the FINAL full chunk
+    (1, 17, fmt.CHUNK_SIZE // 2),  # one byte over: Padmé's next length, half a chunk more
+])
+def test_chunk_boundaries(alice: keys.RecipientSecret, extra: int, chunks: int,
+                          last: int) -> None:
+    target = 1 << 20  # a Padmé length: exactly 16 chunks
+    # The inner manifest names the attachment's size, so measure it with a size of as many
+    # digits (every size here has 7) and make the content exactly target + extra bytes.
+    base = submission([b"\x07" * target], "").content_length() - target
     blob = b"\x07" * (target - base + extra)
-    data = seal_bytes([alice], submission([blob], ""), [blob])
+    inner = submission([blob], "")
+    assert inner.content_length() == target + extra
+    data = seal_bytes([alice], inner, [blob])
+    payload = len(data) - fmt.header_size(1)
+    full = fmt.CHUNK_SIZE + fmt.ABYTES
+    assert -(-payload // full) == chunks
+    assert payload - (chunks - 1) * full - fmt.ABYTES == last  # the FINAL chunk's plaintext
     assert open_bytes(data, alice)[1] == [blob]
 
 

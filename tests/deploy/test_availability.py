@@ -123,9 +123,9 @@ def test_control_stalled_bodies_stop_the_site_without_the_limits(tmp_path: Path)
     ):
         got = home_latencies(served, 10, timeout=3)
     assert not all(t is not None and t < 1.0 for t in got), got
-    # Most get no answer at all (a page answers only when it lands on a worker whose threads
-    # the attack happened to leave free).
-    assert sum(t is None for t in got) >= 3, got
+    # Some get no answer at all within 3 s (a page answers only when it lands on a worker whose
+    # threads the attack happened to leave free: on a loaded machine, how many varies).
+    assert any(t is None for t in got), got
 
 
 def first_answer(sock: socket.socket, wait: float) -> bytes | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tipline.desk.text import fold, neutralise, one_line, safe_filename
+from tipline.desk.text import fold, neutralise, one_line, safe_filename, text_file
 
 
 def test_escapes_are_shown_not_obeyed() -> None:
@@ -66,3 +69,48 @@ def test_safe_filename_is_never_a_path(name: str) -> None:
     out = safe_filename(name, 0, "a" * 32)
     assert "/" not in out and "\\" not in out and "\x00" not in out
     assert not out.startswith(".") and out not in (".", "..")
+
+
+# Every format character (Cf: bidi embeddings, overrides and isolates, directional marks, zero-width
+# characters, the tag block, interlinear annotation, ...), every control but newline and tab, the
+# line and paragraph separators: each one, alone in a line of text, must come out as its escape.
+# The list is built from the Unicode database, not written out, so a denylist that forgets one of
+# them (three characters, say) fails here.
+ALL = [chr(c) for c in range(sys.maxunicode + 1)]
+FORMAT = [ch for ch in ALL if unicodedata.category(ch) == "Cf"]
+CONTROLS = [ch for ch in ALL if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in "\n\t"]
+# The bidirectional controls by their Unicode bidi class, and the three implicit marks.
+BIDI = [ch for ch in ALL if unicodedata.bidirectional(ch)
+        in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")] + [
+    "\u200e", "\u200f", "\u061c"]
+TAGS = [chr(c) for c in range(0xE0000, 0xE0080) if unicodedata.category(chr(c)) == "Cf"]
+
+
+def shown(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def test_the_unicode_lists_are_what_they_claim() -> None:
+    assert len(FORMAT) > 150 and len(TAGS) == 97 and len(BIDI) == 12
+    assert {"\u202e", "\u2066", "\u2069", "\u200b", "\ufeff", "\U000e0001"} <= set(FORMAT)
+    assert set(BIDI) <= set(FORMAT) and set(TAGS) <= set(FORMAT)
+
+
+@pytest.mark.parametrize("kind", ["format", "controls", "bidi", "tags"])
+def test_every_format_and_bidi_character_is_shown_escaped(kind: str) -> None:
+    chars = {"format": FORMAT, "controls": CONTROLS, "bidi": BIDI, "tags": TAGS}[kind]
+    wrong = [f"U+{ord(ch):04X}" for ch in chars
+             if neutralise(f"a{ch}b") != f"a{shown(ch)}b"
+             or neutralise(f"a{ch}b", keep_newlines=False) != f"a{shown(ch)}b"
+             or one_line(f"a{ch}b", 40) != f"a{shown(ch)}b"]
+    assert wrong == []
+    # All of them at once, as a hostile name would mix them.
+    mixed = "x".join(chars)
+    assert neutralise(mixed) == "x".join(shown(ch) for ch in chars)
+
+
+def test_text_files_drop_every_bidi_control() -> None:
+    kept = [f"U+{ord(ch):04X}" for ch in BIDI if text_file(f"a{ch}b") != "ab"]
+    assert kept == []

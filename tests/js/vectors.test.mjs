@@ -35,6 +35,31 @@ function load(name) {
   return JSON.parse(readFileSync(new URL(name, DIR), "utf-8"));
 }
 
+// The source line that threw `error`, from the first frame of its stack in static/js/.
+const SOURCES = new Map();
+function raiseSite(error) {
+  const frame = /\((file:\/\/[^)]*static\/js\/[^):]+):(\d+):\d+\)/.exec(error.stack ?? "")
+    ?? /at (file:\/\/[^\s]*static\/js\/[^:\s]+):(\d+):\d+/.exec(error.stack ?? "");
+  if (!frame) return "";
+  if (!SOURCES.has(frame[1])) SOURCES.set(frame[1], readFileSync(new URL(frame[1]), "utf-8").split("\n"));
+  return SOURCES.get(frame[1])[Number(frame[2]) - 1];
+}
+
+// The error is the one the vector names: its class, and its detail, or for an open error
+// (whose message is always the same) the check it is for, by the line that threw it.
+function isExpected(doc) {
+  return (error) => {
+    assert.equal(error.constructor, ERRORS[doc.outcome], `${doc.name}: ${error.stack}`);
+    if (doc.outcome === "open_error") {
+      const checks = /check: ([a-z-]+(?:, [a-z-]+)*)/.exec(raiseSite(error))?.[1].split(", ") ?? [];
+      assert.ok(checks.includes(doc.check), `${doc.name}: ${raiseSite(error)}`);
+    } else {
+      assert.equal(error.detail, doc.detail, doc.name);
+    }
+    return true;
+  };
+}
+
 // The inner manifest as Python's json.loads(inner.encode()) shows it.
 function innerJson(inner) {
   return {
@@ -71,7 +96,7 @@ const RUN = {
     const challenge = bytes(doc.challenge);
     const nonce = bytes(doc.nonce);
     assert.equal(b64e(solutionHash(challenge, nonce)), doc.hash);
-    if (!solves(challenge, nonce, doc.difficulty)) throw new PowError("one bit short");
+    if (!solves(challenge, nonce, doc.difficulty)) throw new PowError("its hash starts with too few zero bits");
   },
 };
 
@@ -93,11 +118,21 @@ for (const file of FILES) {
     if (doc.outcome === "ok") {
       RUN[doc.kind](doc);
     } else {
-      // Exactly the named error class: an open error must not pass as a format error.
-      assert.throws(() => RUN[doc.kind](doc), (error) => error.constructor === ERRORS[doc.outcome]);
+      // Exactly the named error class (an open error must not pass as a format error) and check.
+      assert.throws(() => RUN[doc.kind](doc), isExpected(doc));
     }
   });
 }
+
+test("every open check in envelope.js has a vector", () => {
+  const source = readFileSync(new URL("static/js/envelope.js", ROOT), "utf-8");
+  const sites = new Set([...source.matchAll(/check: ([a-z-]+(?:, [a-z-]+)*)/g)]
+    .flatMap((m) => m[1].split(", ")));
+  sites.delete("stream-header"); // libsodium accepts any 24-byte stream header
+  const named = new Set(FILES.map((f) => load(f).check));
+  assert.ok(sites.size >= 5);
+  for (const site of sites) assert.ok(named.has(site), site);
+});
 
 test("open errors all read the same", () => {
   const messages = new Set();
@@ -152,8 +187,7 @@ for (const file of FILES.filter((f) => load(f).kind === "envelope")) {
         assert.deepEqual(innerJson(inner), doc.expected.inner);
         assert.deepEqual(attachments.map(b64e), doc.expected.attachments);
       } else {
-        await assert.rejects(openStreamed(doc, pieceSize),
-          (error) => error.constructor === ERRORS[doc.outcome]);
+        await assert.rejects(openStreamed(doc, pieceSize), isExpected(doc));
       }
     });
   }

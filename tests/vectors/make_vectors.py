@@ -1,6 +1,10 @@
 """Make the shared test vectors in this folder (docs/SPEC.md §6). Run once; the output is committed.
 
-    python tests/vectors/make_vectors.py
+    python tests/vectors/make_vectors.py [--fresh]
+
+An existing vector keeps its bytes (only new ones, and those listed in REMADE, are written anew)
+unless ``--fresh`` is given; every error vector gets the detail the reader must give, and every
+open error the check it is for (verified here against the Python reader's raise site).
 
 CI never runs this: vectors are fixed points that both the Python and the JS readers must agree
 with, so regenerating them in CI would test nothing. Each file tests exactly one outcome.
@@ -12,16 +16,20 @@ import datetime
 import io
 import json
 import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from tipline.crypto import codename, envelope, keys, manifest, primitives  # noqa: E402
+import nacl.bindings as sodium  # noqa: E402
+
+from tipline.crypto import codename, envelope, keyrequest, keys, manifest, primitives  # noqa: E402
 from tipline.crypto import format as fmt  # noqa: E402
 from tipline.crypto import proof_of_work as pow_  # noqa: E402
 from tipline.crypto.encoding import b64d, b64e, dump_json  # noqa: E402
-from tipline.crypto.errors import ManifestError  # noqa: E402
+from tipline.crypto.errors import ManifestError, TiplineError  # noqa: E402
 from tipline.crypto.inner import Attachment, Inner  # noqa: E402
 from tipline.crypto.padding import padded_length  # noqa: E402
 from tipline.wordlist import load_wordlist  # noqa: E402
@@ -36,9 +44,63 @@ TODAY = datetime.date(2026, 11, 24)
 BIG = bytes((i * 7 + i // 256) % 251 for i in range(150_000))  # three chunks and a bit
 
 
+# Vectors whose bytes were remade on purpose, once (the old ones, made before vectors named
+# their check, hit a different check than named).
+REMADE = {"envelope-trailing-data"}
+DOCS: list[dict[str, Any]] = []
+
+
 def write(name: str, kind: str, outcome: str, comment: str, **fields: object) -> None:
-    doc = {"name": name, "kind": kind, "outcome": outcome, "comment": comment, **fields}
-    (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    DOCS.append({"name": name, "kind": kind, "outcome": outcome, "comment": comment, **fields})
+
+
+def _error_of(doc: dict[str, Any]) -> TiplineError:
+    """What the Python reader raises for an error vector."""
+    wordlist = load_wordlist()
+    try:
+        if doc["kind"] == "envelope":
+            identities = [b64d(i, 32, TiplineError, "identity") for i in doc["identities"]]
+            data = b64d(doc["envelope"], None, TiplineError, "envelope")
+            envelope.open_envelope(io.BytesIO(data), identities)
+        elif doc["kind"] == "manifest":
+            manifest.verify_manifest(
+                b64d(doc["signed"], None, TiplineError, "signed"),
+                b64d(doc["org_public_key"], 32, TiplineError, "org"),
+                datetime.date.fromisoformat(doc["today"]),
+                doc["installed_version"],
+            )
+        elif doc["kind"] == "pow":
+            pow_.check(
+                b64d(doc["challenge"], None, TiplineError, "challenge"),
+                b64d(doc["nonce"], None, TiplineError, "nonce"),
+                doc["difficulty"],
+            )
+        elif doc["kind"] == "key_request":
+            keyrequest.read_request(b64d(doc["request"], None, TiplineError, "request"))
+        else:
+            codename.derive(codename.normalize(wordlist, doc["codename"]))
+    except TiplineError as exc:
+        return exc
+    raise AssertionError(f"{doc['name']} opened")
+
+
+def finish(doc: dict[str, Any], fresh: bool) -> None:
+    """Keep an existing vector's bytes (vectors are fixed points) unless remade or ``fresh``;
+    record the error detail the reader must give, and check the open error's raise site."""
+    path = HERE / f"{doc['name']}.json"
+    old = json.loads(path.read_text()) if path.exists() else None
+    remade = doc["name"] in REMADE and old is not None and "check" not in old  # once
+    if old is not None and not fresh and not remade:
+        doc = {**old, **{k: doc[k] for k in ("comment", "check") if k in doc}}
+    doc.pop("detail", None)
+    head = {k: doc.pop(k) for k in ("name", "kind", "outcome", "check") if k in doc}
+    if head["outcome"] not in ("ok", "open_error"):
+        head["detail"] = _error_of({**head, **doc}).detail
+    elif head["outcome"] == "open_error":
+        error = _error_of({**head, **doc})
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        assert f"check: {head['check']}" in (frame.line or ""), (head["name"], frame.line)
+    path.write_text(json.dumps({**head, **doc}, indent=1, ensure_ascii=False) + "\n")
 
 
 def seal(inner: Inner, attachments: list[bytes], recipients: list[keys.RecipientSecret]) -> bytes:
@@ -60,6 +122,7 @@ def env_vector(
     data: bytes,
     identities: list[keys.RecipientSecret],
     result: dict[str, object] | None = None,
+    check: str | None = None,
 ) -> None:
     fields: dict[str, object] = {
         "identities": [b64e(i.secret_key) for i in identities],
@@ -67,6 +130,11 @@ def env_vector(
     }
     if result is not None:
         fields["expected"] = result
+    if outcome == "open_error":
+        # Open errors all read the same, so the vector names the check it is for; the readers'
+        # raise sites carry a `check: <name>` comment the tests match the raising line against.
+        assert check is not None, name
+        fields["check"] = check
     write(name, "envelope", outcome, comment, **fields)
 
 
@@ -79,16 +147,41 @@ def chunk_bounds(data: bytes) -> list[tuple[int, int]]:
     return bounds
 
 
-def raw_envelope(plaintext: bytes, recipient: keys.RecipientSecret) -> bytes:
-    """An envelope around arbitrary plaintext, for content errors a correct sealer never makes."""
+def raw_envelope(
+    plaintext: bytes, recipient: keys.RecipientSecret, tags: list[int] | None = None
+) -> bytes:
+    """An envelope around arbitrary plaintext, for content errors a correct sealer never makes;
+    with ``tags``, each chunk's secretstream tag as given (a correct sealer's are MESSAGE and a
+    last FINAL)."""
     out = io.BytesIO()
     file_key = primitives.random_bytes(32)
     payload_key, _ = envelope._keys(file_key)
     writer = envelope._ChunkWriter(out, payload_key, len(plaintext))
     header = envelope._header([recipient.public.public_key], file_key, writer.ss_header)
-    writer.write(plaintext)
-    writer.close()
+    if tags is None:
+        writer.write(plaintext)
+        writer.close()
+        return header + out.getvalue()
+    pieces = [plaintext[i : i + fmt.CHUNK_SIZE] for i in range(0, len(plaintext), fmt.CHUNK_SIZE)]
+    assert len(pieces) == len(tags)
+    for i, (piece, tag) in enumerate(zip(pieces, tags, strict=True)):
+        ad = fmt.PREAMBLE + writer.ss_header if i == 0 else None
+        out.write(sodium.crypto_secretstream_xchacha20poly1305_push(writer.state, piece, ad, tag))
     return header + out.getvalue()
+
+
+def full_chunk_submission() -> tuple[Inner, bytes]:
+    """A submission whose plaintext is exactly two chunks, no padding: FINAL on a full chunk."""
+    target = 2 * fmt.CHUNK_SIZE  # a Padmé length
+    size = target  # the manifest names the size, so settle it in two steps
+    for _ in range(2):
+        inner = Inner("submission", "browser", "full", SOURCE.reply_public_key,
+                      (Attachment("a.bin", size, ""),))
+        size = target - 4 - len(inner.encode())
+    inner = Inner("submission", "browser", "full", SOURCE.reply_public_key,
+                  (Attachment("a.bin", size, ""),))
+    assert 4 + len(inner.encode()) + size == target == padded_length(target)
+    return inner, bytes(i % 253 for i in range(size))
 
 
 def envelopes() -> None:
@@ -128,14 +221,14 @@ def envelopes() -> None:
         "open_error",
         "Cut in the middle of the second chunk.",
         good[: chunks[1][0] + 1000],
-        [ALICE],
+        [ALICE], check="chunk-auth",
     )
     env_vector(
         "envelope-missing-final",
         "open_error",
         "The last chunk (the FINAL one) is dropped at a chunk boundary.",
         good[: chunks[-1][0]],
-        [ALICE],
+        [ALICE], check="missing-final",
     )
     tampered = bytearray(good)
     tampered[chunks[1][0] + 500] ^= 1
@@ -144,12 +237,17 @@ def envelopes() -> None:
         "open_error",
         "One bit flipped in the second chunk.",
         bytes(tampered),
-        [ALICE],
+        [ALICE], check="chunk-auth",
     )
     (a0, a1), (b0, b1) = chunks[1], chunks[2]
     swapped = good[:a0] + good[b0:b1] + good[a0:a1] + good[b1:]
     env_vector(
-        "envelope-reordered-chunks", "open_error", "Chunks two and three swapped.", swapped, [ALICE]
+        "envelope-reordered-chunks",
+        "open_error",
+        "Chunks two and three swapped.",
+        swapped,
+        [ALICE],
+        check="chunk-auth",
     )
     header = bytearray(good)
     header[fmt.PREAMBLE_SIZE + 1 + fmt.STANZA_SIZE + fmt.KEY_ID_SIZE + 10] ^= 1
@@ -159,7 +257,7 @@ def envelopes() -> None:
         "One bit flipped in Bob's sealed file key; Alice's stanza still opens, so the "
         "header MAC is what catches it.",
         bytes(header),
-        [ALICE],
+        [ALICE], check="header-mac",
     )
     mac = bytearray(good)
     mac[fmt.header_size(2) - 1] ^= 1
@@ -168,7 +266,7 @@ def envelopes() -> None:
         "open_error",
         "One bit flipped in the header MAC.",
         bytes(mac),
-        [ALICE],
+        [ALICE], check="header-mac",
     )
     dropped = (
         good[: fmt.PREAMBLE_SIZE]
@@ -181,20 +279,57 @@ def envelopes() -> None:
         "open_error",
         "Bob's stanza removed and the count fixed up: the MAC no longer matches.",
         dropped,
-        [ALICE],
+        [ALICE], check="header-mac",
     )
     env_vector(
         "envelope-wrong-key",
         "open_error",
         "Opened with a key it was not sealed to.",
         good,
-        [MALLORY],
+        [MALLORY], check="no-key",
+    )
+    full_inner, full_blob = full_chunk_submission()
+    full = seal(full_inner, [full_blob], [ALICE])
+    assert len(full) == fmt.header_size(1) + 2 * (fmt.CHUNK_SIZE + fmt.ABYTES)
+    env_vector(
+        "envelope-ok-final-full-chunk",
+        "ok",
+        "A plaintext of exactly two chunks (no padding): FINAL is on a full chunk, and no "
+        "empty chunk follows.",
+        full,
+        [ALICE],
+        expected(full_inner, [full_blob]),
     )
     env_vector(
         "envelope-trailing-data",
         "open_error",
-        "One byte after the FINAL chunk.",
-        good + b"\x00",
+        "One byte after a full FINAL chunk: every chunk authenticates, so only the "
+        "trailing-data check refuses it (a byte after a short FINAL chunk would fail AEAD).",
+        full + b"\x00",
+        [ALICE],
+        check="trailing-data",
+    )
+    full_plain = (
+        len(full_inner.encode()).to_bytes(4, "big") + full_inner.encode() + full_blob
+    )
+    env_vector(
+        "envelope-non-final-tag",
+        "open_error",
+        "Authentic chunks whose first is tagged PUSH, not MESSAGE: only MESSAGE may precede "
+        "the FINAL chunk.",
+        raw_envelope(
+            full_plain,
+            ALICE,
+            [sodium.crypto_secretstream_xchacha20poly1305_TAG_PUSH, envelope.TAG_FINAL],
+        ),
+        [ALICE],
+        check="non-final-tag",
+    )
+    env_vector(
+        "envelope-bad-chunk-size",
+        "format_error",
+        "Chunk-size byte 17 (version 1 uses 16, 64 KiB); refused before the header MAC.",
+        good[:9] + bytes([17]) + good[10:],
         [ALICE],
     )
     env_vector(
@@ -238,6 +373,13 @@ def envelopes() -> None:
         raw_envelope(huge + bytes(4090), ALICE),
         [ALICE],
     )
+    env_vector(
+        "envelope-empty-inner-manifest",
+        "content_error",
+        "Authentic plaintext whose inner-manifest length is 0 (1 is the least).",
+        raw_envelope(bytes(4096), ALICE),
+        [ALICE],
+    )
     length = 4 + len(manifest_bytes) + len(BIG)
     plain = len(manifest_bytes).to_bytes(4, "big") + manifest_bytes + BIG
     padding = bytearray(padded_length(length) - length)
@@ -247,6 +389,13 @@ def envelopes() -> None:
         "content_error",
         "Authentic plaintext whose last padding byte is 1.",
         raw_envelope(plain + bytes(padding), ALICE),
+        [ALICE],
+    )
+    env_vector(
+        "envelope-overlong-plaintext",
+        "content_error",
+        "Authentic plaintext with 4096 zero bytes past its padded length.",
+        raw_envelope(plain + bytes(len(padding)) + bytes(4096), ALICE),
         [ALICE],
     )
     env_vector(
@@ -349,6 +498,23 @@ def manifests() -> None:
         "manifest_error",
         "Validly signed, but a key id does not match its public key.",
         forged,
+        6,
+    )
+    other_body = manifest.KeyManifest(
+        7, TODAY, TODAY + datetime.timedelta(180), OTHER_ORG.public.public_key, tuple(recipients)
+    ).to_json()
+    mv(
+        "manifest-names-other-org",
+        "manifest_error",
+        "Signed by this org key, but its body names another org key.",
+        dump_json(
+            {
+                "type": "tipline-signed-key-manifest",
+                "v": 1,
+                "body": b64e(other_body),
+                "signature": b64e(ORG.sign(primitives.SIG_KEY_MANIFEST + other_body)),
+            }
+        ),
         6,
     )
     mv(
@@ -589,12 +755,17 @@ def proofs_of_work() -> None:
 
 
 if __name__ == "__main__":
-    for old in HERE.glob("*.json"):
-        old.unlink()
+    fresh = "--fresh" in sys.argv  # remake every vector's bytes, not only new and REMADE ones
     envelopes()
     manifests()
     manifests_v2()
     key_requests()
     codenames()
     proofs_of_work()
+    names = {f"{d['name']}.json" for d in DOCS}
+    for old in HERE.glob("*.json"):
+        if old.name not in names:
+            old.unlink()
+    for doc in DOCS:
+        finish(doc, fresh)
     print(f"wrote {len(list(HERE.glob('*.json')))} vectors to {HERE}")

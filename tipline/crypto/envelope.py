@@ -164,8 +164,8 @@ def _unwrap(src: Readable, identities: Sequence[bytes]) -> tuple[fmt.Header, byt
             primitives.mac(_keys(file_key)[1], header.mac_input()), header.mac
         ):
             return header, file_key
-        raise EnvelopeOpenError()
-    raise EnvelopeOpenError()
+        raise EnvelopeOpenError()  # check: header-mac
+    raise EnvelopeOpenError()  # check: no-key
 
 
 # Chunks per block, read or written behind (256 KiB). The same for both, so a copied
@@ -250,7 +250,7 @@ class _ChunkReader:
         try:
             self.puller = Puller(payload_key, ss_header, fmt.CHUNK_SIZE)
         except (nacl.exceptions.CryptoError, ValueError) as exc:
-            raise EnvelopeOpenError() from exc
+            raise EnvelopeOpenError() from exc  # check: stream-header
         self.ad: bytes | None = fmt.PREAMBLE + ss_header
         self.ahead: ReadAhead | None = None
 
@@ -280,7 +280,7 @@ class _ChunkReader:
         blocks = self._blocks()
         for block in blocks:
             if not len(block):
-                raise EnvelopeOpenError()  # the stream ended before a FINAL chunk
+                raise EnvelopeOpenError()  # check: missing-final (ended before a FINAL chunk)
             pos = 0
             while pos < len(block):
                 size = min(_FULL, len(block) - pos)
@@ -291,7 +291,7 @@ class _ChunkReader:
                     else None
                 )
                 if result is None:
-                    raise EnvelopeOpenError()
+                    raise EnvelopeOpenError()  # check: chunk-auth
                 length, tag = result
                 self.ad = None
                 pos += size
@@ -304,11 +304,11 @@ class _ChunkReader:
                         write_all(self.copy_to, block)
                 if tag == TAG_FINAL:
                     if pos < len(block) or len(next(blocks)):
-                        raise EnvelopeOpenError()  # bytes after the FINAL chunk
+                        raise EnvelopeOpenError()  # check: trailing-data (after the FINAL chunk)
                     yield memoryview(dst)[at : at + length]
                     return
                 if tag != TAG_MESSAGE or size < _FULL:
-                    raise EnvelopeOpenError()
+                    raise EnvelopeOpenError()  # check: non-final-tag (or a short non-FINAL chunk)
                 yield memoryview(dst)[at : at + length]
 
 

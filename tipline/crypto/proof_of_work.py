@@ -45,8 +45,10 @@ def solves(challenge: bytes, nonce: bytes, difficulty: int) -> bool:
 
 def check(challenge: bytes, nonce: bytes, difficulty: int) -> None:
     """Raise ``PowError`` unless ``nonce`` solves ``challenge`` at ``difficulty``."""
-    if len(nonce) != NONCE_SIZE or not solves(challenge, nonce, difficulty):
-        raise PowError()
+    if len(nonce) != NONCE_SIZE:
+        raise PowError("a nonce is 8 bytes")
+    if not solves(challenge, nonce, difficulty):
+        raise PowError("its hash starts with too few zero bits")
 
 
 def solve(challenge: bytes, difficulty: int) -> bytes:
