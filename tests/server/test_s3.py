@@ -1,0 +1,275 @@
+"""The blob store on S3 (tipline/server/s3store.py) against a real S3 server: SeaweedFS, started
+once for the session (tests/s3_server.py). The blob-store basics run on both backends; then two
+app servers sharing one database, one bucket and one Redis; then the bucket going away
+mid-upload.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tipline import bundle
+from tipline.server import db, keyset
+from tipline.server.blobs import BlobStore, hour_start
+from tipline.server.models import Submission, Upload, new_id
+from tipline.server.s3store import S3BlobStore
+
+from ..s3_server import Seaweed
+from .conftest import Keys, make_app, make_staff, page_token, staff_login
+from .test_api import Browser, _count, _envelope
+from .test_limits import redis_uri  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _s3_store(seaweed: Seaweed, root: Path) -> S3BlobStore:
+    settings = seaweed.settings(seaweed.new_bucket())
+    return S3BlobStore(
+        root,
+        0,
+        endpoint=settings["S3_ENDPOINT"],
+        bucket=settings["S3_BUCKET"],
+        access_key=settings["S3_ACCESS_KEY"],
+        secret_key=settings["S3_SECRET_KEY"],
+    )
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore | S3BlobStore:
+    if request.param == "local":
+        return BlobStore(tmp_path, 0)
+    return _s3_store(request.getfixturevalue("seaweed"), tmp_path)
+
+
+def _keys(store: BlobStore | S3BlobStore, kind: str, blob_id: str) -> list[str]:
+    """Where a blob is, named alike for both backends (pending/<kind>/<id> or <kind>/<id>)."""
+    if isinstance(store, BlobStore):
+        places = [store.pending_path(kind, blob_id), store.published_path(kind, blob_id)]
+        return [str(p.relative_to(store.root)) for p in places if p.exists()]
+    found = []
+    for key in (store.pending_key(kind, blob_id), store.published_key(kind, blob_id)):
+        if store._head(key) is not None:
+            found.append(key)
+    return found
+
+
+def test_write_read_delete(store: BlobStore | S3BlobStore) -> None:
+    blob_id = new_id()
+    assert store.write("submissions", blob_id, lambda f: f.write(b"ciphertext")) == 10
+    with store.open("submissions", blob_id) as f:
+        assert f.read() == b"ciphertext"
+    assert list(store.tmp.iterdir()) == []
+    assert _keys(store, "submissions", blob_id) == [f"pending/submissions/{blob_id}"]
+    assert [i for i, _ in store.ids("submissions")] == [blob_id]
+    with pytest.raises(FileExistsError):
+        store.write("submissions", blob_id, lambda f: f.write(b"again"))
+    store.delete("submissions", blob_id)
+    store.delete("submissions", blob_id)  # twice is fine
+    assert not store.exists("submissions", blob_id)
+    assert _keys(store, "submissions", blob_id) == []
+    with pytest.raises(FileNotFoundError):
+        store.open("submissions", blob_id)
+
+
+def test_a_failed_write_leaves_nothing(store: BlobStore | S3BlobStore) -> None:
+    blob_id = new_id()
+
+    def fail(f: BinaryIO) -> None:
+        f.write(b"half")
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        store.write("submissions", blob_id, fail)
+    assert not store.exists("submissions", blob_id)
+    assert list(store.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "ABC", "0" * 31, "0" * 32 + "/x"])
+def test_ids_cannot_escape(store: BlobStore | S3BlobStore, bad: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        store.exists("submissions", bad)
+    with pytest.raises(ValueError, match="not a"):
+        store.open("submissions", bad)
+    with pytest.raises(ValueError, match="not a"):
+        store.exists("../x", new_id())
+
+
+def test_publication_waits_for_the_hour(store: BlobStore | S3BlobStore) -> None:
+    """A new blob stays pending in its hour and is published by the first run of a later one
+    (the object's time then says when a publication ran, not when the tip came)."""
+    blob_id = new_id()
+    store.write("replies", blob_id, lambda f: f.write(b"reply"))
+    assert store.publish() == 0  # control: this hour's blob is not moved
+    assert _keys(store, "replies", blob_id) == [f"pending/replies/{blob_id}"]
+    assert store.publish(now=hour_start() + 3600) == 1
+    assert _keys(store, "replies", blob_id) == [f"replies/{blob_id}"]
+    with store.open("replies", blob_id) as f:
+        assert f.read() == b"reply"
+
+
+# -- two app servers -----------------------------------------------------------------------------
+
+
+def _pair(
+    tmp_path: Path, seaweed: Seaweed, org_keys: Keys, limits: str, **extra: Any
+) -> tuple[Flask, Flask]:
+    """Two apps: their own data folders, one SQLite database, one bucket, one Redis."""
+    shared = {
+        **seaweed.settings(seaweed.new_bucket()),
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "LIMITS_STORAGE": limits,
+        **extra,
+    }
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = make_app(tmp_path / "a", url, org_keys.org, **shared)
+    b = make_app(tmp_path / "b", url, org_keys.org, **shared)
+    with a.app_context():
+        keyset.install(db.session(), org_keys.signed(1), org_keys.org.public.public_key)
+    return a, b
+
+
+def _move(browser: Browser, to: FlaskClient, app: Flask) -> None:
+    """The browser's next request goes to another app server (Onionbalance picks one)."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = browser.client.get_cookie(name)
+    assert cookie is not None
+    to.set_cookie(name, cookie.value)
+    browser.client = to
+
+
+def _export(app: Flask, ids: list[str]) -> list[tuple[str, bytes]]:
+    client = app.test_client()
+    staff_login(app, client, make_staff(app, f"j{secrets.token_hex(3)}"))
+    page = client.post(
+        "/journalist/account/tokens",
+        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
+    )
+    found = re.search(r'id="new-token">([^<]+)<', page.text)
+    assert page.status_code == 201 and found, page.text
+    export = client.post(
+        "/api/journalist/export",
+        json={"ids": ids},
+        headers={"Authorization": f"Bearer {found.group(1)}"},
+    )
+    assert export.status_code == 200, export.text
+    reader = bundle.BundleReader(io.BytesIO(export.get_data()), bundle.KIND_EXPORT)
+    return [(e.item.id, e.read()) for e in reader]
+
+
+def test_an_upload_crosses_app_servers(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """Chunk 1 goes to A, the rest to B, which finishes it; the export on B has the tip sent
+    through A, byte for byte. Controls: B refuses a chunk at a stale offset (it sees what A
+    stored), and a local-folder pair cannot do the same (B has no partial file)."""
+    a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "across", **{"x.bin": secrets.token_bytes(300_000)})
+    created = browser.create(envelope)
+    assert created.status_code == 201, created.text
+    upload_id, offset = created.json["id"], created.json["received"]
+    first = browser.put(upload_id, offset, envelope[offset : offset + 100_000])
+    assert first.status_code == 200 and first.json["received"] == offset + 100_000
+    _move(browser, b.test_client(), b)
+    stale = browser.put(upload_id, offset, envelope[offset : offset + 100_000])
+    assert stale.status_code == 409 and stale.json["received"] == offset + 100_000
+    rest = browser.put(upload_id, offset + 100_000, envelope[offset + 100_000 :])
+    assert rest.status_code == 200 and rest.json["received"] == len(envelope)
+    done = browser.finish(upload_id)
+    assert done.status_code == 201, done.text
+    assert _count(b, Upload) == 0 and _count(b, Submission) == 1
+    assert _export(b, [upload_id]) == [(upload_id, envelope)]
+    store: S3BlobStore = b.extensions["tipline.blobs"]
+    assert list(store.upload_ids()) == []  # the chunks went with the commit
+    # Control: with local folders, the same walk fails on B (it never saw the upload's bytes).
+    local_db = f"sqlite:///{tmp_path / 'local.db'}"
+    la, lb = (make_app(tmp_path / n, local_db, org_keys.org, SECRET_KEY="k" * 48) for n in "xy")
+    with la.app_context():
+        keyset.install(db.session(), org_keys.signed(1), org_keys.org.public.public_key)
+    local = Browser(la.test_client(), org_keys.alice.public.public_key)
+    created = local.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert local.put(upload_id, offset, envelope[offset : offset + 100_000]).status_code == 200
+    _move(local, lb.test_client(), lb)
+    assert local.put(upload_id, offset + 100_000, envelope[offset + 100_000 :]).status_code == 400
+
+
+def test_a_limit_reached_through_one_server_holds_on_the_other(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """Two uploads started through A use up "2 per minute"; B refuses the third. Control: a
+    pair with in-memory limits lets B start it."""
+
+    def starts(limits: str, sub: str) -> list[int]:
+        a, b = _pair(
+            tmp_path / sub, seaweed, org_keys, limits,
+            RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="2 per minute",
+        )  # fmt: skip
+        codes = []
+        for app in (a, a, b):
+            browser = Browser(app.test_client(), org_keys.alice.public.public_key)
+            codes.append(browser.create(_envelope(org_keys, browser)).status_code)
+        return codes
+
+    assert starts(redis_uri, "redis") == [201, 201, 429]
+    assert starts("memory://", "memory") == [201, 201, 201]
+
+
+def test_the_store_stopped_mid_upload(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """S3 goes away after the first chunk: the next chunk and the finish get a clear 503 (not a
+    500); once it is back the same upload resumes where it was and
+    finishes, whole."""
+    a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "outage", **{"y.bin": secrets.token_bytes(200_000)})
+    created = browser.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert browser.put(upload_id, offset, envelope[offset : offset + 50_000]).status_code == 200
+    seaweed.stop()
+    try:
+        down = browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :])
+        assert down.status_code == 503, down.text
+        assert "storage does not answer" in down.json["error"]
+        assert browser.finish(upload_id).status_code == 503
+    finally:
+        seaweed.start()
+    _move(browser, b.test_client(), b)
+    deadline = time.monotonic() + 60
+    while (where := browser.call("GET", f"/api/source/uploads/{upload_id}")).status_code != 200:
+        assert time.monotonic() < deadline, where.text
+        time.sleep(0.5)
+    assert where.json["received"] == offset + 50_000  # nothing acknowledged was lost
+    assert browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :]).status_code == 200
+    assert browser.finish(upload_id).status_code == 201
+    assert _export(b, [upload_id]) == [(upload_id, envelope)]
