@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tipline import bundle
-from tipline.server import db, keyset
+from tipline.server import db, keyset, sweeper
 from tipline.server.blobs import BlobStore, hour_start
 from tipline.server.models import Submission, Upload, new_id
 from tipline.server.s3store import S3BlobStore
@@ -273,3 +273,28 @@ def test_the_store_stopped_mid_upload(
     assert browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :]).status_code == 200
     assert browser.finish(upload_id).status_code == 201
     assert _export(b, [upload_id]) == [(upload_id, envelope)]
+
+
+def test_the_sweep_on_s3(tmp_path: Path, seaweed: Seaweed, org_keys: Keys) -> None:
+    """What a crash leaves in the bucket goes: a blob with no row, chunks of an upload with no
+    row, an upload row with no chunks. Control: a stored tip, an upload in progress and a blob
+    younger than the grace period stay."""
+    a, _b = _pair(tmp_path, seaweed, org_keys, "memory://")
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    browser.register()
+    (kept,) = [i for i, _ in a.extensions["tipline.blobs"].ids("submissions")]
+    in_progress = browser.create(_envelope(org_keys, browser)).json["id"]
+    store: S3BlobStore = a.extensions["tipline.blobs"]
+    orphan, chunks = new_id(), new_id()
+    store.write("submissions", orphan, lambda f: f.write(b"no row"))
+    store.upload_start(chunks, b"no row either")
+    with a.app_context():
+        db.session().add(Upload(id=new_id(), size=1000, manifest_version=1))
+        db.session().commit()
+        young = sweeper.run(db.session(), store)  # every object is younger than the grace
+        assert (young.blobs, young.parts, young.uploads) == (0, 0, 1)  # rows: no grace
+        swept = sweeper.run(db.session(), store, grace=60, now=time.time() + 120)
+    assert (swept.blobs, swept.parts, swept.uploads) == (1, 1, 0)
+    assert [i for i, _ in store.ids("submissions")] == [kept]
+    assert [i for i, _ in store.upload_ids()] == [in_progress]
+    assert _count(a, Upload) == 1
