@@ -31,6 +31,8 @@ from tipline.crypto.inner import Attachment, Inner
 from tipline.server import create_app, db, keyset
 from tipline.server.cli import main as server_main
 
+from ..s3_server import Seaweed
+
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -45,6 +47,17 @@ TABLES = (
     "audit_log",
     "settings",
 )
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """A real S3 server (SeaweedFS) for the session: tests/s3_server.py."""
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -10,7 +10,6 @@ import io
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,16 +29,6 @@ from .test_api import Browser, _count, _envelope
 from .test_limits import redis_uri  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
-    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _s3_store(seaweed: Seaweed, root: Path) -> S3BlobStore:
