@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,9 +109,11 @@ def _export(token: str, server: Server, ids: list[str]) -> dict[str, bytes]:
 
 def _kill(server: Server) -> None:
     """SIGKILL the whole server: gunicorn's arbiter (this process) and its workers."""
-    children = subprocess.run(
-        ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.proc.pid:
+                children.append(stat.parent.name)
     server.proc.kill()
     for child in children:
         with contextlib.suppress(ProcessLookupError):
