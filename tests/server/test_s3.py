@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tipline import bundle
-from tipline.server import db, keyset, sweeper
+from tipline.server import db, health, keyset, sweeper
 from tipline.server.blobs import BlobStore, hour_start
 from tipline.server.models import Submission, Upload, new_id
 from tipline.server.s3store import S3BlobStore
@@ -230,6 +230,15 @@ def test_a_limit_reached_through_one_server_holds_on_the_other(
     assert starts("memory://", "memory") == [201, 201, 201]
 
 
+def _store_check(app: Flask) -> tuple[str, str]:
+    with app.app_context():
+        found = health.report(
+            db.session(), app.extensions["tipline.blobs"], app.config["ORG_PUBLIC_KEY_BYTES"], 48
+        )
+    (check,) = [c for c in found.checks if c.name == "store"]
+    return check.name, check.status.name.lower()
+
+
 def test_the_store_stopped_mid_upload(
     tmp_path: Path,
     seaweed: Seaweed,
@@ -237,8 +246,8 @@ def test_the_store_stopped_mid_upload(
     redis_uri: str,  # noqa: F811
 ) -> None:
     """S3 goes away after the first chunk: the next chunk and the finish get a clear 503 (not a
-    500); once it is back the same upload resumes where it was and
-    finishes, whole."""
+    500) and the health report says the store does not answer; once it is back the same upload
+    resumes where it was and finishes, whole."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     browser = Browser(a.test_client(), org_keys.alice.public.public_key)
     envelope = _envelope(org_keys, browser, "outage", **{"y.bin": secrets.token_bytes(200_000)})
@@ -251,6 +260,7 @@ def test_the_store_stopped_mid_upload(
         assert down.status_code == 503, down.text
         assert "storage does not answer" in down.json["error"]
         assert browser.finish(upload_id).status_code == 503
+        assert _store_check(a) == ("store", "fail")  # staff are told on the health page
     finally:
         seaweed.start()
     _move(browser, b.test_client(), b)
@@ -259,6 +269,7 @@ def test_the_store_stopped_mid_upload(
         assert time.monotonic() < deadline, where.text
         time.sleep(0.5)
     assert where.json["received"] == offset + 50_000  # nothing acknowledged was lost
+    assert _store_check(b) == ("store", "ok")  # control: the same check, the store back
     assert browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :]).status_code == 200
     assert browser.finish(upload_id).status_code == 201
     assert _export(b, [upload_id]) == [(upload_id, envelope)]

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import keyset, manifests
-from .blobs import Store
+from .blobs import BlobStore, Store, StoreUnavailableError
 from .i18n import _, ngettext
 from .models import AuditEntry, Reply, Source, Submission, Upload
 from .uploads import idle_uploads
@@ -286,6 +286,21 @@ def check_sealing(db: Session, store: Store, org_public_key: bytes) -> Check:
     return Check("sealing", Status.OK, _("every submission is sealed to a key in force"), figures)
 
 
+def check_store(store: Store) -> Check | None:
+    """On S3, whether the bucket answers (None for the local folder: the disk check's)."""
+    if isinstance(store, BlobStore):
+        return None
+    try:
+        store.reachable()
+    except StoreUnavailableError:
+        return Check(
+            "store",
+            Status.FAIL,
+            _("the blob store does not answer: sources are told to try again later"),
+        )
+    return Check("store", Status.OK, _("the blob store answers"))
+
+
 def report(
     db: Session,
     store: Store,
@@ -297,12 +312,14 @@ def report(
     now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     database = check_database(db)
     checks = [database, check_disk(store)]
+    bucket = check_store(store)
+    if bucket is not None:
+        checks.append(bucket)
     if database.status is Status.OK:
-        checks += [
-            check_manifest(db, org_public_key, now.date()),
-            check_retention(db, now),
-            check_uploads(db, store, ttl_hours, now.replace(minute=0, second=0, microsecond=0)),
-            check_sources(db),
-            check_sealing(db, store, org_public_key),
-        ]
+        readable = bucket is None or bucket.status is Status.OK  # uploads and sealing read it
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        checks += [check_manifest(db, org_public_key, now.date()), check_retention(db, now)]
+        checks += [check_uploads(db, store, ttl_hours, hour)] if readable else []
+        checks += [check_sources(db)]
+        checks += [check_sealing(db, store, org_public_key)] if readable else []
     return Report(tuple(checks))

@@ -379,6 +379,14 @@ class S3BlobStore:
                 latest[parts[1]] = max(latest.get(parts[1], 0.0), when)
         yield from latest.items()
 
+    def reachable(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the bucket answers."""
+        try:
+            with _unavailable():
+                self.s3.head_bucket(Bucket=self.bucket)
+        except FileNotFoundError:
+            raise StoreUnavailableError() from None
+
     def ensure_bucket(self) -> None:
         """Make the bucket if it is not there (the installer or a test; the app never does)."""
         try:
