@@ -298,3 +298,42 @@ def test_the_sweep_on_s3(tmp_path: Path, seaweed: Seaweed, org_keys: Keys) -> No
     assert [i for i, _ in store.ids("submissions")] == [kept]
     assert [i for i, _ in store.upload_ids()] == [in_progress]
     assert _count(a, Upload) == 1
+
+
+def test_s3_settings_are_checked_and_the_secret_never_shown(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each missing or malformed setting is named, never echoed; a wrong secret gives the
+    source a 503 and the log no key. Control: the right settings store a tip."""
+    from tipline.server.config import ConfigError
+
+    good = seaweed.settings(seaweed.new_bucket())
+    for key, value in (
+        ("S3_SECRET_KEY", None),
+        ("S3_ENDPOINT", "ftp://x"),
+        ("S3_BUCKET", "Not_A_Bucket"),
+        ("BLOB_STORE", "floppy"),
+    ):
+        with pytest.raises(ConfigError, match=f"TIPLINE_{key}") as raised:
+            make_app(tmp_path / key, "sqlite://", org_keys.org, **{**good, key: value})
+        assert good["S3_SECRET_KEY"] not in str(raised.value)
+    wrong = "w" * 40
+    for secret, expected in ((wrong, 503), (good["S3_SECRET_KEY"], 201)):
+        app = make_app(
+            tmp_path / secret[:4],
+            f"sqlite:///{tmp_path / (secret[:4] + '.db')}",
+            org_keys.org,
+            **{**good, "S3_SECRET_KEY": secret},
+        )
+        with app.app_context():
+            keyset.install(db.session(), org_keys.signed(1), org_keys.org.public.public_key)
+        browser = Browser(app.test_client(), org_keys.alice.public.public_key)
+        caplog.clear()
+        answer = browser.create(_envelope(org_keys, browser))
+        assert answer.status_code == expected, answer.text
+        assert secret not in caplog.text and secret not in answer.text
+        if expected == 503:
+            assert "the S3 store refused: SignatureDoesNotMatch" in caplog.text

@@ -19,6 +19,7 @@ local folder and ``check_space`` guards it. Keys and secrets are never logged no
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .blobs import KINDS, LowDiskSpaceError, StoreUnavailableError, hour_start
 
+log = logging.getLogger(__name__)
 _ID = re.compile(r"\A[0-9a-f]{32}\Z")
 _PART = 8 << 20  # multipart part size when composing a finished upload
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -52,8 +54,12 @@ def _unavailable() -> Iterator[None]:
     except ClientError as exc:
         if _missing(exc):
             raise FileNotFoundError("no such blob") from None
+        # The service's error code only (AccessDenied, SignatureDoesNotMatch, SlowDown...):
+        # never the request, whose URL names a blob or an upload.
+        log.warning("the S3 store refused: %s", exc.response.get("Error", {}).get("Code"))
         raise StoreUnavailableError() from None
-    except BotoCoreError:
+    except BotoCoreError as exc:
+        log.warning("the S3 store does not answer: %s", type(exc).__name__)
         raise StoreUnavailableError() from None
 
 
