@@ -337,3 +337,19 @@ def test_s3_settings_are_checked_and_the_secret_never_shown(
         assert secret not in caplog.text and secret not in answer.text
         if expected == 503:
             assert "the S3 store refused: SignatureDoesNotMatch" in caplog.text
+
+
+def test_two_chunks_racing_for_one_offset(tmp_path: Path, seaweed: Seaweed) -> None:
+    """Two servers that both saw offset N free: the second write at N is refused, the first
+    stays. Control: with conditional writes off (a service without them), the second
+    overwrites, which is what the condition prevents."""
+    store = _s3_store(seaweed, tmp_path)
+    upload_id = new_id()
+    store.upload_start(upload_id, b"h" * 10)
+    store.upload_append(upload_id, 10, b"first")
+    with pytest.raises(FileExistsError):
+        store.upload_append(upload_id, 10, b"second!")
+    assert store.upload_received(upload_id) == 15
+    store.conditional = False
+    store.upload_append(upload_id, 10, b"second!")
+    assert store.upload_received(upload_id) == 17

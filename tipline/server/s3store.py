@@ -122,6 +122,7 @@ class S3BlobStore:
         self._published_hour = 0.0
         self._publishing = threading.Lock()
         self._publisher_pid = 0
+        self.conditional = True  # If-None-Match on chunks, until the service says it has none
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -306,11 +307,29 @@ class S3BlobStore:
         return max(when for *_, when in run) if run else None
 
     def upload_append(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Store one chunk at ``offset`` (the caller checked it follows what is acknowledged)."""
+        """Store one chunk at ``offset`` (the caller checked it follows what is acknowledged).
+        Written only if no chunk is there yet (``If-None-Match: *``), so two requests racing
+        for one offset on two servers cannot both win: the loser gets ``FileExistsError``.
+        A service without conditional writes (it answers NotImplemented) gets plain writes."""
+        key = f"{self._upload_prefix(upload_id)}{offset:020d}"
+        if self.conditional:
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                return
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    raise FileExistsError("that part is stored already") from None
+                if code != "NotImplemented":
+                    with _unavailable():
+                        raise
+                log.warning("the S3 store has no conditional writes: racing chunks may clash")
+                self.conditional = False
+            except BotoCoreError:
+                with _unavailable():
+                    raise
         with _unavailable():
-            self.s3.put_object(
-                Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}{offset:020d}", Body=data
-            )
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def upload_head(self, upload_id: str, size: int) -> bytes:
         """The first ``size`` bytes of the upload (its header is its first chunk)."""

@@ -286,7 +286,10 @@ def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, bod
         if not piece:
             raise ClientDisconnected()
         data += piece
-    store.upload_append(upload.id, offset, bytes(data))
+    try:
+        store.upload_append(upload.id, offset, bytes(data))
+    except FileExistsError:
+        raise WrongOffsetError() from None  # another request stored this part meanwhile
     return have + length
 
 
