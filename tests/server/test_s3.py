@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from tipline import bundle
 from tipline.server import db, health, keyset, sweeper
@@ -353,3 +355,58 @@ def test_two_chunks_racing_for_one_offset(tmp_path: Path, seaweed: Seaweed) -> N
     store.conditional = False
     store.upload_append(upload_id, 10, b"second!")
     assert store.upload_received(upload_id) == 17
+
+
+def test_finishing_at_once_on_two_servers_and_a_refused_commit(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """A refused commit (a trigger) leaves the chunks whole and no composed object; then four
+    finishes at once, two on each server: one stores it (201), the others are told it is stored
+    (200), and the object is the envelope. Control: the first finish did fail (500)."""
+    a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
+    store: S3BlobStore = a.extensions["tipline.blobs"]
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(150_000)})
+    created = browser.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert browser.put(upload_id, offset, envelope[offset:]).status_code == 200
+    with a.app_context():
+        db.session().execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON submissions "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+        db.session().commit()
+    assert browser.finish(upload_id).status_code == 500
+    assert store.upload_received(upload_id) == len(envelope)
+    assert not store.exists("submissions", upload_id)
+    with a.app_context():
+        db.session().execute(text("DROP TRIGGER refuse"))
+        db.session().commit()
+    name = a.config["SESSION_COOKIE_NAME"]
+    cookie = browser.client.get_cookie(name)
+    assert cookie is not None
+    results: list[Any] = []
+
+    def finish(app: Flask) -> None:
+        other = app.test_client()
+        other.set_cookie(name, cookie.value)
+        results.append(
+            other.post(
+                f"/api/source/uploads/{upload_id}/finish", headers={"X-CSRFToken": browser.token}
+            )
+        )
+
+    threads = [threading.Thread(target=finish, args=(app,)) for app in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [200, 200, 200, 201], [r.text for r in results]
+    with store.open("submissions", upload_id) as f:
+        assert f.read() == envelope
+    assert _count(a, Submission) == 1 and _count(a, Upload) == 0
