@@ -410,3 +410,38 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     with store.open("submissions", upload_id) as f:
         assert f.read() == envelope
     assert _count(a, Submission) == 1 and _count(a, Upload) == 0
+
+
+def test_the_store_failing_halfway_through_a_finish(tmp_path: Path, seaweed: Seaweed) -> None:
+    """The service answers InternalError to the second part of the finish's multipart upload:
+    the finish is a StoreUnavailableError (a 503), the multipart upload is aborted, nothing is
+    at the blob's key and every chunk is still there; the next finish composes it whole.
+    Control: the failure was injected (the hook ran), and the first part had been sent."""
+    from botocore.exceptions import ClientError
+
+    from tipline.server.blobs import StoreUnavailableError
+
+    store = _s3_store(seaweed, tmp_path)
+    upload_id = new_id()
+    pieces = [b"h" * 100, secrets.token_bytes(6_000_000), secrets.token_bytes(6_000_000)]
+    store.upload_start(upload_id, pieces[0])
+    store.upload_append(upload_id, 100, pieces[1])
+    store.upload_append(upload_id, 6_000_100, pieces[2])
+    calls: list[int] = []
+
+    def second_part_fails(params: dict[str, Any], **_kwargs: Any) -> None:
+        calls.append(params["PartNumber"])
+        if params["PartNumber"] == 2:
+            raise ClientError({"Error": {"Code": "InternalError"}}, "UploadPart")
+
+    store.s3.meta.events.register("provide-client-params.s3.UploadPart", second_part_fails)
+    with pytest.raises(StoreUnavailableError):
+        store.upload_compose(upload_id)
+    assert calls == [1, 2]
+    assert not store.exists("submissions", upload_id)
+    assert store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    assert store.upload_received(upload_id) == 12_000_100
+    store.s3.meta.events.unregister("provide-client-params.s3.UploadPart", second_part_fails)
+    store.upload_compose(upload_id)
+    with store.open("submissions", upload_id) as f:
+        assert f.read() == b"".join(pieces)
