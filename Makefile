@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export TIPLINE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-deps lint typecheck pytest vectors bench-crypto bench-submit bench-upload clean
+.PHONY: setup run test test-deps lint typecheck pytest vectors bench-crypto bench-submit bench-upload bench-s3 clean
 .PHONY: static jstest
 .PHONY: wheelhouse bench-desk
 
@@ -68,6 +68,10 @@ bench-submit: setup
 
 bench-upload: setup
 	$(PY) bench/upload.py
+
+# The browser path's upload to the S3 blob store (a local SeaweedFS) against the local folder.
+bench-s3: setup
+	$(PY) bench/s3.py
 
 # The app limits' cost per request against limits off, in memory and in Redis (limits.py).
 .PHONY: bench-limits

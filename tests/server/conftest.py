@@ -33,6 +33,7 @@ from tipline.server.cli import main as server_main
 
 # The runtime half of "the server never opens an envelope": every test here runs under it.
 from .tripwire import tripwire, tripwire_installed  # noqa: F401
+from ..s3_server import Seaweed
 
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -48,6 +49,17 @@ TABLES = (
     "audit_log",
     "settings",
 )
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """A real S3 server (SeaweedFS) for the session: tests/s3_server.py."""
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

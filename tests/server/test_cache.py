@@ -21,6 +21,7 @@ from tipline.server.models import InstalledManifest, Submission
 from .conftest import Keys, csrf_token
 from .replies import open_stored
 from .test_api import Browser, _envelope
+from .test_limits import redis_uri  # noqa: F401  (a fixture)
 
 
 class Clock:
@@ -198,3 +199,32 @@ def test_a_spool_refuses_writes_after_its_part_ended(tmp_path: Path) -> None:
         spool.write(b"late")
     assert spool.reader().read(10) == b""
     spool.close()
+
+
+def test_a_change_on_one_app_server_reaches_the_others(
+    tmp_path: Path,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """Two caches with their own data folders and one Redis: a change through one is seen by
+    the other at once. Control: without the shared Redis the other keeps its value (until the
+    TTL). And with Redis gone, nothing cached is trusted."""
+    loads = {"a": 0, "b": 0}
+
+    def loader(name: str) -> Any:
+        def load() -> int:
+            loads[name] += 1
+            return loads[name]
+
+        return load
+
+    for shared, seen in ((redis_uri, 2), ("memory://", 1)):
+        a = cache.Cache(tmp_path / f"a{seen}", shared=shared)
+        b = cache.Cache(tmp_path / f"b{seen}", shared=shared)
+        loads.update(a=0, b=0)
+        (tmp_path / f"a{seen}").mkdir()
+        (tmp_path / f"b{seen}").mkdir()
+        assert b.get("manifest", loader("b")) == 1
+        a.changed()
+        assert b.get("manifest", loader("b")) == seen
+    down = cache.Cache(tmp_path / "a2", shared="redis+unix:///nonexistent/redis.sock")
+    assert down.stamp() != down.stamp()

@@ -13,6 +13,26 @@ from .config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def make_store(config: Mapping[str, Any]) -> Any:
+    """The blob store the configuration names: the local folder, or an S3 bucket."""
+    from .blobs import BlobStore
+
+    root = Path(config["DATA_DIR"]) / "blobs"
+    if config.get("BLOB_STORE", "local") == "s3":
+        from .s3store import S3BlobStore
+
+        return S3BlobStore(
+            root,
+            config["MIN_FREE_BYTES"],
+            endpoint=config["S3_ENDPOINT"],
+            bucket=config["S3_BUCKET"],
+            access_key=config["S3_ACCESS_KEY"],
+            secret_key=config["S3_SECRET_KEY"],
+            region=config["S3_REGION"],
+        )
+    return BlobStore(root, config["MIN_FREE_BYTES"])
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` (a dict, for tests) overrides the environment."""
     from . import (
@@ -31,7 +51,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         security,
         source,
     )
-    from .blobs import BlobStore
     from .extensions import csrf
     from .spooled import SealingRequest
 
@@ -44,7 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The app-wide bound; security._limit_body sets a tighter one per endpoint.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_SUBMISSION_SIZE"] + (2 << 20)
     app.request_class = SealingRequest
-    store = BlobStore(Path(app.config["DATA_DIR"]) / "blobs", app.config["MIN_FREE_BYTES"])
+    store = make_store(app.config)
     app.extensions["tipline.blobs"] = store
     # New blobs wait in pending/ for the hour to pass (blobs.py): a thread per worker moves them.
     app.before_request(store.start_hourly_publisher)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 from ..crypto.errors import TiplineError
 
@@ -36,6 +36,11 @@ _ID = re.compile(r"\A[0-9a-f]{32}\Z")
 
 class LowDiskSpaceError(TiplineError):
     """the tip line is short of disk space right now; nothing you already sent was lost.
+    Please try again later"""
+
+
+class StoreUnavailableError(TiplineError):
+    """the tip line's storage does not answer right now; nothing you already sent was lost.
     Please try again later"""
 
 
@@ -320,3 +325,11 @@ def try_lock(path: Path) -> Iterator[BinaryIO | None]:
 def age_of(path: Path, now: float | None = None) -> float:
     """Seconds since a file last changed (its ctime: the one time nobody can set)."""
     return (time.time() if now is None else now) - path.stat().st_ctime
+
+
+if TYPE_CHECKING:
+    from .s3store import S3BlobStore
+
+# Either blob store: the rest of the server uses what both have (write, open, delete, exists,
+# ids, publish, check_space, tmp); uploads.py and sweeper.py tell them apart where they differ.
+Store: TypeAlias = "BlobStore | S3BlobStore"

@@ -8,6 +8,11 @@ a change made through the app, the admin page or ``tipline-server`` reaches ever
 data folder at their next request. A change made around the app (SQL typed into the database by
 hand) is picked up within ``TTL_SECONDS``, since every entry is also reloaded that often.
 
+Several app servers (docs/DEPLOY.md "Blobs in S3") have a data folder each but share the Redis
+of ``LIMITS_STORAGE``: there the stamp has a second half, a Redis key that ``changed`` replaces
+too, so a manifest installed through one server is in force on all at their next request. If
+Redis does not answer, nothing cached is trusted (every read goes to the database) until it does.
+
 Order makes this safe: a writer commits, then replaces the stamp; a reader reads the stamp, then
 queries. A reader that saw the old stamp may cache what it read before the commit, but stores it
 under the old stamp, which no longer matches at the next request.
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TTL_SECONDS = 10.0
 STAMP_NAME = "change-stamp"
+SHARED_KEY = "tipline:change-stamp"  # in the Redis every app server shares
 STAMP_SIZE = 64  # a stamp is 32 hex digits; anything longer is not ours
 NOATIME = getattr(os, "O_NOATIME", 0)  # allowed on files this process owns, as the stamp is
 
@@ -46,7 +52,13 @@ class _Entry:
 class Cache:
     """Values kept per process, valid while the stamp is unchanged and for ``ttl`` at most."""
 
-    def __init__(self, data_dir: Path, ttl: float = TTL_SECONDS) -> None:
+    def __init__(self, data_dir: Path, ttl: float = TTL_SECONDS, shared: str = "") -> None:
+        self.shared: Any = None
+        if shared.startswith(("redis://", "rediss://", "redis+unix://")):
+            import redis
+
+            url = shared.replace("redis+unix://", "unix://", 1)
+            self.shared = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.stamp_path = data_dir / STAMP_NAME
         self.ttl = ttl
         self.clock: Callable[[], float] = time.monotonic  # tests move time forward
@@ -54,7 +66,18 @@ class Cache:
         self._lock = threading.Lock()
 
     def stamp(self) -> bytes:
-        """The stamp as it is now (empty before the first change)."""
+        """The stamp as it is now (empty before the first change): this data folder's, and the
+        one every app server shares, if there is a shared Redis."""
+        local = self._local_stamp()
+        if self.shared is None:
+            return local
+        try:
+            remote = self.shared.get(SHARED_KEY) or b""
+        except Exception:  # any failure of Redis: trust nothing cached
+            return b"unshared " + secrets.token_hex(16).encode()
+        return local + b"/" + bytes(remote)
+
+    def _local_stamp(self) -> bytes:
         try:
             # O_NOATIME: a read must not record when a request came (docs/THREAT-MODEL.md);
             # only the file's owner may ask for it, so anyone else reads it the usual way.
@@ -112,13 +135,23 @@ class Cache:
                 )
             finally:
                 temp.unlink(missing_ok=True)
+            if self.shared is not None:
+                try:
+                    self.shared.set(SHARED_KEY, secrets.token_hex(16))
+                except Exception as exc:
+                    log.warning(
+                        "could not tell the other app servers (%s): they may keep the old "
+                        "values for up to %d s",
+                        type(exc).__name__,
+                        self.ttl,
+                    )
 
 
 def init_app(app: Flask) -> None:
     """Give the app its cache, stamped in its data folder."""
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    app.extensions["tipline.cache"] = Cache(data_dir)
+    app.extensions["tipline.cache"] = Cache(data_dir, shared=app.config["LIMITS_STORAGE"])
 
 
 def of(app: Any = None) -> Cache:

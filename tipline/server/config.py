@@ -40,6 +40,13 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN": "10 per minute",  # failed staff logins, per account (codenames: none)
     "RATELIMIT_SUBMIT": "120 per minute",  # stored submissions and started uploads, in all
     "RATELIMIT_ENABLED": True,
+    # Where blobs live (docs/ADMIN.md "Blob store"): "local" (DATA_DIR/blobs) or "s3".
+    "BLOB_STORE": "local",
+    "S3_ENDPOINT": None,  # e.g. http://127.0.0.1:8333 (SeaweedFS, Garage, Ceph RGW)
+    "S3_BUCKET": None,
+    "S3_REGION": "us-east-1",
+    "S3_ACCESS_KEY": None,
+    "S3_SECRET_KEY": None,  # never logged nor shown
     "LIMITS_STORAGE": "memory://",  # where app limits are counted (redis+unix://... when deployed)
     "POW_DIFFICULTY": 16,  # zero bits asked when the proof-of-work is on (proof_of_work.py)
     "POW_MAX_DIFFICULTY": 20,  # the most "auto" asks under load; at most 24
@@ -168,6 +175,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be at least 65536")
     if config["DIGEST_ENABLED"]:
         _check_mail(config)
+    _check_blob_store(config)
     return config
 
 
@@ -215,3 +223,18 @@ def _check_mail(config: dict[str, Any]) -> None:
         )
     if config["SMTP_CA_FILE"] is not None and not Path(config["SMTP_CA_FILE"]).is_file():
         raise ConfigError("TIPLINE_SMTP_CA_FILE must name a file of CA certificates")
+
+
+def _check_blob_store(config: dict[str, Any]) -> None:
+    """The blob store's settings (values are never put in the messages: one is a secret)."""
+    if config["BLOB_STORE"] not in ("local", "s3"):
+        raise ConfigError("TIPLINE_BLOB_STORE must be local or s3")
+    if config["BLOB_STORE"] != "s3":
+        return
+    for key in ("S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION"):
+        if not isinstance(config[key], str) or not config[key] or len(config[key]) > 1024:
+            raise ConfigError(f"TIPLINE_{key} must be set when TIPLINE_BLOB_STORE is s3")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]{1,255}(/[^\s]*)?", config["S3_ENDPOINT"]):
+        raise ConfigError("TIPLINE_S3_ENDPOINT must be an http:// or https:// URL")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", config["S3_BUCKET"]):
+        raise ConfigError("TIPLINE_S3_BUCKET must be a bucket name (a-z, 0-9, dots, dashes)")

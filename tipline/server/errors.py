@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..crypto.errors import CodenameError, TiplineError
-from .blobs import LowDiskSpaceError
+from .blobs import LowDiskSpaceError, StoreUnavailableError
 from .uploads import StaleKeysError, WrongOffsetError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,15 @@ def _tipline_error(exc: TiplineError) -> ResponseReturnValue:
             503,
             _(
                 "The tip line is short of disk space right now. Nothing you "
+                "already sent was lost. Please try again later."
+            ),
+        )
+    if isinstance(exc, StoreUnavailableError):
+        log.error("the blob store does not answer")
+        return respond(
+            503,
+            _(
+                "The tip line's storage does not answer right now. Nothing you "
                 "already sent was lost. Please try again later."
             ),
         )

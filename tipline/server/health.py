@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import keyset, manifests
-from .blobs import BlobStore
+from .blobs import BlobStore, Store, StoreUnavailableError
 from .i18n import _, ngettext
 from .models import AuditEntry, Reply, Source, Submission, Upload
 from .uploads import idle_uploads
@@ -91,7 +91,7 @@ def check_database(db: Session) -> Check:
     return Check("database", Status.OK, _("the database answers"))
 
 
-def check_disk(store: BlobStore) -> Check:
+def check_disk(store: Store) -> Check:
     """Free space where blobs are written, against the floor below which tips are refused."""
     try:
         free = shutil.disk_usage(store.root).free
@@ -199,7 +199,7 @@ def check_retention(db: Session, now: datetime.datetime) -> Check:
     return Check("retention", Status.OK, said, figures)
 
 
-def check_uploads(db: Session, store: BlobStore, ttl_hours: int, hour: datetime.datetime) -> Check:
+def check_uploads(db: Session, store: Store, ttl_hours: int, hour: datetime.datetime) -> Check:
     """Resumable uploads under way, and abandoned ones (idle past the time to live, by the
     rule that removes them: ``uploads.idle_uploads``) that retention should have removed."""
     pending = db.scalar(select(func.count()).select_from(Upload)) or 0
@@ -253,7 +253,7 @@ def check_sources(db: Session) -> Check:
     return Check("sources", Status.OK, _("no source without a submission"), figures)
 
 
-def check_sealing(db: Session, store: BlobStore, org_public_key: bytes) -> Check:
+def check_sealing(db: Session, store: Store, org_public_key: bytes) -> Check:
     """Submissions whose every recipient key has left the manifest: no desk key in use opens
     them, so they wait for a desk that still holds a retired key (listed at /admin/keys/stale
     and by ``tipline-server sealed-to-retired``). Reads only envelope headers."""
@@ -286,9 +286,24 @@ def check_sealing(db: Session, store: BlobStore, org_public_key: bytes) -> Check
     return Check("sealing", Status.OK, _("every submission is sealed to a key in force"), figures)
 
 
+def check_store(store: Store) -> Check | None:
+    """On S3, whether the bucket answers (None for the local folder: the disk check's)."""
+    if isinstance(store, BlobStore):
+        return None
+    try:
+        store.reachable()
+    except StoreUnavailableError:
+        return Check(
+            "store",
+            Status.FAIL,
+            _("the blob store does not answer: sources are told to try again later"),
+        )
+    return Check("store", Status.OK, _("the blob store answers"))
+
+
 def report(
     db: Session,
-    store: BlobStore,
+    store: Store,
     org_public_key: bytes,
     ttl_hours: int,
     now: datetime.datetime | None = None,
@@ -297,12 +312,14 @@ def report(
     now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     database = check_database(db)
     checks = [database, check_disk(store)]
+    bucket = check_store(store)
+    if bucket is not None:
+        checks.append(bucket)
     if database.status is Status.OK:
-        checks += [
-            check_manifest(db, org_public_key, now.date()),
-            check_retention(db, now),
-            check_uploads(db, store, ttl_hours, now.replace(minute=0, second=0, microsecond=0)),
-            check_sources(db),
-            check_sealing(db, store, org_public_key),
-        ]
+        readable = bucket is None or bucket.status is Status.OK  # uploads and sealing read it
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        checks += [check_manifest(db, org_public_key, now.date()), check_retention(db, now)]
+        checks += [check_uploads(db, store, ttl_hours, hour)] if readable else []
+        checks += [check_sources(db)]
+        checks += [check_sealing(db, store, org_public_key)] if readable else []
     return Report(tuple(checks))

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..crypto.errors import ManifestError
 from ..crypto.manifest import MAX_SIGNED_MANIFEST, KeyManifest, verify_manifest
 from . import keyset, transfer
-from .blobs import BlobStore
+from .blobs import Store
 from .models import Account, Submission
 
 MAX_STALE = 1000  # items one page lists; the rest are counted as "more"
@@ -84,7 +84,7 @@ def preview(db: Session, data: bytes, org_public_key: bytes) -> Summary:
 
 
 def sealed_only_to_retired(
-    db: Session, store: BlobStore, org_public_key: bytes, limit: int = MAX_STALE
+    db: Session, store: Store, org_public_key: bytes, limit: int = MAX_STALE
 ) -> tuple[list[StaleItem], bool]:
     """Submissions still sealed only to keys the manifest in force no longer lists (after a
     rotation or a leak: the desk that holds the old key should re-wrap them, or they should be

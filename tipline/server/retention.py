@@ -18,7 +18,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit, settings
-from .blobs import BlobStore
+from .blobs import Store
 from .db import forget
 from .models import Reply, Source, Submission, Upload, today
 from .transfer import delete_submissions
@@ -35,7 +35,7 @@ class Swept:
     sources: int = 0
 
 
-def run(db: Session, store: BlobStore, on: datetime.date | None = None) -> Swept:
+def run(db: Session, store: Store, on: datetime.date | None = None) -> Swept:
     """Delete what has expired as of ``on`` (today, UTC, by default)."""
     value = settings.load(db)
     day = on or today()

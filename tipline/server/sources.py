@@ -11,13 +11,13 @@ from ..crypto.codename import login_token_hash
 from ..crypto.primitives import random_below
 from ..wordlist import load_wordlist
 from . import db, faults
-from .blobs import BlobStore
+from .blobs import Store
 from .models import Reply, Source, Submission, new_id
 
 
-def blobs() -> BlobStore:
+def blobs() -> Store:
     """The app's blob store."""
-    store: BlobStore = current_app.extensions["tipline.blobs"]
+    store: Store = current_app.extensions["tipline.blobs"]
     return store
 
 

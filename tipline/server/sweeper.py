@@ -20,13 +20,17 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .blobs import BlobStore, age_of, try_lock
+from .blobs import BlobStore, Store, age_of, try_lock
 from .models import Reply, Submission, Upload
 from .uploads import expire_old, restore_interrupted
+
+if TYPE_CHECKING:
+    from .s3store import S3BlobStore
 
 GRACE = 15 * 60  # seconds; far longer than a request takes between a file and its row
 _ROWS: dict[str, type[Submission] | type[Reply]] = {"submissions": Submission, "replies": Reply}
@@ -70,7 +74,7 @@ def _old(paths: Iterable[tuple[str, Path]], grace: float, now: float) -> list[st
 
 def run(
     db: Session,
-    store: BlobStore,
+    store: Store,
     grace: float = GRACE,
     now: float | None = None,
     upload_ttl_hours: int | None = None,
@@ -82,6 +86,8 @@ def run(
     expired = 0 if upload_ttl_hours is None else expire_old(store, upload_ttl_hours, db)
     store.sweep(now=moment)
     published = store.publish()
+    if not isinstance(store, BlobStore):
+        return _run_s3(db, store, grace, moment, published, expired)
     restored = blobs = parts = 0
     for kind, model in _ROWS.items():
         ids = _old(store.ids(kind), grace, moment)
@@ -101,6 +107,39 @@ def run(
             parts += _remove_orphan_part(db, store, upload_id)
     rows = _uploads_without_files(db, store)
     return Swept(published, restored, blobs, parts, rows + expired)
+
+
+def _run_s3(
+    db: Session, store: S3BlobStore, grace: float, now: float, published: int, expired: int
+) -> Swept:
+    """The same on S3, by the objects' times: blobs with no row and chunks of uploads with no
+    row, older than ``grace``, are removed (a finish's composed object with no row is one;
+    its upload's chunks stay, so nothing needs giving back)."""
+    blobs = parts = 0
+    for kind, model in _ROWS.items():
+        ids = [i for i, when in store.ids(kind) if now - when >= grace]
+        have = _present(db, model, ids) | _present(db, Upload, ids)
+        for blob_id in ids:
+            if blob_id not in have:
+                store.delete(kind, blob_id)
+                blobs += 1
+    old = [i for i, when in store.upload_ids() if now - when >= grace]
+    have = _present(db, Upload, old)
+    for upload_id in old:
+        if upload_id not in have:
+            store.upload_discard(upload_id)
+            parts += 1
+    gone = [
+        i
+        for i in db.scalars(select(Upload.id)).all()
+        if store.upload_received(i) is None and not store.exists("submissions", i)
+    ]
+    for upload_id in gone:
+        row = db.get(Upload, upload_id)
+        if row is not None:
+            db.delete(row)
+    db.commit()
+    return Swept(published, 0, blobs, parts, len(gone) + expired)
 
 
 def _remove_orphan_blob(db: Session, store: BlobStore, kind: str, blob_id: str) -> int:

@@ -8,7 +8,6 @@ costs what the first does.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import re
@@ -25,11 +24,11 @@ from ..crypto import format as fmt
 from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.keys import key_id
 from . import faults, keyset
-from .blobs import BlobStore
+from .blobs import Store
 from .db import forget
 from .i18n import _
 from .models import Reply, Source, Submission, Upload, today
-from .uploads import plausible_size
+from .uploads import discard, plausible_size
 
 ID = re.compile(r"\A[0-9a-f]{32}\Z")
 PAGE = 50
@@ -149,7 +148,7 @@ def name_of(names: dict[bytes, keyset.KeyName], kid: bytes) -> keyset.KeyName:
     return names.get(kid) or keyset.KeyName(kid, _("unknown key"), None)
 
 
-def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
+def sealed_to(store: Store, kind: str, blob_id: str) -> tuple[bytes, ...]:
     """The key ids in a stored envelope's header (it says nothing else without a secret key)."""
     try:
         with store.open(kind, blob_id) as blob:
@@ -162,7 +161,7 @@ def sealed_to(store: BlobStore, kind: str, blob_id: str) -> tuple[bytes, ...]:
 
 def list_submissions(
     db: Session,
-    store: BlobStore,
+    store: Store,
     source_id: str,
     after: str | None = None,
     limit: int = PAGE,
@@ -248,7 +247,7 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
-def export_stream(store: BlobStore, items: Sequence[bundle.ExportItem]) -> Iterator[bytes]:
+def export_stream(store: Store, items: Sequence[bundle.ExportItem]) -> Iterator[bytes]:
     """The export bundle, chunk by chunk (constant memory, whatever the total size)."""
 
     def open_item(item: bundle.Item) -> BinaryIO:
@@ -271,7 +270,7 @@ def mark_downloaded(db: Session, ids: Sequence[str], limit: int = MAX_SELECTION)
     return total
 
 
-def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int:
+def delete_submissions(db: Session, store: Store, ids: Sequence[str]) -> int:
     """Delete submissions: rows first (committed), then their blobs."""
     ids = check_ids(ids)
     gone = list(db.scalars(select(Submission.id).where(Submission.id.in_(ids))).all())
@@ -284,7 +283,7 @@ def delete_submissions(db: Session, store: BlobStore, ids: Sequence[str]) -> int
     return len(gone)
 
 
-def delete_source(db: Session, store: BlobStore, source: Source) -> int:
+def delete_source(db: Session, store: Store, source: Source) -> int:
     """Delete a source with every submission, reply and unfinished upload it has."""
     subs = list(db.scalars(select(Submission.id).where(Submission.source_id == source.id)).all())
     reps = list(db.scalars(select(Reply.id).where(Reply.source_id == source.id)).all())
@@ -300,8 +299,7 @@ def delete_source(db: Session, store: BlobStore, source: Source) -> int:
     for blob_id in reps:
         store.delete("replies", blob_id)
     for upload_id in ups:
-        with contextlib.suppress(FileNotFoundError):
-            store.upload_path(upload_id).unlink()
+        discard(store, upload_id)
     return len(subs)
 
 
@@ -313,7 +311,7 @@ class ImportResult:
     already: int
 
 
-def import_replies(db: Session, store: BlobStore, src: BinaryIO) -> ImportResult:
+def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
     """Store the replies of a reply bundle, all or nothing.
 
     Before anything is stored: every source must be known, and each envelope's header must

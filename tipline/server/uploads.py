@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,10 +28,13 @@ from ..crypto.errors import EnvelopeFormatError, TiplineError
 from ..crypto.inner import MAX_PLAINTEXT
 from ..crypto.padding import MIN_PLAINTEXT, padded_length
 from . import db, faults
-from .blobs import BlobStore, blur, hour_start
+from .blobs import BlobStore, Store, blur, hour_start
 from .keyset import Current
 from .models import Source, Submission, Upload, new_id, this_hour
 from .sources import blobs, find_by_token_hash, new_source
+
+if TYPE_CHECKING:
+    from .s3store import S3BlobStore
 
 
 class UploadError(TiplineError):
@@ -102,7 +105,7 @@ def check_header(header: bytes, size: int, keys: Current, max_size: int) -> fmt.
 
 
 def idle_uploads(
-    session: Session, store: BlobStore, hours: int, hour: datetime.datetime | None = None
+    session: Session, store: Store, hours: int, hour: datetime.datetime | None = None
 ) -> list[str]:
     """Unfinished uploads idle for more than ``hours`` as of ``hour`` (this hour by default):
     started before then and no chunk since. Last activity is the partial file's mtime, which
@@ -115,6 +118,14 @@ def idle_uploads(
     candidates = session.scalars(select(Upload.id).where(Upload.created < cutoff)).all()
     idle = []
     for upload_id in candidates:
+        if not isinstance(store, BlobStore):  # S3: the latest chunk's time, never finer
+            last = store.upload_last_activity(upload_id)
+            if (last is not None and last >= limit) or (
+                last is None and store.exists("submissions", upload_id)
+            ):
+                continue
+            idle.append(upload_id)
+            continue
         try:
             if store.upload_path(upload_id).stat().st_mtime >= limit:
                 continue
@@ -125,7 +136,7 @@ def idle_uploads(
     return idle
 
 
-def expire_old(store: BlobStore, hours: int, session: Session | None = None) -> int:
+def expire_old(store: Store, hours: int, session: Session | None = None) -> int:
     """Drop unfinished uploads idle for more than ``hours`` (``idle_uploads``); rows go first
     (committed), then files. Returns how many went.
     """
@@ -136,10 +147,18 @@ def expire_old(store: BlobStore, hours: int, session: Session | None = None) -> 
     session.execute(delete(Upload).where(Upload.id.in_(stale)))
     session.commit()
     for upload_id in stale:
-        with contextlib.suppress(FileNotFoundError):
-            store.upload_path(upload_id).unlink()
+        discard(store, upload_id)
     store.blur_folders()
     return len(stale)
+
+
+def discard(store: Store, upload_id: str) -> None:
+    """Remove an upload's bytes (its partial file, or its chunks in the bucket)."""
+    if isinstance(store, BlobStore):
+        with contextlib.suppress(FileNotFoundError):
+            store.upload_path(upload_id).unlink()
+    else:
+        store.upload_discard(upload_id)
 
 
 def create(source: Source | NewSource, header: bytes, size: int, keys: Current) -> Upload:
@@ -156,6 +175,8 @@ def create(source: Source | NewSource, header: bytes, size: int, keys: Current) 
             raise CodenameTakenError()
         upload.token_hash = source.token_hash
         upload.reply_public_key = source.reply_public_key
+    if not isinstance(store, BlobStore):
+        return _create_s3(store, upload, header)
     path = store.upload_path(upload.id)
     with path.open("xb") as out:
         out.write(header)
@@ -174,6 +195,21 @@ def create(source: Source | NewSource, header: bytes, size: int, keys: Current) 
     return upload
 
 
+def _create_s3(store: S3BlobStore, upload: Upload, header: bytes) -> Upload:
+    """``create`` on S3: the header is chunk 0, stored before the row is committed (an
+    object with no row is removed by ``discard`` here, or left for the bucket's lifecycle)."""
+    store.upload_start(upload.id, header)
+    try:
+        db.session().add(upload)
+        db.session().commit()
+    except BaseException:
+        db.session().rollback()
+        with contextlib.suppress(TiplineError):
+            store.upload_discard(upload.id)
+        raise
+    return upload
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[BinaryIO]:
     """The partial file, open for appending and exclusively locked."""
@@ -188,7 +224,13 @@ def locked(path: Path) -> Iterator[BinaryIO]:
 
 def received(upload: Upload) -> int:
     """How many bytes the server has acknowledged."""
-    with locked(blobs().upload_path(upload.id)) as handle:
+    store = blobs()
+    if not isinstance(store, BlobStore):
+        have = store.upload_received(upload.id)
+        if have is None:
+            raise UploadError("this upload no longer exists; start again")
+        return have
+    with locked(store.upload_path(upload.id)) as handle:
         return os.fstat(handle.fileno()).st_size
 
 
@@ -199,6 +241,8 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
     from the last acknowledged byte.
     """
     store = blobs()
+    if not isinstance(store, BlobStore):
+        return _append_s3(store, upload, offset, length, body)
     with locked(store.upload_path(upload.id)) as handle:
         have = os.fstat(handle.fileno()).st_size
         if offset != have:
@@ -225,6 +269,30 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
         return have + length
 
 
+def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
+    """``append`` on S3: the chunk becomes the object ``uploads/<id>/<offset>`` once it has
+    arrived whole (held in memory: at most MAX_CHUNK_SIZE). The offset is checked against what
+    the bucket lists, which every app server sees, so the next chunk may go to any of them."""
+    have = store.upload_received(upload.id)
+    if have is None:
+        raise UploadError("this upload no longer exists; start again")
+    if offset != have:
+        raise WrongOffsetError()
+    if have + length > upload.size:
+        raise UploadError("that is more than the announced size")
+    data = bytearray()
+    while len(data) < length:
+        piece = body.read(min(length - len(data), 1 << 16))
+        if not piece:
+            raise ClientDisconnected()
+        data += piece
+    try:
+        store.upload_append(upload.id, offset, bytes(data))
+    except FileExistsError:
+        raise WrongOffsetError() from None  # another request stored this part meanwhile
+    return have + length
+
+
 @dataclass(frozen=True)
 class Finished:
     """A stored submission, its source, and whether an earlier request had stored it."""
@@ -244,6 +312,8 @@ def finish(upload: Upload, keys: Current | None) -> Finished:
     finished again; a kill between the move and the commit is undone the same way.
     """
     store = blobs()
+    if not isinstance(store, BlobStore):
+        return _finish_s3(store, upload, keys)
     path = store.upload_path(upload.id)
     upload_id = upload.id
     restore_interrupted(store, upload_id)
@@ -280,6 +350,44 @@ def finish(upload: Upload, keys: Current | None) -> Finished:
     return Finished(source, row)
 
 
+def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Finished:
+    """``finish`` on S3: compose the chunks into ``pending/submissions/<id>``, commit the rows,
+    then remove the chunks. Nothing is moved before the commit, so a refused commit or a kill
+    leaves the chunks whole (the upload can be finished again, on any server) and at most a
+    composed object with no row, which the next finish overwrites with the same bytes."""
+    upload_id = upload.id
+    have = store.upload_received(upload_id)
+    if have is None:
+        return _already_finished(upload_id)
+    if have != upload.size:
+        raise UploadError("the upload is not complete yet")
+    header = store.upload_head(upload_id, fmt.MAX_HEADER_SIZE)
+    if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
+        cancel(upload)
+        raise StaleKeysError()
+    source = _source_of(upload)
+    store.upload_compose(upload_id)
+    faults.point("finish-moved")
+    row = Submission(id=upload_id, source_id=source.id, size=upload.size)
+    source.submitted = True
+    session = db.session()
+    try:
+        session.add(source)
+        session.add(row)
+        session.delete(upload)
+        session.commit()
+    except Exception:
+        session.rollback()
+        if session.get(Submission, upload_id) is not None:  # another request's finish won
+            return _already_finished(upload_id)
+        with contextlib.suppress(TiplineError):
+            store.delete("submissions", upload_id)
+        raise
+    with contextlib.suppress(TiplineError):
+        store.upload_discard(upload_id)  # left over if the store fails now: no row, swept
+    return Finished(source, row)
+
+
 def _still_at(path: Path, handle: BinaryIO) -> bool:
     """Whether the locked file is still the one at ``path`` (not moved away meanwhile)."""
     try:
@@ -299,11 +407,13 @@ def _already_finished(upload_id: str) -> Finished:
     return Finished(source, row, already=True)
 
 
-def restore_interrupted(store: BlobStore, upload_id: str) -> bool:
+def restore_interrupted(store: Store, upload_id: str) -> bool:
     """If a finish moved this upload's file into the blob store and died before its commit
     (no submission row), move the file back; True if it did. A finish still at work holds
     the file's lock, and this waits for it.
     """
+    if not isinstance(store, BlobStore):
+        return False  # S3: the chunks stay until the commit; there is nothing to give back
     pending = store.pending_path("submissions", upload_id)
     try:
         handle = pending.open("rb")
@@ -339,9 +449,8 @@ def cancel(upload: Upload) -> None:
     """Forget an upload (committed), then its bytes (a kill between leaves a partial file
     with no row, which the sweeper removes).
     """
-    path = blobs().upload_path(upload.id)
+    upload_id = upload.id
     db.session().delete(upload)
     db.session().commit()
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    discard(blobs(), upload_id)
     blobs().blur_folders()
