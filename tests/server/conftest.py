@@ -31,9 +31,10 @@ from tipline.crypto.inner import Attachment, Inner
 from tipline.server import create_app, db, keyset
 from tipline.server.cli import main as server_main
 
+from ..s3_server import Seaweed
+
 # The runtime half of "the server never opens an envelope": every test here runs under it.
 from .tripwire import tripwire, tripwire_installed  # noqa: F401
-from ..s3_server import Seaweed
 
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
