@@ -1,5 +1,6 @@
-"""Every `tipline-desk` command of docs/DESK.md §3 (importing), §4 (triage and safe copies) and
-§5 (replying), run as written on a journalist's desk, with the item and source the text names.
+"""Every `tipline-desk` command of docs/DESK.md §3 (importing), §4 (triage and safe copies),
+§5 (replying) and §8 (checking, backing up, restoring), run as written on a journalist's desk,
+with the item and source the text names.
 
 What a shell would do is done here: `~` is the home folder, `/media/usb` a temporary folder, the
 alternatives of `list --starred | --tag politics | --source "tidy otter"` are run one by one, and
@@ -112,6 +113,18 @@ def test_import_triage_copies_and_replies_run_as_written(
         with (usb / name).open("rb") as f:
             entries = list(BundleReader(f, KIND_REPLY))  # read whole: checksums and all
         assert len(entries) == 1
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    checked = lines(section("8. Checking"))
+    assert len(checked) == 4
+    for line in checked:
+        run(line.replace("/media/backup", str(backup)))
+    restored = home / "tipline-vault-restored"
+    assert (restored / "vault.key").is_file()
+    assert "3fa4c2" in CliRunner().invoke(
+        cli, ["--vault", str(restored), "list"], input=f"{PASS}\n"
+    ).output  # fmt: skip
 
     run("tipline-desk delete 3fa4c2")
     assert "3fa4c2" not in CliRunner().invoke(
