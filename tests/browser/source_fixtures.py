@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync
 
 from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
-from tipline.server import create_app, db, keyset
+from tipline.server import create_app, db, keyset, settings
 
 from .debian_chromium import CHROMIUM, launch
 
@@ -96,11 +96,27 @@ def gunicorn(env: dict[str, str], log: Path, ready: str) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("source-server")
+@dataclass
+class Site:
+    """A data folder with a fresh org key, one journalist key and its signed manifest (30 days)
+    installed, and the environment gunicorn runs the app with."""
+
+    data_dir: Path
+    tmp_dir: Path
+    log: Path
+    journalist: keys.RecipientSecret
+    app: Flask
+    env: dict[str, str]
+
+    def server(self, url: str) -> Server:
+        return Server(url, self.data_dir, self.tmp_dir, self.log, self.journalist, self.app)
+
+
+def prepare_site(base: Path, **instance_settings: Any) -> Site:
+    """Everything a test server needs before gunicorn starts; ``instance_settings`` are the
+    admin's settings to save (e.g. ``pow="on"``)."""
     data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
-    tmp_dir.mkdir()
+    tmp_dir.mkdir(parents=True)
     org = keys.OrgSecret.generate()
     journalist = keys.RecipientSecret.generate("Test journalist")
     today = datetime.datetime.now(datetime.UTC).date()
@@ -117,11 +133,19 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
     with app.app_context():
         keyset.install(db.session(), signed, org.public.public_key)
+        if instance_settings:
+            settings.save(db.session(), settings.Settings(**instance_settings))
+    return Site(data_dir, tmp_dir, log, journalist, app, env)
+
+
+@pytest.fixture(scope="session")
+def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    site = prepare_site(tmp_path_factory.mktemp("source-server"))
     try:
-        with gunicorn(env, log, "/") as url:
-            yield Server(url, data_dir, tmp_dir, log, journalist, app)
+        with gunicorn(site.env, site.log, "/") as url:
+            yield site.server(url)
     finally:
-        db.engine_of(app).dispose()
+        db.engine_of(site.app).dispose()
 
 
 # Package scope, not session: sync Playwright keeps an asyncio loop running in this thread for

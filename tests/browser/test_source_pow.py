@@ -10,7 +10,6 @@ The solve time the page measured is printed (``pytest -s``) for docs/ADMIN.md's 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import re
 from collections.abc import Iterator
@@ -19,13 +18,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Playwright, Request
 
-from tipline.crypto import keys, manifest
-from tipline.crypto.encoding import b64e
-from tipline.server import create_app, db, keyset, settings
+from tipline.server import db, settings
 
 from ..server.replies import submission_ids
 from .debian_chromium import CHROMIUM, CHROMIUM_ARGS
-from .source_fixtures import Server, gunicorn
+from .source_fixtures import Server, gunicorn, prepare_site
 
 pytestmark = pytest.mark.browser
 MESSAGE = "Pow-Marker-3c1d: the minutes of the March meeting"
@@ -45,31 +42,12 @@ document.addEventListener("DOMContentLoaded", () => {
 def pow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server like ``source_server``, with the admin's proof-of-work setting ``on`` and the
     default difficulty (POW_DIFFICULTY, 16 bits)."""
-    base = tmp_path_factory.mktemp("pow-server")
-    data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
-    tmp_dir.mkdir()
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Test journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    signed = manifest.sign_manifest(
-        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
-    )
-    env = {
-        "TIPLINE_DATA_DIR": str(data_dir),
-        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
-        "TIPLINE_RATELIMIT_ENABLED": "false",
-        "TIPLINE_MIN_FREE_BYTES": "0",
-        "TMPDIR": str(tmp_dir),
-    }
-    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
-    with app.app_context():
-        keyset.install(db.session(), signed, org.public.public_key)
-        settings.save(db.session(), settings.Settings(pow="on"))
+    site = prepare_site(tmp_path_factory.mktemp("pow-server"), pow="on")
     try:
-        with gunicorn(env, log, "/") as url:
-            yield Server(url, data_dir, tmp_dir, log, journalist, app)
+        with gunicorn(site.env, site.log, "/") as url:
+            yield site.server(url)
     finally:
-        db.engine_of(app).dispose()
+        db.engine_of(site.app).dispose()
 
 
 def _send(browser: Browser, server: Server) -> tuple[list[Request], Any]:

@@ -14,7 +14,6 @@ every request body into an unnamed temporary file, and Werkzeug's default stream
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import signal
 import subprocess
@@ -29,12 +28,10 @@ from playwright.sync_api import Browser
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.watch import Trace, strace_command
-from tipline.crypto import keys, manifest
-from tipline.crypto.encoding import b64e
-from tipline.server import create_app, db, keyset
+from tipline.server import db
 
 from ..server.replies import open_stored, submission_ids
-from .source_fixtures import Server, _free_port
+from .source_fixtures import Server, _free_port, prepare_site
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,27 +46,11 @@ def watched_server(base: Path, plant: str = "") -> Iterator[tuple[Server, Path]]
     """A fresh source server (gunicorn, 2 workers) under strace; yields it and the trace file,
     complete once the block ends (gunicorn stopped through its pid file, so strace follows it
     to the end rather than detaching)."""
-    data_dir, tmp_dir, log = base / "data", base / "tmp", base / "server.log"
-    tmp_dir.mkdir(parents=True)
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Test journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    signed = manifest.sign_manifest(
-        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
+    site = prepare_site(base)
+    data_dir, tmp_dir, log, journalist, app = (
+        site.data_dir, site.tmp_dir, site.log, site.journalist, site.app
     )
-    env = {
-        **os.environ,
-        "TIPLINE_DATA_DIR": str(data_dir),
-        "TIPLINE_ORG_PUBLIC_KEY": b64e(org.public.public_key),
-        "TIPLINE_RATELIMIT_ENABLED": "false",
-        "TIPLINE_MIN_FREE_BYTES": "0",
-        "TMPDIR": str(tmp_dir),
-        "TIPLINE_TEST_PLANT": plant,
-        "PYTHONPATH": str(ROOT),
-    }
-    app = create_app({"DATA_DIR": str(data_dir), "ORG_PUBLIC_KEY": b64e(org.public.public_key)})
-    with app.app_context():
-        keyset.install(db.session(), signed, org.public.public_key)
+    env = {**os.environ, **site.env, "TIPLINE_TEST_PLANT": plant, "PYTHONPATH": str(ROOT)}
     port, pidfile, trace = _free_port(), base / "gunicorn.pid", base / "strace.txt"
     args = [
         sys.executable,
