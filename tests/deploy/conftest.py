@@ -361,6 +361,40 @@ def python_tool(name: str) -> str:
     return str(path)
 
 
+def configured_site(
+    base: Path, label: str
+) -> tuple[dict[str, str], keys.OrgSecret, keys.RecipientSecret]:
+    """A tip line configured as an admin would: a TOML file (SQLite under ``base/data``, a fresh
+    org key, its own session secret, no free-space floor), ``tipline-server db upgrade`` and
+    ``install-manifest --yes`` of a manifest of one journalist key (``label``, 30 days) run
+    through the real command. Returns the environment naming that file (no other TIPLINE_ or
+    LISTEN_ variable), the org key and the journalist key."""
+    data = base / "data"
+    org = keys.OrgSecret.generate()
+    journalist = keys.RecipientSecret.generate(label)
+    today = datetime.datetime.now(datetime.UTC).date()
+    signed = manifest.sign_manifest(
+        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
+    )
+    (base / "manifest.json").write_bytes(signed)
+    config = base / "tipline.toml"
+    config.write_text(
+        f'DATA_DIR = "{data}"\n'
+        f'ORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
+        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
+        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
+        "MIN_FREE_BYTES = 0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPLINE_", "LISTEN_"))}
+    env["TIPLINE_CONFIG_FILE"] = str(config)
+    for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
+        done = subprocess.run(
+            [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    return env, org, journalist
+
+
 def gunicorn_command(sock: Path) -> list[str]:
     """gunicorn with the shipped settings, bound to the Unix socket ``sock``."""
     return [

@@ -6,11 +6,8 @@ tipline.socket does), each answering a page over HTTP and stopping cleanly on SI
 from __future__ import annotations
 
 import contextlib
-import datetime
 import http.client
-import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -20,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tipline.crypto import keys, manifest
-from tipline.crypto.encoding import b64e
-
-from .conftest import REPO, free_port, need, python_tool, wait_for
+from .conftest import REPO, configured_site, free_port, need, python_tool, wait_for
 
 # The commands docs/ADMIN.md shows; the tests below run each with only the port or the path
 # changed (8080 and /run/tipline may be taken or not writable here).
@@ -44,30 +38,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     base = tmp_path_factory.mktemp("serve")
-    data = base / "data"
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Serve journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    (base / "manifest.json").write_bytes(
-        manifest.sign_manifest(
-            org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
-        )
-    )
-    config = base / "tipline.toml"
-    config.write_text(
-        f'DATA_DIR = "{data}"\n'
-        f'ORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
-        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
-        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
-        "MIN_FREE_BYTES = 0\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPLINE_", "LISTEN_"))}
-    env["TIPLINE_CONFIG_FILE"] = str(config)
-    for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
-        done = subprocess.run(
-            [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
+    env, org, _ = configured_site(base, "Serve journalist")
     return Site(base, env, org.public.fingerprint)
 
 

@@ -7,10 +7,8 @@ leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import http.client
 import json
-import os
 import re
 import secrets
 import signal
@@ -24,12 +22,11 @@ from typing import Any
 import pytest
 
 from tipline.crypto import format as fmt
-from tipline.crypto import keys, manifest
 from tipline.crypto.codename import derive, generate
 from tipline.crypto.encoding import b64e
 from tipline.wordlist import load_wordlist
 
-from ..deploy.conftest import free_port, python_tool, wait_for
+from ..deploy.conftest import configured_site, free_port, python_tool, wait_for
 from .conftest import sealed_submission
 
 
@@ -68,29 +65,8 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    data = tmp_path / "data"
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Fault journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    (tmp_path / "manifest.json").write_bytes(
-        manifest.sign_manifest(
-            org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
-        )
-    )
-    config = tmp_path / "tipline.toml"
-    config.write_text(
-        f'DATA_DIR = "{data}"\n'
-        f'ORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
-        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
-        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
-        "MIN_FREE_BYTES = 0\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPLINE_", "LISTEN_"))}
-    env["TIPLINE_CONFIG_FILE"] = str(config)
-    made = Site(tmp_path, env, journalist.public.public_key)
-    made.tool("db", "upgrade")
-    made.tool("install-manifest", "--yes", str(tmp_path / "manifest.json"))
-    return made
+    env, _, journalist = configured_site(tmp_path, "Fault journalist")
+    return Site(tmp_path, env, journalist.public.public_key)
 
 
 @dataclass
