@@ -17,9 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("sources") as batch:
-        batch.add_column(
-            sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:

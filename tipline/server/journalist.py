@@ -58,13 +58,20 @@ def _error(message: str, status: int = 400) -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     """Every source, newest first, a page at a time."""
     try:
-        rows, following = transfer.list_sources(db.session(), request.args.get("after"))
+        rows, following = transfer.list_sources(
+            db.session(),
+            account().id,
+            request.args.get("after"),
+            assigned=request.args.get("assigned") == "1",
+            new=request.args.get("new") == "1",
+        )
     except transfer.TransferError as exc:
         return _error(refusal(exc))
     return render_template(
         "journalist/index.html",
         sources=rows,
         following=following,
+        filters={k: "1" for k in ("assigned", "new") if request.args.get(k) == "1"},
         action=ActionForm(),
         me=account(),
     )
@@ -77,7 +84,7 @@ def source(source_id: str) -> ResponseReturnValue:
     found = _source(source_id)
     try:
         rows, following = transfer.list_submissions(
-            db.session(), blobs(), found.id, request.args.get("after")
+            db.session(), blobs(), account().id, found.id, request.args.get("after")
         )
     except transfer.TransferError as exc:
         return _error(refusal(exc))
@@ -88,8 +95,30 @@ def source(source_id: str) -> ResponseReturnValue:
         following=following,
         form=SelectionForm(),
         action=ActionForm(),
+        assigned={a.username for a in transfer.assignees(db.session(), found.id)},
+        assignable=[a.username for a in transfer.assignable(db.session())],
         me=account(),
     )
+
+
+@bp.post("/sources/<source_id>/assign")
+@staff_required()
+def assign(source_id: str) -> ResponseReturnValue:
+    """Assign a source to the checked journalists (and to no one else)."""
+    found = _source(source_id)
+    if not ActionForm().validate_on_submit():
+        return _error(gettext("The form expired. Reload the page and try again."))
+    try:
+        added, removed = transfer.assign(db.session(), found, request.form.getlist("accounts"))
+    except transfer.TransferError as exc:
+        return _error(refusal(exc))
+    audit.record(db.session(), account().username, "assign", audit_assign(added, removed))
+    return redirect(url_for("journalist.source", source_id=found.id), 303)
+
+
+def audit_assign(added: list[str], removed: list[str]) -> str:
+    """The audit detail of an assignment: usernames only, never the source."""
+    return f"added: {', '.join(added) or '-'}; removed: {', '.join(removed) or '-'}"[:500]
 
 
 @bp.post("/sources/<source_id>/star")
@@ -107,8 +136,9 @@ def star(source_id: str) -> ResponseReturnValue:
     )
 
 
-def export_response(items: list[bundle.ExportItem], mark: bool) -> Response:
-    """Stream an export bundle; when every byte has gone out, mark the items downloaded."""
+def export_response(items: list[bundle.ExportItem], mark: bool, account_id: str) -> Response:
+    """Stream an export bundle; when every byte has gone out, mark the items downloaded by
+    this account."""
     store, engine = blobs(), db.engine_of(current_app)
     ids = [item.id for item in items]
 
@@ -116,7 +146,7 @@ def export_response(items: list[bundle.ExportItem], mark: bool) -> Response:
         yield from transfer.export_stream(store, items)
         if mark:
             with Session(engine) as session:
-                transfer.mark_downloaded(session, ids, limit=bundle.MAX_BUNDLE_ITEMS)
+                transfer.mark_downloaded(session, account_id, ids, limit=bundle.MAX_BUNDLE_ITEMS)
 
     day = datetime.datetime.now(datetime.UTC).date().isoformat()
     return Response(
@@ -146,9 +176,11 @@ def selection() -> ResponseReturnValue:
     )
     if action == "export":
         audit.record(db.session(), account().username, "export", f"{len(rows)} submissions")
-        return export_response(transfer.export_items(db.session(), rows), mark=True)
+        return export_response(
+            transfer.export_items(db.session(), rows), mark=True, account_id=account().id
+        )
     if action == "downloaded":
-        transfer.mark_downloaded(db.session(), ids)
+        transfer.mark_downloaded(db.session(), account().id, ids)
         return redirect(back_url, 303)
     if action == "delete":
         return render_template(
@@ -197,14 +229,16 @@ def delete_source(source_id: str) -> ResponseReturnValue:
 @bp.post("/export-new")
 @staff_required()
 def export_new() -> ResponseReturnValue:
-    """Everything not yet downloaded, as one bundle."""
+    """Everything this journalist has not downloaded yet, as one bundle."""
     if not ActionForm().validate_on_submit():
         return _error(gettext("The form expired. Reload the page and try again."))
-    rows = transfer.new_submissions(db.session())
+    rows = transfer.new_submissions(db.session(), account().id)
     if not rows:
         return _error(gettext("There is nothing new to download."), 404)
     audit.record(db.session(), account().username, "export", f"{len(rows)} submissions")
-    return export_response(transfer.export_items(db.session(), rows), mark=True)
+    return export_response(
+        transfer.export_items(db.session(), rows), mark=True, account_id=account().id
+    )
 
 
 @bp.route("/replies", methods=["GET", "POST"])

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import bundle
 from . import accounts, audit, db, transfer
-from .journalist import export_response
+from .journalist import audit_assign, export_response
 from .limits import limits
 from .models import Account, Source
 from .sources import blobs
@@ -47,7 +47,10 @@ def _authenticate() -> ResponseReturnValue | None:
 # The query parameters each operation takes (docs/openapi.json); any other is refused, so a
 # typo such as ?limt=10 is an error rather than silently the default.
 PAGED = {"after", "limit"}
-QUERY = {"journalist_api.sources": PAGED, "journalist_api.submissions": PAGED}
+QUERY = {
+    "journalist_api.sources": PAGED | {"assigned", "new"},
+    "journalist_api.submissions": PAGED,
+}
 
 
 @bp.before_request
@@ -98,6 +101,14 @@ def _limit() -> int:
     return int(raw)
 
 
+def _flag(name: str) -> bool:
+    """A boolean filter: absent or ``false`` is off, ``true`` on, anything else refused."""
+    raw = request.args.get(name, "false")
+    if raw not in ("true", "false"):
+        raise transfer.TransferError(f"{name} must be true or false")
+    return raw == "true"
+
+
 @bp.errorhandler(transfer.TransferError)
 @bp.errorhandler(bundle.BundleError)
 def _refused(exc: Exception) -> ResponseReturnValue:
@@ -114,8 +125,17 @@ def openapi() -> ResponseReturnValue:
 
 @bp.get("/sources")
 def sources() -> ResponseReturnValue:
-    """Sources, newest first, a page at a time (``after`` is the ``next`` of the last page)."""
-    rows, following = transfer.list_sources(db.session(), _after(), _limit())
+    """Sources, newest first, a page at a time (``after`` is the ``next`` of the last page);
+    ``assigned=true`` keeps those assigned to the caller, ``new=true`` those with something the
+    caller has not downloaded yet."""
+    rows, following = transfer.list_sources(
+        db.session(),
+        _me().id,
+        _after(),
+        _limit(),
+        assigned=_flag("assigned"),
+        new=_flag("new"),
+    )
     return jsonify(
         sources=[
             {
@@ -144,7 +164,9 @@ def _source(source_id: str) -> Source:
 def submissions(source_id: str) -> ResponseReturnValue:
     """One source's submissions (metadata only), newest first."""
     found = _source(source_id)
-    rows, following = transfer.list_submissions(db.session(), blobs(), found.id, _after(), _limit())
+    rows, following = transfer.list_submissions(
+        db.session(), blobs(), _me().id, found.id, _after(), _limit()
+    )
     return jsonify(
         submissions=[
             {
@@ -173,12 +195,28 @@ def star(source_id: str) -> ResponseReturnValue:
     return jsonify(starred=starred)
 
 
+@bp.post("/sources/<source_id>/assign")
+def assign(source_id: str) -> ResponseReturnValue:
+    """Assign a source to exactly the journalists named in ``usernames``."""
+    found = _source(source_id)
+    names = _json().get("usernames")
+    if not isinstance(names, list):
+        raise transfer.TransferError("usernames must be a list of account names")
+    added, removed = transfer.assign(db.session(), found, names)
+    audit.record(db.session(), _me().username, "assign", audit_assign(added, removed) + " (API)")
+    return jsonify(
+        assigned=[a.username for a in transfer.assignees(db.session(), found.id)],
+        added=added,
+        removed=removed,
+    )
+
+
 @bp.post("/export")
 def export() -> ResponseReturnValue:
     """An export bundle of the submissions named in ``ids``, or of all new ones (``new``)."""
     body = _json()
     if body.get("new") is True:
-        rows = transfer.new_submissions(db.session())
+        rows = transfer.new_submissions(db.session(), _me().id)
         if not rows:
             return jsonify(error="there is nothing new"), 404
     else:
@@ -187,13 +225,15 @@ def export() -> ResponseReturnValue:
     if not isinstance(mark, bool):
         raise transfer.TransferError("mark_downloaded must be true or false")
     audit.record(db.session(), _me().username, "export", f"{len(rows)} submissions (API)")
-    return export_response(transfer.export_items(db.session(), rows), mark=mark)
+    return export_response(
+        transfer.export_items(db.session(), rows), mark=mark, account_id=_me().id
+    )
 
 
 @bp.post("/submissions/downloaded")
 def downloaded() -> ResponseReturnValue:
     """Mark submissions as downloaded."""
-    changed = transfer.mark_downloaded(db.session(), _ids(_json()))
+    changed = transfer.mark_downloaded(db.session(), _me().id, _ids(_json()))
     return jsonify(marked=changed)
 
 

@@ -70,6 +70,8 @@ class Submission(Base):
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[datetime.date] = mapped_column(Date, default=today)
+    # The first download by anyone: the retention clock (retention.py). Whether an item is new
+    # *for a journalist* is in ``downloads``, per account.
     downloaded: Mapped[bool] = mapped_column(Boolean, default=False)
     downloaded_on: Mapped[datetime.date | None] = mapped_column(Date, default=None)
 
@@ -77,6 +79,32 @@ class Submission(Base):
         Index("ix_submissions_source_received_id", "source_id", "received", "id"),
         Index("ix_submissions_downloaded_received_id", "downloaded", "received", "id"),
         Index("ix_submissions_downloaded_on", "downloaded_on"),
+    )
+
+
+class Download(Base):
+    """One journalist account downloaded (exported or marked) one submission, on a day (dates
+    only). An item is "new" for an account while it has no row here for that account."""
+
+    __tablename__ = "downloads"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    day: Mapped[datetime.date] = mapped_column(Date, default=today)
+
+
+class Assignment(Base):
+    """A source assigned to a journalist account (a source may have several)."""
+
+    __tablename__ = "assignments"
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 

@@ -13,10 +13,10 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import bundle
@@ -27,7 +27,7 @@ from . import faults, keyset
 from .blobs import Store
 from .db import forget
 from .i18n import _
-from .models import Reply, Source, Submission, Upload, today
+from .models import Account, Assignment, Download, Reply, Source, Submission, Upload, today
 from .uploads import discard, plausible_size
 
 ID = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -101,10 +101,25 @@ def cursor_of(day: datetime.date, row_id: str) -> str:
     return f"{day.isoformat()}.{row_id}"
 
 
+def _downloaded_by(account_id: str) -> Any:
+    """True for a submission the account has downloaded (a correlated EXISTS)."""
+    return exists().where(
+        Download.submission_id == Submission.id, Download.account_id == account_id
+    )
+
+
 def list_sources(
-    db: Session, after: str | None = None, limit: int = PAGE
+    db: Session,
+    account_id: str,
+    after: str | None = None,
+    limit: int = PAGE,
+    *,
+    assigned: bool = False,
+    new: bool = False,
 ) -> tuple[list[SourceRow], str | None]:
-    """Sources, newest first, with their counts; and the position of the next page."""
+    """Sources, newest first, with their counts ("new" meaning not yet downloaded by this
+    account); and the position of the next page. ``assigned`` keeps the sources assigned to
+    the account, ``new`` those with something new for it."""
     limit = max(1, min(limit, MAX_PAGE))
     query = select(Source).order_by(Source.created.desc(), Source.id.desc()).limit(limit + 1)
     position = _cursor(after)
@@ -112,6 +127,14 @@ def list_sources(
         day, row_id = position
         query = query.where(
             or_(Source.created < day, and_(Source.created == day, Source.id < row_id))
+        )
+    if assigned:
+        query = query.where(
+            exists().where(Assignment.source_id == Source.id, Assignment.account_id == account_id)
+        )
+    if new:
+        query = query.where(
+            exists().where(Submission.source_id == Source.id, ~_downloaded_by(account_id))
         )
     sources = list(db.scalars(query).all())
     more = len(sources) > limit
@@ -122,7 +145,7 @@ def list_sources(
             select(
                 Submission.source_id,
                 func.count(),
-                func.sum(case((Submission.downloaded, 0), else_=1)),
+                func.sum(case((_downloaded_by(account_id), 0), else_=1)),
                 func.max(Submission.received),
             )
             .where(Submission.source_id.in_([s.id for s in sources]))
@@ -162,12 +185,13 @@ def sealed_to(store: Store, kind: str, blob_id: str) -> tuple[bytes, ...]:
 def list_submissions(
     db: Session,
     store: Store,
+    account_id: str,
     source_id: str,
     after: str | None = None,
     limit: int = PAGE,
 ) -> tuple[list[SubmissionRow], str | None]:
     """One source's submissions, newest first, each with the labels of the keys it is sealed
-    to, and the position of the next page.
+    to and whether this account downloaded it, and the position of the next page.
     """
     names = key_names(db)
     limit = max(1, min(limit, MAX_PAGE))
@@ -189,12 +213,20 @@ def list_submissions(
     found = list(db.scalars(query).all())
     more = len(found) > limit
     found = found[:limit]
+    mine = set(
+        db.scalars(
+            select(Download.submission_id).where(
+                Download.account_id == account_id,
+                Download.submission_id.in_([s.id for s in found]),
+            )
+        ).all()
+    )
     rows = []
     for s in found:
         named = tuple(name_of(names, k) for k in sealed_to(store, "submissions", s.id))
         labels = tuple(n.label for n in named)
         rows.append(
-            SubmissionRow(s.id, s.source_id, s.size, s.received, s.downloaded, labels, named)
+            SubmissionRow(s.id, s.source_id, s.size, s.received, s.id in mine, labels, named)
         )
     following = cursor_of(found[-1].received, found[-1].id) if more else None
     return rows, following
@@ -218,11 +250,14 @@ def selected(db: Session, ids: Sequence[str]) -> list[Submission]:
     return [rows[i] for i in ids]
 
 
-def new_submissions(db: Session, limit: int = bundle.MAX_BUNDLE_ITEMS) -> list[Submission]:
-    """Every submission not yet downloaded, oldest first."""
+def new_submissions(
+    db: Session, account_id: str, limit: int = bundle.MAX_BUNDLE_ITEMS
+) -> list[Submission]:
+    """Every submission this account has not downloaded yet, oldest first (what another
+    journalist took stays new here)."""
     query = (
         select(Submission)
-        .where(~Submission.downloaded)
+        .where(~_downloaded_by(account_id))
         .order_by(Submission.received, Submission.id)
         .limit(limit)
     )
@@ -256,18 +291,72 @@ def export_stream(store: Store, items: Sequence[bundle.ExportItem]) -> Iterator[
     return bundle.bundle_chunks(bundle.KIND_EXPORT, items, open_item)
 
 
-def mark_downloaded(db: Session, ids: Sequence[str], limit: int = MAX_SELECTION) -> int:
-    """Mark submissions as downloaded (the retention clock starts); returns how many changed."""
+def mark_downloaded(
+    db: Session, account_id: str, ids: Sequence[str], limit: int = MAX_SELECTION
+) -> int:
+    """Mark submissions as downloaded by this account; the first download by anyone starts the
+    retention clock. Returns how many were new for the account."""
     total = 0
+    day = today()
     for chunk in _chunks(check_ids(ids, limit), 500):
-        result = db.execute(
+        fresh = list(
+            db.scalars(
+                select(Submission.id).where(Submission.id.in_(chunk), ~_downloaded_by(account_id))
+            ).all()
+        )
+        db.add_all(Download(account_id=account_id, submission_id=i, day=day) for i in fresh)
+        db.execute(
             update(Submission)
             .where(Submission.id.in_(chunk), ~Submission.downloaded)
-            .values(downloaded=True, downloaded_on=today())
+            .values(downloaded=True, downloaded_on=day)
         )
-        total += int(result.rowcount)  # type: ignore[attr-defined]
+        total += len(fresh)
     db.commit()
     return total
+
+
+def assignees(db: Session, source_id: str) -> list[Account]:
+    """The accounts a source is assigned to, by username."""
+    query = (
+        select(Account)
+        .join(Assignment, Assignment.account_id == Account.id)
+        .where(Assignment.source_id == source_id)
+        .order_by(Account.username)
+    )
+    return list(db.scalars(query).all())
+
+
+def assignable(db: Session) -> list[Account]:
+    """The accounts a source can be assigned to: every enabled one, by username."""
+    query = select(Account).where(~Account.disabled).order_by(Account.username)
+    return list(db.scalars(query).all())
+
+
+def assign(db: Session, source: Source, usernames: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Assign a source to exactly these (enabled) accounts; returns the usernames added and
+    removed. An unknown or disabled username is refused and nothing changes."""
+    if len(usernames) > MAX_PAGE:
+        raise TransferError(_("select at most %(num)d items at a time", num=MAX_PAGE))
+    if not all(isinstance(n, str) for n in usernames):
+        raise TransferError(_("an account name is not valid"))
+    wanted = set(usernames)
+    enabled = {a.username: a for a in assignable(db) if a.username in wanted}
+    if len(enabled) != len(wanted):
+        raise TransferError(_("an account name is not valid"))
+    current = {a.username: a for a in assignees(db, source.id)}
+    added = sorted(set(enabled) - set(current))
+    removed = sorted(set(current) - set(enabled))
+    for name in added:
+        db.add(Assignment(source_id=source.id, account_id=enabled[name].id))
+    if removed:
+        db.execute(
+            delete(Assignment).where(
+                Assignment.source_id == source.id,
+                Assignment.account_id.in_([current[n].id for n in removed]),
+            )
+        )
+    db.commit()
+    return added, removed
 
 
 def delete_submissions(db: Session, store: Store, ids: Sequence[str]) -> int:
