@@ -311,6 +311,8 @@ def test_migration_0006_carries_existing_flags(database_url: str, tmp_path: Path
         with engine.connect() as conn:
             kept = dict(conn.execute(select(Submission.id, Submission.downloaded)).all())
         assert kept == {taken: True, fresh: False}
+        # Leave the (session-wide) PostgreSQL database empty at head, as the next test expects.
+        db.downgrade(engine, "base")
         db.upgrade(engine, tmp_path, "head")
     finally:
         engine.dispose()
