@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import false, insert, inspect, select
 
-from tipline.server import db, retention, settings
+from tipline.server import db, retention, settings, transfer
 from tipline.server.models import (
     Account,
     Assignment,
@@ -316,3 +316,24 @@ def test_migration_0006_carries_existing_flags(database_url: str, tmp_path: Path
         db.upgrade(engine, tmp_path, "head")
     finally:
         engine.dispose()
+
+
+def test_a_mark_racing_another_is_retried(app: Flask, org_keys: Keys, monkeypatch: Any) -> None:
+    """Two exports of the same items by one account ending at once: the second's marks collide
+    with the first's rows and are taken again, not lost in an error after the bundle went out."""
+    make_staff(app, "alice")
+    stored = store_source(app, [org_keys.alice.public.public_key], 2)
+    with app.app_context():
+        session = db.session()
+        alice = session.scalars(select(Account).where(Account.username == "alice")).one()
+        assert transfer.mark_downloaded(session, alice.id, stored.submissions[:1]) == 1
+        real, calls = transfer._downloaded_by, []
+
+        def stale(account_id: str) -> Any:  # the first look misses the other export's rows
+            calls.append(account_id)
+            return real(account_id) if len(calls) > 1 else false()
+
+        monkeypatch.setattr(transfer, "_downloaded_by", stale)
+        assert transfer.mark_downloaded(session, alice.id, stored.submissions) == 1
+        assert len(calls) == 2  # control: the collision happened and was retried
+        assert len(list(session.scalars(select(Download)))) == 2

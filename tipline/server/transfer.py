@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import bundle
@@ -295,16 +296,30 @@ def mark_downloaded(
     db: Session, account_id: str, ids: Sequence[str], limit: int = MAX_SELECTION
 ) -> int:
     """Mark submissions as downloaded by this account; the first download by anyone starts the
-    retention clock. Returns how many were new for the account."""
+    retention clock. Returns how many were new for the account. Two marks of the same items at
+    once (a double-clicked export) both succeed: the loser of the race tries again."""
+    ids = check_ids(ids, limit)
+    for attempt in range(3):
+        try:
+            return _mark(db, account_id, ids)
+        except IntegrityError:
+            db.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _mark(db: Session, account_id: str, ids: list[str]) -> int:
     total = 0
     day = today()
-    for chunk in _chunks(check_ids(ids, limit), 500):
+    for chunk in _chunks(ids, 500):
         fresh = list(
             db.scalars(
                 select(Submission.id).where(Submission.id.in_(chunk), ~_downloaded_by(account_id))
             ).all()
         )
         db.add_all(Download(account_id=account_id, submission_id=i, day=day) for i in fresh)
+        db.flush()
         db.execute(
             update(Submission)
             .where(Submission.id.in_(chunk), ~Submission.downloaded)
