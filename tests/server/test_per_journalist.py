@@ -154,6 +154,7 @@ def test_assignment_and_the_two_filters(app: Flask, org_keys: Keys) -> None:
     assert assigned_to(app, bobs.source_id) == {"bob"}
     page = alice.get(f"/journalist/sources/{both.source_id}").text
     assert 'name="accounts" value="bob" checked' in page
+    assert '<td class="assigned">alice, bob</td>' in alice.get("/journalist/").text
     # Assigned to me: the unassigned source and Bob's alone are not listed for Alice.
     assert listed(alice) == {both.source_id, bobs.source_id, nobodys.source_id}
     assert listed(alice, "?assigned=1") == {both.source_id}
@@ -224,6 +225,12 @@ def test_api_assign_and_filters_page_by_key(app: Flask, org_keys: Keys) -> None:
                 return seen
             after = f"&after={body['next']}"
 
+    rows = alice.get("/api/journalist/sources", headers=headers).get_json()["sources"]
+    assert {r["id"]: r["assigned"] for r in rows} == {
+        **{s: ["alice", "bob"] for s in mine},
+        stored[3].source_id: ["bob"],
+        stored[4].source_id: [],
+    }
     assigned = walk("assigned=true")
     assert len(assigned) == 3 and set(assigned) == mine  # each once, one page at a time
     assert set(walk("assigned=false")) == {s.source_id for s in stored}

@@ -146,6 +146,7 @@ def sources() -> ResponseReturnValue:
                 "submissions": r.submissions,
                 "new": r.new,
                 "last_received": r.last_received.isoformat() if r.last_received else None,
+                "assigned": list(r.assigned),
             }
             for r in rows
         ],

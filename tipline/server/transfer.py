@@ -56,6 +56,7 @@ class SourceRow:
     submissions: int
     new: int
     last_received: datetime.date | None
+    assigned: tuple[str, ...] = ()  # usernames, sorted
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,25 @@ def list_sources(
             .group_by(Submission.source_id)
         ).all()
         counts = {r[0]: (int(r[1]), int(r[2] or 0), r[3]) for r in grouped}
+    people: dict[str, list[str]] = {}
+    if sources:
+        pairs = db.execute(
+            select(Assignment.source_id, Account.username)
+            .join(Account, Account.id == Assignment.account_id)
+            .where(Assignment.source_id.in_([s.id for s in sources]))
+            .order_by(Account.username)
+        ).all()
+        for source_id, username in pairs:
+            people.setdefault(source_id, []).append(username)
     rows = [
-        SourceRow(s.id, s.designation, s.created, s.starred, *counts.get(s.id, (0, 0, None)))
+        SourceRow(
+            s.id,
+            s.designation,
+            s.created,
+            s.starred,
+            *counts.get(s.id, (0, 0, None)),
+            tuple(people.get(s.id, ())),
+        )
         for s in sources
     ]
     following = cursor_of(sources[-1].created, sources[-1].id) if more else None
