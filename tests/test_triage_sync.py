@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,21 @@ from tipline.server import create_app
 from .test_desks import PASS, api_token, init, run, server_run, submit
 
 TAG = "zanzibar-ledger"  # the tag text the server must never see
+DESK_MD = Path(__file__).parents[1] / "docs" / "DESK.md"
+
+
+def documented() -> list[list[str]]:
+    """The `tipline-desk sync` commands of docs/DESK.md §5.1, as argument lists."""
+    text = DESK_MD.read_text()
+    start = text.index("### 5.1 Sharing triage")
+    block = re.search(r"```sh\n(.*?)```", text[start:], re.S)
+    assert block
+    lines = [re.sub(r"\s{2,}#.*$", "", line).strip() for line in block.group(1).splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("tipline-desk ")]
+
+
+def as_written(args: list[str], usb: Path) -> list[str]:
+    return [a.replace("/media/usb", str(usb)) for a in args]
 
 
 def export_ids(app: Flask, token: str, ids: list[str], out: Path) -> Path:
@@ -93,10 +109,12 @@ def two_desks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     assert first.status_code == 200
     (usb / "e0.tlb").write_bytes(first.data)
     tip = bundles.BundleReader(io.BytesIO(first.data), bundles.KIND_EXPORT).items[0].id
+    hold, _write = documented()
+    assert hold == ["sync", "--manifest", "/media/usb/manifest.json"]
+    (usb / "manifest.json").write_bytes((usb / "m.json").read_bytes())
     for vault in (alice, bob):
         run(vault, "import", str(usb / "e0.tlb"))
-        assert "holding key manifest version" in run(
-            vault, "sync", "--manifest", str(usb / "m.json")).stdout
+        assert "holding key manifest version" in run(vault, *as_written(hold, usb)).stdout
     return {"alice": alice, "bob": bob, "signer": signer, "usb": usb, "app": app,
             "tokens": tokens, "tip": tip, "server": tmp_path / "server"}
 
@@ -119,10 +137,13 @@ def test_two_desks_converge_and_the_server_sees_only_ciphertext(
     run(bob, "status", tip[:8], "done")
 
     # Each desk syncs once and uploads; the server stores the updates as opaque blobs.
+    write = documented()[1]
+    assert write == ["sync", "--out", "/media/usb/triage.tlb"]
     for who, vault in (("alice", alice), ("bob", bob)):
-        out = usb / f"{who}.sync"
-        assert "wrote 2 triage updates" in run(vault, "sync", "--out", str(out)).stdout
-        upload(app, tokens[who], out)
+        stick = usb / who
+        stick.mkdir()
+        assert "wrote 2 triage updates" in run(vault, *as_written(write, stick)).stdout
+        upload(app, tokens[who], stick / "triage.tlb")
     server_dir = Path(str(two_desks["server"]))
     blobs = [p for p in server_dir.rglob("triage/*") if p.is_file()]
     assert len(blobs) == 4

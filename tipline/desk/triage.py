@@ -1,4 +1,4 @@
-"""Shared triage between desks, sealed (docs/SPEC.md §4.9, §8.5; docs/DESK.md "Sharing triage").
+"""Shared triage between desks, sealed (docs/SPEC.md §4.4, §8.5; docs/DESK.md §5.1).
 
 Every triage change made on this desk (status, star, a tag added or removed, a note) becomes a
 *triage update*: a small JSON document inside an envelope of kind ``triage``, sealed to every
