@@ -306,3 +306,74 @@ def test_server_refuses_a_triage_item_that_is_not_an_envelope(
         headers={"Authorization": f"Bearer {tokens['alice']}"})
     assert sent.status_code == 400 and "not a well-formed envelope" in sent.text, sent.text
     assert holds_clear(Path(str(two_desks["server"])), TAG.encode()) == []
+
+
+def test_the_inner_kind_triage_is_a_desk_update_only() -> None:
+    from tipline.crypto.errors import EnvelopeContentError
+    from tipline.crypto.inner import Attachment, Inner, parse_inner
+
+    good = Inner("triage", "desk", "{}")
+    assert parse_inner(good.encode()) == good
+    for bad in (
+        lambda: Inner("triage", "browser", "{}"),
+        lambda: Inner("triage", "desk", "{}", None, (Attachment("a", 1),)),
+        lambda: Inner("triage", "desk", "{}", b"\x01" * 32),
+        lambda: Inner("tirage", "desk", "{}"),
+    ):
+        with pytest.raises(EnvelopeContentError):
+            bad()
+
+
+@pytest.mark.parametrize(
+    ("entry", "detail"),
+    [
+        ({"id": "a" * 32, "kind": "triage", "size": 1 << 16}, None),  # control: the bound itself
+        ({"id": "a" * 32, "kind": "triage", "size": (1 << 16) + 1}, "size"),
+        ({"id": "a" * 32, "kind": "tag", "size": 10}, "unknown kind"),
+        ({"id": "a" * 32, "kind": "triage", "size": 10, "source_id": "b" * 32},
+         "unknown source_id"),
+        ({"id": "A" * 32, "kind": "triage", "size": 10}, "lowercase hex"),
+    ],
+)
+def test_triage_items_in_bundle_manifests_are_bounded(
+    entry: dict[str, object], detail: str | None
+) -> None:
+    import json
+
+    for kind, name in ((bundles.KIND_REPLY, "reply"), (bundles.KIND_EXPORT, "export")):
+        data = json.dumps({"type": f"tipline-{name}-bundle", "v": 1, "created": "2026-11-30",
+                           "items": [entry]}).encode()
+        if detail is None:
+            assert bundles.parse_manifest(kind, data)[1] == [bundles.TriageItem("a" * 32, 1 << 16)]
+            continue
+        with pytest.raises(bundles.BundleError) as caught:
+            bundles.parse_manifest(kind, data)
+        assert detail in caught.value.message, caught.value.message
+
+
+def test_a_bad_reply_beside_a_triage_update_leaves_neither(two_desks: dict[str, object]) -> None:
+    app, usb = two_desks["app"], Path(str(two_desks["usb"]))
+    assert isinstance(app, Flask)
+    tokens = two_desks["tokens"]
+    assert isinstance(tokens, dict)
+    update = triage.Update("6" * 32, str(two_desks["tip"]), "2026-11-30T09:00:00Z", "1" * 32,
+                           (("star", True),))
+    import nacl.public
+
+    good = triage.seal_update(update, [nacl.public.PrivateKey.generate().public_key.encode()])
+    source = bundles.BundleReader(io.BytesIO((usb / "e0.tlb").read_bytes()),
+                                  bundles.KIND_EXPORT).items[0].source_id
+    junk = b"not an envelope" * 300
+    items: list[bundles.Item] = [bundles.TriageItem(update.id, len(good)),
+                                 bundles.ReplyItem("5" * 32, source, len(junk))]
+    with (usb / "mixed.tlb").open("wb") as dst:
+        bundles.write_bundle(dst, bundles.KIND_REPLY, items,
+                             lambda it: io.BytesIO(good if it.id == update.id else junk))
+    sent = app.test_client().post(
+        "/api/journalist/replies", data=(usb / "mixed.tlb").read_bytes(),
+        content_type="application/octet-stream",
+        headers={"Authorization": f"Bearer {tokens['alice']}"})
+    # The triage update was stored before the reply was refused: it is taken back.
+    assert sent.status_code == 400 and "not a well-formed envelope" in sent.text, sent.text
+    server_dir = Path(str(two_desks["server"]))
+    assert [p for p in server_dir.rglob("triage/*") if p.is_file()] == []
