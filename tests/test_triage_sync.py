@@ -377,3 +377,20 @@ def test_a_bad_reply_beside_a_triage_update_leaves_neither(two_desks: dict[str, 
     assert sent.status_code == 400 and "not a well-formed envelope" in sent.text, sent.text
     server_dir = Path(str(two_desks["server"]))
     assert [p for p in server_dir.rglob("triage/*") if p.is_file()] == []
+
+
+def test_a_change_too_large_to_share_is_refused_before_it_is_kept() -> None:
+    from tipline.desk.errors import UsageError
+
+    store = _store_with_item("a" * 32)
+    big = "\U0001f600" * 9000  # 9,000 characters, 36,000 bytes of UTF-8
+    before = _snapshot(store)
+    with pytest.raises(UsageError):
+        triage.record(store, "a" * 32, [("note", big)], "1" * 32)
+    assert _snapshot(store) == before
+    # Control: a note within the bound is kept and seals below the bundle's item bound.
+    update = triage.record(store, "a" * 32, [("note", "\U0001f600" * 7000)], "1" * 32)
+    import nacl.public
+
+    sealed = triage.seal_update(update, [nacl.public.PrivateKey.generate().public_key.encode()])
+    assert len(sealed) <= bundles.MAX_TRIAGE_UPDATE

@@ -158,7 +158,10 @@ def held_manifest(
 def record(store: Store, item_id: str, changes: list[tuple[str, object]], writer: str) -> Update:
     """Keep a change made on this desk as a pending update, and stamp its fields' clocks so that
     an older update from another desk does not undo it."""
-    update = Update(nacl.utils.random(16).hex(), item_id, now(), writer, tuple(changes))
+    checked = tuple(_check_change(field, value) for field, value in changes)
+    update = Update(nacl.utils.random(16).hex(), item_id, now(), writer, checked)
+    if len(update.encode().encode()) > MAX_UPDATE_JSON:  # so that every pending one can be sent
+        raise UsageError(f"this change is too large to share (at most {MAX_UPDATE_JSON} bytes)")
     for field, _ in update.changes:
         _stamp(store, update, field)
     store.db.execute("INSERT INTO triage_seen VALUES(?)", (update.id,))

@@ -352,10 +352,10 @@ class DeskApp(App[None]):
             if answer and self.current:
                 try:
                     self.vault.store.add_note(self.current.id, answer, today().isoformat())
+                    share(self.vault, self.current.id, [("note", answer)])
                 except TiplineError as exc:
                     self.say(exc.message)
                     return
-                share(self.vault, self.current.id, [("note", answer)])
                 self._changed()
 
         self.push_screen(Prompt("Note (kept encrypted)"), done)
