@@ -38,6 +38,7 @@ MAX_BUNDLE_MANIFEST: Final = 16 * 1024 * 1024
 MAX_BUNDLE_ITEMS: Final = 100_000
 MAX_BUNDLE_ITEM: Final = 1 << 41
 MAX_DESIGNATION: Final = 64
+MAX_TRIAGE_UPDATE: Final = 1 << 16  # a sealed triage update (SPEC §8.5) is small
 CHUNK: Final = 1 << 20
 HASH_BYTES: Final = 32
 
@@ -70,7 +71,17 @@ class ReplyItem:
     size: int
 
 
-Item = ExportItem | ReplyItem
+@dataclass(frozen=True)
+class TriageItem:
+    """One sealed triage update (SPEC §8.5), in either bundle kind; it names no item or
+    source: which item it changes is inside the envelope."""
+
+    id: str
+    size: int
+    source_id: str = ""  # none: lets code that reads ``item.source_id`` stay uniform
+
+
+Item = ExportItem | ReplyItem | TriageItem
 ItemT = TypeVar("ItemT", ExportItem, ReplyItem)
 
 
@@ -79,6 +90,8 @@ def _today() -> str:
 
 
 def _item_json(item: Item) -> dict[str, object]:
+    if isinstance(item, TriageItem):
+        return {"id": item.id, "kind": "triage", "size": item.size}
     out: dict[str, object] = {"id": item.id, "source_id": item.source_id, "size": item.size}
     if isinstance(item, ExportItem):
         out["source_designation"] = item.source_designation
@@ -123,6 +136,9 @@ def parse_manifest(kind: int, data: bytes) -> tuple[str, list[Item]]:
         where = f"item {n + 1}"
         if not isinstance(entry, dict):
             raise BundleError(f"{where} is not a JSON object")
+        if "kind" in entry:
+            items.append(_triage_item(entry, where, seen))
+            continue
         members = {"id", "source_id", "size"}
         if kind == KIND_EXPORT:
             members |= {"source_designation", "received"}
@@ -142,6 +158,18 @@ def parse_manifest(kind: int, data: bytes) -> tuple[str, list[Item]]:
         else:
             items.append(ReplyItem(item_id, source_id, size))
     return created, items
+
+
+def _triage_item(entry: dict[str, object], where: str, seen: set[str]) -> TriageItem:
+    expect_members(entry, {"id", "kind", "size"}, BundleError, where)
+    if entry["kind"] != "triage":
+        raise BundleError(f"{where} is of an unknown kind")
+    item_id = hexd(entry["id"], 16, BundleError, f"{where}'s id").hex()
+    size = expect_int(entry["size"], 1, MAX_TRIAGE_UPDATE, BundleError, f"{where}'s size")
+    if item_id in seen:
+        raise BundleError(f"{where} repeats the id of an earlier item")
+    seen.add(item_id)
+    return TriageItem(item_id, size)
 
 
 def bundle_chunks(

@@ -2,6 +2,7 @@
 // are read only through slice(), at most one chunk at a time), sizes and refusals.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 
 import {
@@ -143,4 +144,26 @@ test("every damaged byte range fails to open, with one message", async () => {
   assert.throws(() => openEnvelope(concat(data, new Uint8Array(1)), [me.privateKey]), EnvelopeOpenError);
   assert.throws(() => openEnvelope(data.slice(0, -1), [me.privateKey]), EnvelopeOpenError);
   assert.equal(messages.size, 1);
+});
+
+test("a desk's triage update (kind triage, SPEC §8.5) is refused as content, not opened", async () => {
+  // Sealed by the Python desk code (the browser cannot make one): JS must refuse it cleanly.
+  const reader = keypair();
+  const script = [
+    "import sys, base64",
+    "from tipline.desk import triage",
+    "u = triage.Update('a' * 32, 'b' * 32, '2026-11-30T09:00:00Z', 'c' * 32, (('status', 'done'),))",
+    "sys.stdout.write(base64.b64encode(triage.seal_update(u, [base64.b64decode(sys.argv[1])])).decode())",
+  ].join("\n");
+  const python = new URL("../../.venv/bin/python", import.meta.url).pathname;
+  const made = spawnSync(python, ["-c", script, Buffer.from(reader.publicKey).toString("base64")],
+    { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const data = new Uint8Array(Buffer.from(made.stdout, "base64"));
+  assert.throws(() => openEnvelope(data, [reader.privateKey]),
+    (e) => e instanceof EnvelopeContentError && /kind must be submission or reply/.test(e.message));
+  // Control: the same reader opens a reply sealed the same way.
+  const reply = { kind: "reply", sealedBy: "desk", message: "hi", replyPublicKey: null, attachments: [] };
+  const { data: ok } = await sealAll([reader.publicKey], reply);
+  assert.equal(openEnvelope(ok, [reader.privateKey]).inner.message, "hi");
 });

@@ -18,7 +18,7 @@ MAX_ATTACHMENTS = 64
 MAX_NAME_BYTES = 255
 MAX_TYPE_CHARS = 127
 MAX_PLAINTEXT = 1 << 40
-KINDS = ("submission", "reply")
+KINDS = ("submission", "reply", "triage")  # triage: a desk-to-desk update (SPEC §4.4)
 SEALERS = ("browser", "server", "desk")
 
 
@@ -46,7 +46,7 @@ class Inner:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise EnvelopeContentError("kind must be submission or reply")
+            raise EnvelopeContentError("kind must be submission, reply or triage")
         if self.sealed_by not in SEALERS:
             raise EnvelopeContentError("sealed_by must be browser, server or desk")
         if not isinstance(self.message, str) or len(_utf8(self.message, "message")) > MAX_MESSAGE:
@@ -55,6 +55,8 @@ class Inner:
             raise EnvelopeContentError("the reply key must be 32 bytes")
         if (self.kind == "submission") != (self.reply_public_key is not None):
             raise EnvelopeContentError("a submission has a reply key and a reply has none")
+        if self.kind == "triage" and (self.sealed_by != "desk" or self.attachments):
+            raise EnvelopeContentError("a triage update is sealed by a desk and has no attachments")
         if len(self.attachments) > MAX_ATTACHMENTS:
             raise EnvelopeContentError(f"more than {MAX_ATTACHMENTS} attachments")
 

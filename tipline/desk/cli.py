@@ -13,12 +13,13 @@ from typing import TextIO
 import click
 
 from ..crypto.errors import LockedSecretError, TiplineError
-from . import cli_admin, cli_export, errors
+from . import cli_admin, cli_export, errors, triage
 from .common import ask_passphrase, opened, print_threads, vault_path
 from .importer import import_bundle
 from .keyring import ROLES
 from .outgoing import write_reply
 from .store import STATUSES
+from .sync import share, sync_cmd
 from .text import fold, neutralise, one_line
 from .vault import USER_KDFS, Vault, today
 
@@ -85,6 +86,8 @@ def import_(ctx: click.Context, bundle: Path) -> None:
     click.echo(f"imported {len(report.added)} new, {report.duplicates} already in the vault")
     for item_id, problem in report.failed:
         click.echo(f"tipline-desk: item {item_id} not imported: {problem}", err=True)
+    for line in report.triage:
+        click.echo(line)
     if report.bundle_error:
         click.echo(f"tipline-desk: {report.bundle_error}", err=True)
     if not report.ok:
@@ -136,6 +139,8 @@ def show(ctx: click.Context, item: str) -> None:
         it = store.get(store.resolve(item))
         message, notes = store.message(it.id), store.notes(it.id)
         prints = store.fingerprints(it.id)
+        held = triage.held_manifest(store, vault.keyring.org_public, today(), strict=False)
+        shared = triage.describe(store, it.id, triage.writer_names(held)[1])
         if it.status == "new":
             store.set_status(it.id, "read")
             vault.save_store()
@@ -155,6 +160,8 @@ def show(ctx: click.Context, item: str) -> None:
     click.echo(fold(neutralise(message)))
     for note in notes:
         click.echo(f"\nnote: {fold(neutralise(note))}")
+    for line in shared:
+        click.echo(line)
 
 
 @cli.command()
@@ -165,7 +172,9 @@ def show(ctx: click.Context, item: str) -> None:
 def tag(ctx: click.Context, item: str, tag: str, remove: bool) -> None:
     """Tag an item (or remove a tag)."""
     with opened(ctx) as vault:
-        vault.store.tag(vault.store.resolve(item), tag, remove)
+        found = vault.store.resolve(item)
+        vault.store.tag(found, tag, remove)
+        share(vault, found, [(f"tag:{tag.strip().lower()}", not remove)])
         vault.save_store()
 
 
@@ -176,7 +185,9 @@ def tag(ctx: click.Context, item: str, tag: str, remove: bool) -> None:
 def star(ctx: click.Context, item: str, off: bool) -> None:
     """Star an item (or unstar it)."""
     with opened(ctx) as vault:
-        vault.store.set_star(vault.store.resolve(item), not off)
+        found = vault.store.resolve(item)
+        vault.store.set_star(found, not off)
+        share(vault, found, [("star", not off)])
         vault.save_store()
 
 
@@ -187,7 +198,9 @@ def star(ctx: click.Context, item: str, off: bool) -> None:
 def status(ctx: click.Context, item: str, status: str) -> None:
     """Set an item's status: new, read, follow-up or done."""
     with opened(ctx) as vault:
-        vault.store.set_status(vault.store.resolve(item), status)
+        found = vault.store.resolve(item)
+        vault.store.set_status(found, status)
+        share(vault, found, [("status", status)])
         vault.save_store()
 
 
@@ -198,7 +211,9 @@ def status(ctx: click.Context, item: str, status: str) -> None:
 def note(ctx: click.Context, item: str, text: str) -> None:
     """Add a note to an item (kept encrypted, searchable)."""
     with opened(ctx) as vault:
-        vault.store.add_note(vault.store.resolve(item), text, today().isoformat())
+        found = vault.store.resolve(item)
+        vault.store.add_note(found, text, today().isoformat())
+        share(vault, found, [("note", text)])
         vault.save_store()
 
 
@@ -296,6 +311,7 @@ def _invoke(ctx: click.Context) -> object:
 
 cli.invoke = _invoke  # type: ignore[method-assign]
 cli_admin.register(cli)
+cli.add_command(sync_cmd)
 cli.add_command(cli_export.export_cmd)
 cli.add_command(cli_export.doctor_cmd)
 

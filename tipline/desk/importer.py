@@ -10,6 +10,7 @@ does not list yet, which the next import of the same bundle adopts and ``verify`
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from collections.abc import Callable
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from ..bundle import KIND_EXPORT, BundleEntry, BundleError, BundleReader, ExportItem
+from ..bundle import KIND_EXPORT, BundleEntry, BundleError, BundleReader, ExportItem, TriageItem
 from ..crypto.envelope import open_envelope
 from ..crypto.errors import TiplineError
-from . import sealed
+from . import sealed, triage
 from .errors import ImportRefusedError
 from .provenance import Fingerprint
 from .vault import Vault, today
@@ -37,6 +38,7 @@ class ImportReport:
     duplicates: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     bundle_error: str | None = None
+    triage: list[str] = field(default_factory=list)  # one outcome line per triage update
 
     @property
     def ok(self) -> bool:
@@ -119,11 +121,16 @@ def import_bundle(
         sealed.fsync_dir(vault.items)
         vault.save_store()
 
+    held = triage.held_manifest(vault.store, vault.keyring.org_public, today(), strict=False)
+    writers, names = triage.writer_names(held)
     try:
         for entry in reader:
             item = entry.item
-            assert isinstance(item, ExportItem)
-            if vault.store.has_item(item.id):
+            if isinstance(item, TriageItem):
+                report.triage.append(_triage_one(vault, entry, identities, writers, names))
+            elif not isinstance(item, ExportItem):
+                raise BundleError("an export bundle holds submissions and triage updates only")
+            elif vault.store.has_item(item.id):
                 entry.finish()
                 report.duplicates += 1
             else:
@@ -143,6 +150,34 @@ def import_bundle(
     finally:
         save()
     return report
+
+
+def _triage_one(
+    vault: Vault,
+    entry: BundleEntry,
+    identities: list[bytes],
+    writers: frozenset[str],
+    names: dict[str, str],
+) -> str:
+    """Open and apply one triage update; its one-line outcome."""
+    head = f"triage update {entry.item.id[:12]}"
+    data = entry.read()
+    if not entry.finish():
+        return f"{head}: {DAMAGED}: nothing changed"
+    try:
+        inner = open_envelope(io.BytesIO(data), identities)
+        if inner.kind != "triage":
+            return f"{head}: refused: it is not a triage update: nothing changed"
+        update = triage.parse_update(inner.message)
+    except TiplineError as exc:
+        return f"{head}: refused: {exc.message}: nothing changed"
+    if update.id != entry.item.id:
+        return f"{head}: refused: its id differs from the bundle's: nothing changed"
+    if not writers:
+        return (
+            f"{head}: not applied: this desk holds no key manifest (tipline-desk sync --manifest)"
+        )
+    return triage.apply(vault.store, update, writers, names)
 
 
 def _import_one(

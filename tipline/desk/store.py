@@ -27,6 +27,14 @@ MIGRATIONS: dict[int, str] = {
         item_id TEXT NOT NULL, part INTEGER NOT NULL, sha256 BLOB NOT NULL,
         PRIMARY KEY(item_id, part));
     """,
+    # 3: shared triage (tipline/desk/triage.py): each field's last writer, the update ids
+    # already applied, and this desk's updates not yet back from the server.
+    3: """
+    CREATE TABLE triage_clock(item_id TEXT NOT NULL, field TEXT NOT NULL, date TEXT NOT NULL,
+        writer TEXT NOT NULL, update_id TEXT NOT NULL, PRIMARY KEY(item_id, field));
+    CREATE TABLE triage_seen(update_id TEXT PRIMARY KEY);
+    CREATE TABLE triage_pending(update_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 TEMP_STORE_MEMORY = 2  # SQLite's PRAGMA temp_store value for MEMORY

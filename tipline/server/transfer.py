@@ -301,13 +301,35 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
+def triage_items(store: Store, room: int) -> list[bundle.TriageItem]:
+    """Every sealed triage update the server holds (at most ``room``), oldest id order.
+
+    Simplest correct delivery: every export carries every update; each desk skips the ids it
+    has seen. Updates are at most ``MAX_TRIAGE_UPDATE`` bytes each.
+    """
+    found: list[bundle.TriageItem] = []
+    for blob_id, _where in sorted(store.ids("triage"), key=lambda e: e[0])[:room]:
+        try:
+            with store.open("triage", blob_id) as blob:
+                size = len(blob.read(bundle.MAX_TRIAGE_UPDATE + 1))
+        except OSError:
+            continue  # deleted meanwhile
+        if 0 < size <= bundle.MAX_TRIAGE_UPDATE:
+            found.append(bundle.TriageItem(blob_id, size))
+    return found
+
+
 def export_stream(store: Store, items: Sequence[bundle.ExportItem]) -> Iterator[bytes]:
-    """The export bundle, chunk by chunk (constant memory, whatever the total size)."""
+    """The export bundle, chunk by chunk (constant memory, whatever the total size): the
+    submissions, then every sealed triage update (SPEC §8.5)."""
 
     def open_item(item: bundle.Item) -> BinaryIO:
-        return store.open("submissions", item.id)
+        kind = "triage" if isinstance(item, bundle.TriageItem) else "submissions"
+        return store.open(kind, item.id)
 
-    return bundle.bundle_chunks(bundle.KIND_EXPORT, items, open_item)
+    listed: list[bundle.Item] = [*items]
+    listed += triage_items(store, bundle.MAX_BUNDLE_ITEMS - len(items))
+    return bundle.bundle_chunks(bundle.KIND_EXPORT, listed, open_item)
 
 
 def mark_downloaded(
@@ -431,6 +453,8 @@ class ImportResult:
 
     added: int
     already: int
+    triage_added: int = 0  # sealed triage updates (SPEC §8.5), kept as opaque blobs
+    triage_already: int = 0
 
 
 def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
@@ -442,7 +466,7 @@ def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
     even in its last byte, leaves nothing behind.
     """
     reader = bundle.BundleReader(src, bundle.KIND_REPLY)
-    items = reader.items
+    items = [i for i in reader.items if not isinstance(i, bundle.TriageItem)]
     source_ids = sorted({i.source_id for i in items})
     reply_keys: dict[str, bytes] = {}
     for chunk in _chunks(source_ids, 500):
@@ -456,9 +480,20 @@ def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
         existing.update(db.scalars(select(Reply.id).where(Reply.id.in_(chunk))).all())
     limit = int(current_app.config["MAX_REPLY_BUNDLE"])
     written: list[Reply] = []
+    updates: list[str] = []  # triage blobs written by this import
+    triage_known = 0
     try:
         for entry in reader:
             item = entry.item
+            if isinstance(item, bundle.TriageItem):
+                if store.exists("triage", item.id):
+                    triage_known += 1
+                else:
+                    store.write("triage", item.id, functools.partial(_copy_triage, entry))
+                    updates.append(item.id)
+                if not entry.finish():
+                    raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
+                continue
             if item.size > limit:
                 raise bundle.BundleError("a reply in it is larger than this server accepts")
             if item.id in existing:
@@ -478,8 +513,26 @@ def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
         db.rollback()
         for row in written:
             store.delete("replies", row.id)
+        for update_id in updates:
+            store.delete("triage", update_id)
         raise
-    return ImportResult(len(written), len(existing))
+    return ImportResult(len(written), len(existing), len(updates), triage_known)
+
+
+def _copy_triage(entry: bundle.BundleEntry, out: BinaryIO) -> None:
+    """Copy one triage update: the server can check only its envelope header (and its size)."""
+    head = entry.read(fmt.MAX_HEADER_SIZE)
+    try:
+        header = fmt.parse_header(head)
+    except EnvelopeFormatError as exc:
+        raise bundle.BundleError(
+            f"a triage update is not a well-formed envelope: {exc.detail}"
+        ) from exc
+    if not plausible_size(entry.item.size, len(header.stanzas)):
+        raise bundle.BundleError("a triage update's size is not the size of an envelope")
+    out.write(head)
+    for chunk in entry.chunks():
+        out.write(chunk)
 
 
 def _copy_reply(entry: bundle.BundleEntry, reply_key_id: bytes, out: BinaryIO) -> None:

@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 from ...crypto.errors import TiplineError
 from ..outgoing import write_reply
 from ..store import STATUSES, Item
+from ..sync import share
 from ..text import neutralise, one_line
 from ..vault import Vault, today
 from . import exporting
@@ -316,11 +317,13 @@ class DeskApp(App[None]):
     def action_star(self) -> None:
         if self.current and not self.busy():
             self.vault.store.set_star(self.current.id, not self.current.starred)
+            share(self.vault, self.current.id, [("star", not self.current.starred)])
             self._changed()
 
     def action_set_status(self, status: str) -> None:
         if self.current and not self.busy():
             self.vault.store.set_status(self.current.id, status)
+            share(self.vault, self.current.id, [("status", status)])
             self._changed()
 
     def action_tag(self) -> None:
@@ -335,6 +338,8 @@ class DeskApp(App[None]):
                 except TiplineError as exc:
                     self.say(exc.message)
                     return
+                tag = answer.lstrip("-").strip().lower()
+                share(self.vault, self.current.id, [(f"tag:{tag}", not remove)])
                 self._changed()
 
         self.push_screen(Prompt("Tag (start with - to remove it)", "politics"), done)
@@ -345,7 +350,12 @@ class DeskApp(App[None]):
 
         def done(answer: str | None) -> None:
             if answer and self.current:
-                self.vault.store.add_note(self.current.id, answer, today().isoformat())
+                try:
+                    self.vault.store.add_note(self.current.id, answer, today().isoformat())
+                    share(self.vault, self.current.id, [("note", answer)])
+                except TiplineError as exc:
+                    self.say(exc.message)
+                    return
                 self._changed()
 
         self.push_screen(Prompt("Note (kept encrypted)"), done)
