@@ -86,3 +86,26 @@ def test_network_leaves_out_only_sends_on_a_socketpair() -> None:
         "21 socket(AF_UNIX, SOCK_STREAM, 0) = 8<UNIX:[400]>\n"
     )
     assert [c.line.split("(")[1][:1] for c in trace.network()] == ["7", "A"]
+
+
+def test_the_sandbox_is_followed_through_interrupted_calls() -> None:
+    """On a busy machine strace splits calls ("<unfinished ...>" then "<... resumed>") and may
+    print a child's writes before its parent's clone returns: the process tree still holds."""
+    bwrap = (
+        '10 execve("\\x2f\\x75\\x73\\x72\\x2f\\x62\\x69\\x6e\\x2f\\x62\\x77\\x72\\x61\\x70", '
+        '["\\x62\\x77\\x72\\x61\\x70"], 0x0 /* 1 var */ <unfinished ...>\n'
+        "10 <... execve resumed>) = 0\n"
+    )
+    split_clone = (
+        "10 clone(child_stack=NULL, flags=CLONE_NEWPID|SIGCHLD <unfinished ...>\n"
+        '11 write(3</tmp/work/original.pdf>, "\\x4d\\x41\\x52\\x4b", 4) = 4\n'
+        "10 <... clone resumed>) = 11\n"
+    )
+    trace = Trace.parse(bwrap + split_clone)
+    assert trace.sandboxed() == {10, 11}
+    assert trace.written() == {}  # the sandbox's tmpfs, as in one piece
+    # Control: without the resumed halves nothing ties pid 11 to the sandbox, and its write
+    # counts as the host's.
+    lines = (bwrap + split_clone).splitlines()
+    cut = "".join(line + "\n" for line in lines if "resumed" not in line)
+    assert Trace.parse(cut).written() == {"/tmp/work/original.pdf": b"MARK"}

@@ -65,6 +65,7 @@ TRACED = (
 )
 
 _LINE = re.compile(r"^(\d+) +(\w+)\((.*)$")
+_RESUMED = re.compile(r"^(\d+) +<\.\.\. (\w+) resumed>(.*)$")
 _FD = re.compile(r"^(-?\d+)<((?:\\x[0-9a-f]{2}|[^>])*)>")
 _STRING = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
 _PAIR = re.compile(r"UNIX-STREAM:\[(\d+)->\d+\]")
@@ -104,10 +105,20 @@ class Trace:
     def parse(cls, text: str) -> Trace:
         """Read strace's output (made with ``-f -y -yy -xx -s N``)."""
         trace = cls()
+        unfinished: dict[tuple[int, str], Call] = {}
         for line in text.splitlines():
             match = _LINE.match(line)
             if not match:
-                continue  # "<... resumed>" halves, signals, exits: the first half has the data
+                # The second half of a call another process interrupted ("<unfinished ...>"):
+                # the first half has the data, this one the result (a child's pid, an exec's
+                # outcome), which a busy machine makes common and the process tree needs.
+                resumed = _RESUMED.match(line)
+                if resumed and (int(resumed[1]), resumed[2]) in unfinished:
+                    found = _RESULT.search(resumed[3])
+                    if found:
+                        call = unfinished.pop((int(resumed[1]), resumed[2]))
+                        call.result = int(found[2] or found[1])
+                continue
             pid, name, rest = int(match[1]), match[2], match[3]
             if name not in TRACED:
                 continue
@@ -115,6 +126,8 @@ class Trace:
             result = _RESULT.search(rest)
             # a process made inside a PID namespace (the export sandbox): its pid as strace sees it
             call.result = int(result[2] or result[1]) if result else None
+            if result is None and name in PROCESS_CALLS:
+                unfinished[(pid, name)] = call
             fd = _FD.match(rest)
             if fd:
                 call.path = _path(fd[2])
@@ -145,9 +158,20 @@ class Trace:
             for c in self.calls
             if c.name == "execve" and c.result == 0 and c.paths and c.paths[0].endswith("/bwrap")
         }
-        for call in self.calls:  # in order: a child is made before it does anything
-            if call.name in PROCESS_CALLS[:4] and call.pid in inside and (call.result or 0) > 0:
-                inside.add(int(call.result or 0))
+        made = [
+            (c.pid, int(c.result or 0))
+            for c in self.calls
+            if c.name in PROCESS_CALLS[:4] and (c.result or 0) > 0
+        ]
+        # Until nothing changes: strace may print a child's calls before its parent's clone
+        # returns, so the order of the lines is not the order of the process tree.
+        grew = True
+        while grew:
+            grew = False
+            for parent, child in made:
+                if parent in inside and child not in inside:
+                    inside.add(child)
+                    grew = True
         return inside
 
     def sandbox_offline(self) -> bool:

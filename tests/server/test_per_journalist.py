@@ -231,17 +231,17 @@ def test_api_assign_and_filters_page_by_key(app: Flask, org_keys: Keys) -> None:
         stored[3].source_id: ["bob"],
         stored[4].source_id: [],
     }
-    assigned = walk("assigned=true")
+    assigned = walk("assigned=me")
     assert len(assigned) == 3 and set(assigned) == mine  # each once, one page at a time
-    assert set(walk("assigned=false")) == {s.source_id for s in stored}
+    assert set(walk("")) == {s.source_id for s in stored}
     # New for me: after exporting two of them, only the other three are listed.
     alice.post(
         "/api/journalist/export",
         headers=headers,
         json={"ids": stored[0].submissions + stored[1].submissions},
     ).get_data()
-    assert set(walk("new=true")) == {s.source_id for s in stored[2:]}
-    assert set(walk("new=true&assigned=true")) == {stored[2].source_id}
+    assert set(walk("new=me")) == {s.source_id for s in stored[2:]}
+    assert set(walk("new=me&assigned=me")) == {stored[2].source_id}
     refused = alice.get("/api/journalist/sources?new=yes", headers=headers)
     assert refused.status_code == 400
 

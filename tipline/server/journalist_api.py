@@ -102,11 +102,13 @@ def _limit() -> int:
 
 
 def _flag(name: str) -> bool:
-    """A boolean filter: absent or ``false`` is off, ``true`` on, anything else refused."""
-    raw = request.args.get(name, "false")
-    if raw not in ("true", "false"):
-        raise transfer.TransferError(f"{name} must be true or false")
-    return raw == "true"
+    """A filter about the caller: ``NAME=me`` on, absent off, anything else refused. (Not
+    ``true``/``false``: in a query string those cannot be told from a JSON boolean, so the
+    document could not say which requests are wrong.)"""
+    raw = request.args.get(name)
+    if raw not in (None, "me"):
+        raise transfer.TransferError(f"{name} must be me, or left out")
+    return raw == "me"
 
 
 @bp.errorhandler(transfer.TransferError)
