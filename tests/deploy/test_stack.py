@@ -8,11 +8,9 @@ the logs are checked on what actually went over the sockets.
 from __future__ import annotations
 
 import base64
-import datetime
 import io
 import os
 import re
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from tipline.crypto import format as fmt
-from tipline.crypto import keys, manifest
+from tipline.crypto import keys
 from tipline.crypto.codename import derive, generate
 from tipline.crypto.encoding import b64e
 from tipline.crypto.envelope import open_envelope, seal
@@ -39,10 +37,10 @@ from .conftest import (
     Client,
     Nginx,
     Response,
+    configured_site,
     csrf_token,
     gunicorn_command,
     multipart,
-    python_tool,
     render_nginx,
     source_client,
     start_nginx,
@@ -82,29 +80,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
     data, tmp = base / "data", base / "tmp"
     tmp.mkdir()
-    org = keys.OrgSecret.generate()
-    journalist = keys.RecipientSecret.generate("Deploy journalist")
-    today = datetime.datetime.now(datetime.UTC).date()
-    signed = manifest.sign_manifest(
-        org, 1, [journalist.public], today, today + datetime.timedelta(days=30)
-    )
-    (base / "manifest.json").write_bytes(signed)
-    config = base / "tipline.toml"
-    config.write_text(
-        f'DATA_DIR = "{data}"\n'
-        f'ORG_PUBLIC_KEY = "{b64e(org.public.public_key)}"\n'
-        f'DATABASE_URL = "sqlite:///{data}/tipline.db"\n'
-        f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
-        "MIN_FREE_BYTES = 0\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
-    env.update(TIPLINE_CONFIG_FILE=str(config), TMPDIR=str(tmp))
-    # What the installer does: migrate, then install the signed key manifest.
-    for command in (["db", "upgrade"], ["install-manifest", "--yes", str(base / "manifest.json")]):
-        done = subprocess.run(
-            [python_tool("tipline-server"), *command], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
+    # What the installer does: write the config, migrate, install the signed key manifest.
+    env, org, journalist = configured_site(base, "Deploy journalist")
+    env["TMPDIR"] = str(tmp)
     sock = base / "gunicorn.sock"
     log = base / "gunicorn.log"
     with log.open("wb") as out:
