@@ -327,22 +327,14 @@ def finish(upload: Upload, keys: Current | None) -> Finished:
             return _already_finished(upload_id)
         if os.fstat(handle.fileno()).st_size != upload.size:
             raise UploadError("the upload is not complete yet")
-        header = handle.read(fmt.MAX_HEADER_SIZE)
-        if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
-            cancel(upload)
-            raise StaleKeysError()
+        _refuse_stale_keys(upload, handle.read(fmt.MAX_HEADER_SIZE), keys)
         source = _source_of(upload)
         os.fsync(handle.fileno())
         store.adopt("submissions", upload_id, path)
         faults.point("finish-moved")
-        row = Submission(id=upload_id, source_id=source.id, size=upload.size)
-        source.submitted = True
         session = db.session()
         try:
-            session.add(source)
-            session.add(row)
-            session.delete(upload)
-            session.commit()
+            row = _commit_submission(upload, source)
         except BaseException:
             session.rollback()
             store.give_back("submissions", upload_id, path)
@@ -361,21 +353,13 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
         return _already_finished(upload_id)
     if have != upload.size:
         raise UploadError("the upload is not complete yet")
-    header = store.upload_head(upload_id, fmt.MAX_HEADER_SIZE)
-    if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
-        cancel(upload)
-        raise StaleKeysError()
+    _refuse_stale_keys(upload, store.upload_head(upload_id, fmt.MAX_HEADER_SIZE), keys)
     source = _source_of(upload)
     store.upload_compose(upload_id)
     faults.point("finish-moved")
-    row = Submission(id=upload_id, source_id=source.id, size=upload.size)
-    source.submitted = True
     session = db.session()
     try:
-        session.add(source)
-        session.add(row)
-        session.delete(upload)
-        session.commit()
+        row = _commit_submission(upload, source)
     except Exception:
         session.rollback()
         if session.get(Submission, upload_id) is not None:  # another request's finish won
@@ -386,6 +370,27 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
     with contextlib.suppress(TiplineError):
         store.upload_discard(upload_id)  # left over if the store fails now: no row, swept
     return Finished(source, row)
+
+
+def _refuse_stale_keys(upload: Upload, header: bytes, keys: Current | None) -> None:
+    """Cancel the upload (``StaleKeysError``) unless its envelope is sealed to exactly the keys
+    of the manifest in force: the keys may have changed while it was sent."""
+    if keys is None or set(fmt.parse_header(header).key_ids) != keys.manifest.key_ids():
+        cancel(upload)
+        raise StaleKeysError()
+
+
+def _commit_submission(upload: Upload, source: Source) -> Submission:
+    """In one transaction: the submission row (the upload's id), its source marked as having
+    sent something, the upload forgotten. The caller undoes its blob if this raises."""
+    row = Submission(id=upload.id, source_id=source.id, size=upload.size)
+    source.submitted = True
+    session = db.session()
+    session.add(source)
+    session.add(row)
+    session.delete(upload)
+    session.commit()
+    return row
 
 
 def _still_at(path: Path, handle: BinaryIO) -> bool:
