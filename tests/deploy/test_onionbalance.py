@@ -9,7 +9,6 @@ master key). The single-box install stays exactly as it was.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,28 +22,13 @@ from tipline.crypto import keys
 
 from .conftest import DEPLOY, REPO, need
 from .test_configs import run_tor_until, tor_command
+from .test_install import changes, install
 
 sys.path.insert(0, str(DEPLOY))
 import render
 
 DEBIAN_PYTHON = "/usr/bin/python3"  # the Python Debian's onionbalance package runs on
 ONION = re.compile(r"[a-z2-7]{56}\.onion")
-
-
-def install(src: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(src / "deploy" / "install.sh"), "--root", str(root), *args],
-        env={**os.environ, "TIPLINE_PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def changes(done: subprocess.CompletedProcess[str]) -> int:
-    found = re.search(r"^install: (\d+) changes$", done.stdout, re.MULTILINE)
-    assert found, done.stdout + done.stderr
-    return int(found.group(1))
 
 
 def files(root: Path) -> set[str]:
