@@ -162,6 +162,24 @@ folder() {  # folder PATH MODE OWNER
 
 # The port of the local PostgreSQL cluster (Debian's psql finds the default cluster), or stop
 # with what to do if none runs.
+# install_packages PKG...: the Debian packages of the list that are missing, installed (with
+# --root only named). No recommended packages: they would bring a mail server (exim4) and more
+# onto a machine that should run nothing but what is listed.
+install_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    if [ -z "$ROOT" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        changed "installed ${missing[*]}"
+    else
+        say "would install: ${missing[*]}"
+    fi
+}
+
 pg_port() {
     runuser -u postgres -- psql -XtAq -c "SHOW port" 2>/dev/null ||
         die "PostgreSQL is not running (pg_lsclusters shows it; without systemd: pg_ctlcluster 15 main start)"
@@ -190,19 +208,7 @@ if [ "$OB_FRONTEND" -eq 1 ]; then
     fi
     OB_ETC=/etc/onionbalance
     OB_KEY="$OB_ETC/private_keys/tipline-source.key"
-    missing=()
-    for pkg in adduser ca-certificates openssl python3 tor onionbalance; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        if [ -z "$ROOT" ]; then
-            apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-            changed "installed ${missing[*]}"
-        else
-            say "would install: ${missing[*]}"
-        fi
-    fi
+    install_packages adduser ca-certificates openssl python3 tor onionbalance
     # Debian's package makes the onionbalance user and puts it in debian-tor (Tor's control
     # socket group) only when it first makes the user: make sure of the group.
     if [ -z "$ROOT" ] && ! id -nG onionbalance | grep -qw debian-tor; then
@@ -281,21 +287,7 @@ fi
 # on a Unix socket, step 9; Debian's default instance on a TCP port is switched off).
 packages=(adduser ca-certificates python3 python3-venv rsync nginx libnginx-mod-http-headers-more-filter tor age gpg redis-server)
 [ "$DATABASE" = postgresql ] && packages+=(postgresql)
-missing=()
-for pkg in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ -z "$ROOT" ]; then
-        apt-get update -qq
-        # No recommended packages: they would bring a mail server (exim4) and more onto a
-        # machine that should run nothing but what is listed here.
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-        changed "installed ${missing[*]}"
-    else
-        say "would install: ${missing[*]}"
-    fi
-fi
+install_packages "${packages[@]}"
 
 # --- 3. the service user ------------------------------------------------------------------
 if [ -z "$ROOT" ] && ! getent passwd "$USER_NAME" >/dev/null; then
