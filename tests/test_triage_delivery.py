@@ -25,7 +25,8 @@ from tipline.server import db, retention, sweeper
 from tipline.server.cli import cli as server
 from tipline.server.models import TriageDelivery, TriageUpdate, today
 
-from .test_triage_sync import manifest_keys, own_key, send
+from .test_desks import run, submit
+from .test_triage_sync import manifest_keys, own_key, send, upload
 from .test_triage_sync import two_desks as two_desks
 
 
@@ -138,3 +139,54 @@ def test_the_sweep_removes_a_triage_blob_without_its_row(two_desks: dict[str, ob
         )
     assert swept.blobs == 1
     assert not orphan.exists() and kept.exists()
+
+
+def test_an_update_delivered_before_its_item_applies_when_the_item_arrives(
+    two_desks: dict[str, object],
+) -> None:
+    """Delivered once: Bob's desk gets Alice's tag on a second tip before the tip itself; it
+    keeps the update and applies it when the next export brings the tip (which carries no
+    triage update: it was delivered already)."""
+    alice, bob, usb = (Path(str(two_desks[k])) for k in ("alice", "bob", "usb"))
+    app, tokens, tip = two_desks["app"], two_desks["tokens"], str(two_desks["tip"])
+    assert isinstance(app, Flask) and isinstance(tokens, dict)
+    submit(app, "Tip two: the customs forms")
+    got = app.test_client().post(
+        "/api/journalist/export",
+        json={"new": True},
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    (usb / "a-new.tlb").write_bytes(got.data)
+    run(alice, "import", str(usb / "a-new.tlb"))
+    second = [
+        i.id
+        for i in bundles.BundleReader(io.BytesIO(got.data), bundles.KIND_EXPORT).items
+        if isinstance(i, bundles.ExportItem) and i.id != tip
+    ]
+    assert len(second) == 1
+    run(alice, "tag", second[0][:8], "customs")
+    run(alice, "sync", "--out", str(usb / "a.tlb"))
+    upload(app, tokens["alice"], usb / "a.tlb")
+
+    # Bob exports only the first tip (marking): the update comes, its item does not.
+    got = app.test_client().post(
+        "/api/journalist/export",
+        json={"ids": [tip]},
+        headers={"Authorization": f"Bearer {tokens['bob']}"},
+    )
+    (usb / "b1.tlb").write_bytes(got.data)
+    out = run(bob, "import", str(usb / "b1.tlb")).stdout
+    assert "not on this desk (kept until an import brings it): nothing changed" in out, out
+    assert "customs" not in run(bob, "list").stdout
+
+    # The next export brings the tip and no triage update; the kept one applies.
+    assert carried(app, tokens["bob"], mark=False) == []
+    got = app.test_client().post(
+        "/api/journalist/export",
+        json={"new": True},
+        headers={"Authorization": f"Bearer {tokens['bob']}"},
+    )
+    (usb / "b2.tlb").write_bytes(got.data)
+    out = run(bob, "import", str(usb / "b2.tlb")).stdout
+    assert "applied tag:customs (kept from before)" in out, out
+    assert "customs" in run(bob, "show", second[0][:8]).stdout

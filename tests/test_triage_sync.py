@@ -374,6 +374,7 @@ def _snapshot(store: Store) -> list[object]:
     return [
         db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
         for t in ("items", "tags", "notes", "triage_clock", "triage_seen", "triage_pending")
+        # triage_parked is not here: keeping an update for later is not a change of triage
     ]
 
 
@@ -423,7 +424,8 @@ def test_bad_updates_each_say_one_line_and_change_nothing() -> None:
         "retired key": ("f" * 32, _signed("f" * 32, item, "2026-11-30T00:00:00Z", "alice", star),
                         after, "retired on 2026-11-30, and dated 2026-11-30T00:00:00Z"),
         "unknown item": ("9" * 32, _signed("9" * 32, "8" * 32, "2026-11-30T10:00:00Z", "bob",
-                                           star), who, "not on this desk: nothing changed"),
+                                           star), who,
+                         "not on this desk (kept until an import brings it): nothing changed"),
         "id differs": ("7" * 32, _signed("6" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
                        who, "its id differs from the bundle's"),
         "no manifest": ("5" * 32, _signed("5" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
@@ -443,6 +445,35 @@ def test_bad_updates_each_say_one_line_and_change_nothing() -> None:
     # ...and the unknown key's, once its key is in the manifest.
     carol = triage.Writers({**who.active, IDS["carol"]: _writer("carol")}, {})
     assert "applied star" in triage.receive(store, "e" * 32, cases["unknown key"][1], carol)
+
+
+def test_an_update_for_an_item_not_yet_here_applies_when_the_item_arrives() -> None:
+    """The server delivers an update to an account once: one for an item the desk does not have
+    yet is kept (changing nothing) and applied by the import that brings the item."""
+    item, other = "a" * 32, "8" * 32
+    who = triage.Writers({IDS[k]: _writer(k) for k in ("alice", "bob")}, {})
+    store = _store_with_item(item)
+    early = _signed("9" * 32, other, "2026-11-30T10:00:00Z", "bob", (("status", "done"),))
+    before = _snapshot(store)
+    assert "kept until an import brings it" in triage.receive(store, "9" * 32, early, who)
+    assert "already kept" in triage.receive(store, "9" * 32, early, who)  # replayed
+    assert _snapshot(store) == before
+    assert triage.apply_parked(store, who) == []  # the item is still not here
+    store.add_item(item_id=other, source_id="5" * 32, designation="tidy otter",
+                   reply_public_key=b"\x01" * 32, direction="in", received="2026-11-30",
+                   imported="2026-11-30", size=100, digest=b"\x00" * 32, sealed_by="browser",
+                   message="later", attachments=[])
+    # A manifest-less desk keeps waiting; one with the writers applies it, once.
+    assert triage.apply_parked(store, triage.Writers({}, {})) == []
+    (line,) = triage.apply_parked(store, who)
+    assert "applied status" in line and line.endswith("(kept from before)"), line
+    assert store.get(other).status == "done"
+    assert triage.apply_parked(store, who) == []
+    # A forged one (unsigned) is never kept: refused at once.
+    forged = triage.Update("3" * 32, "7" * 32, "2026-11-30T10:00:00Z", IDS["bob"],
+                           (("star", True),)).encode()
+    assert "it is not signed" in triage.receive(store, "3" * 32, forged, who)
+    assert store.db.execute("SELECT count(*) FROM triage_parked").fetchone()[0] == 0
 
 
 def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:

@@ -145,6 +145,7 @@ def import_bundle(
             if time.monotonic() - last_save > SAVE_EVERY:
                 save()
                 last_save = time.monotonic()
+        report.triage += triage.apply_parked(vault.store, writers)  # for items just imported
     except BundleError as exc:
         report.bundle_error = exc.message
     finally:

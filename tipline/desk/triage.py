@@ -52,6 +52,7 @@ MAX_SIGNED_UPDATE = 3 << 14  # the signed form: base64 of the body (at most 43,6
 META_MANIFEST = "triage_manifest"
 META_RETIRED = "triage_retired"  # writers of earlier held manifests, and when each went
 MAX_RETIRED = 1000
+MAX_PARKED = 10000  # updates kept for items not on the desk (each at most MAX_SIGNED_UPDATE)
 
 
 class TriageError(TiplineError):
@@ -135,6 +136,7 @@ class Signed:
 
     update: Update
     public_key: bytes
+    message: str  # the signed document as received, kept if the item is not here yet
 
 
 def sign_update(update: Update, seed: bytes) -> str:
@@ -182,7 +184,7 @@ def read_signed(text: str) -> Signed:
     update = parse_update(text_body)
     if keys.key_id(public_key).hex() != update.writer:
         raise TriageError("it is signed by a key other than its writer's")
-    return Signed(update, public_key)
+    return Signed(update, public_key, text)
 
 
 def now() -> str:
@@ -402,7 +404,7 @@ def apply(store: Store, signed: Signed, who: Writers) -> str:
         return f"{head}: refused: {refusal}: nothing changed"
     names = who.names
     if not store.has_item(update.item):
-        return f"{head}: refused: for item {update.item[:12]}, not on this desk: nothing changed"
+        return f"{head}: {_park(store, signed)}: nothing changed"
     applied, kept = [], []
     for field, value in update.changes:
         row = store.db.execute(
@@ -432,6 +434,39 @@ def apply(store: Store, signed: Signed, who: Writers) -> str:
     store.dirty = True
     tail = f" (kept this desk's newer {', '.join(kept)})" if kept else ""
     return f"{head} by {name} of {update.date}: applied {', '.join(applied)}{tail}"
+
+
+def _park(store: Store, signed: Signed) -> str:
+    """Keep a verified update for an item not on this desk; say so."""
+    update = signed.update
+    what = f"for item {update.item[:12]}, not on this desk"
+    if store.db.execute("SELECT 1 FROM triage_parked WHERE update_id=?", (update.id,)).fetchone():
+        return f"not applied: {what} (already kept until an import brings it)"
+    (count,) = store.db.execute("SELECT count(*) FROM triage_parked").fetchone()
+    if count >= MAX_PARKED:
+        return f"refused: {what}, and {MAX_PARKED} updates already wait for their items"
+    store.db.execute(
+        "INSERT INTO triage_parked VALUES(?, ?, ?)", (update.id, update.item, signed.message)
+    )
+    store.dirty = True
+    return f"not applied: {what} (kept until an import brings it)"
+
+
+def apply_parked(store: Store, who: Writers) -> list[str]:
+    """Apply the kept updates whose items are now on this desk (after an import); their lines.
+    Each is checked again against the writers of the manifest the desk holds now."""
+    if not who.active:
+        return []  # no manifest held: they wait
+    rows = store.db.execute(
+        "SELECT p.update_id, p.message FROM triage_parked p JOIN items i ON i.id = p.item_id "
+        "ORDER BY p.rowid"
+    ).fetchall()
+    lines = []
+    for update_id, message in rows:
+        store.db.execute("DELETE FROM triage_parked WHERE update_id=?", (update_id,))
+        store.dirty = True
+        lines.append(receive(store, str(update_id), str(message), who) + " (kept from before)")
+    return lines
 
 
 def describe(store: Store, item_id: str, names: dict[str, str]) -> list[str]:
