@@ -332,6 +332,12 @@ def test_a_retired_writers_update_is_refused_after_its_retirement(
     run(signer, "manifest", "--out", str(usb / "m2.json"))
     for vault in (alice, bob):
         assert "version 2" in run(vault, "sync", "--manifest", str(usb / "m2.json")).stdout
+    # Alice's desk held manifest 2 too: her retired key's signing seed is gone from her vault
+    # (Bob's desk never had it); her new key keeps its own.
+    with Vault.open(alice, PASS) as opened:
+        seeds = {r.key_id: r.signing_seed for r in opened.keyring.recipients}
+    assert seeds[old_id] is None and len(seeds) == 2 and all(
+        v is not None for k, v in seeds.items() if k != old_id)
     recipients = manifest_keys(usb / "m2.json")
     today = datetime.datetime.now(datetime.UTC).date()
     after = triage.Update("a1" * 16, tip, f"{today}T00:00:00Z", old_id, (("status", "read"),))

@@ -116,6 +116,16 @@ class Keyring:
                 return r
         return None
 
+    def drop_signing(self, key_ids: list[str]) -> list[str]:
+        """Forget the signing seeds of these keys (retired by the signing desk); returns the
+        short ids of the ones that had one."""
+        gone = []
+        for n, r in enumerate(self.recipients):
+            if r.key_id in key_ids and r.signing_seed is not None:
+                self.recipients[n] = replace(r, signing_seed=None)
+                gone.append(r.short_id)
+        return gone
+
     def _room(self) -> None:
         if len(self.recipients) >= MAX_KEYS:
             raise KeyringError(f"a vault holds at most {MAX_KEYS} keys")

@@ -77,11 +77,16 @@ def sync_cmd(ctx: click.Context, manifest_file: Path | None, out: Path | None) -
         raise UsageError("say --manifest FILE, --out FILE or both")
     with opened(ctx) as vault:
         if manifest_file is not None:
-            version = triage.hold_manifest(
+            version, dropped = triage.hold_manifest(
                 vault.store, manifest_file.read_bytes(), vault.keyring.org_public, today()
             )
             vault.save_store()
             click.echo(f"holding key manifest version {version}")
+            # This desk's own keys the signing desk retired sign nothing more: their seeds go.
+            gone = vault.keyring.drop_signing(dropped)
+            if gone:
+                vault.save_keyring()
+                click.echo(f"retired by the signing desk, no longer signing: {', '.join(gone)}")
         if out is not None:
             count = write_sync(vault, out)
             vault.save_store()  # an update written again as this desk's current key

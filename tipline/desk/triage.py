@@ -194,8 +194,11 @@ def now() -> str:
 # --- the manifest this desk holds --------------------------------------------------------------
 
 
-def hold_manifest(store: Store, data: bytes, org_public: bytes | None, today: datetime.date) -> int:
-    """Verify a signed key manifest against the org key and keep it; returns its version."""
+def hold_manifest(
+    store: Store, data: bytes, org_public: bytes | None, today: datetime.date
+) -> tuple[int, list[str]]:
+    """Verify a signed key manifest against the org key and keep it; returns its version and
+    the key ids the manifest held before listed and this one drops (retired)."""
     if org_public is None:
         raise UsageError("this vault has no org public key (tipline-desk keys org-import)")
     signed = verify_manifest(data, org_public, today)
@@ -204,13 +207,14 @@ def hold_manifest(store: Store, data: bytes, org_public: bytes | None, today: da
         raise UsageError(
             f"this desk holds manifest version {held.version}, newer than {signed.manifest.version}"
         )
+    dropped: list[str] = []
     if held is not None and held.version < signed.manifest.version:
-        _note_retired(store, held, signed.manifest)
+        dropped = _note_retired(store, held, signed.manifest)
     store.db.execute(
         "INSERT OR REPLACE INTO meta VALUES(?, ?)", (META_MANIFEST, data.decode("utf-8"))
     )
     store.dirty = True
-    return signed.manifest.version
+    return signed.manifest.version, dropped
 
 
 def held_manifest(
@@ -250,11 +254,12 @@ def _retired(store: Store) -> dict[str, Writer]:
     return {k: Writer(bytes.fromhex(v[0]), str(v[1]), str(v[2])) for k, v in doc.items()}
 
 
-def _note_retired(store: Store, old: KeyManifest, new: KeyManifest) -> None:
+def _note_retired(store: Store, old: KeyManifest, new: KeyManifest) -> list[str]:
     """Keep the keys ``old`` lists and ``new`` drops as retired from ``new``'s issue day: an
-    update they signed is applied only when dated before that day (SPEC §8.5)."""
+    update they signed is applied only when dated before that day (SPEC §8.5). Returns them."""
     retired = _retired(store)
     still = {r.key_id.hex() for r in new.recipients}
+    dropped = [r.key_id.hex() for r in old.recipients if r.key_id.hex() not in still]
     for r in old.recipients:
         if r.key_id.hex() not in still and r.key_id.hex() not in retired:
             retired[r.key_id.hex()] = Writer(r.public_key, _name(r), new.issued.isoformat())
@@ -267,6 +272,7 @@ def _note_retired(store: Store, old: KeyManifest, new: KeyManifest) -> None:
     store.db.execute(
         "INSERT OR REPLACE INTO meta VALUES(?, ?)", (META_RETIRED, json.dumps(doc, sort_keys=True))
     )
+    return dropped
 
 
 @dataclass(frozen=True)
