@@ -14,6 +14,7 @@ the real writer's key is applied (the control).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import io
 import json
@@ -637,3 +638,49 @@ def test_a_change_too_large_to_share_is_refused_before_it_is_kept() -> None:
     recipients = [nacl.public.PrivateKey.generate().public_key.encode() for _ in range(32)]
     sealed = triage.seal_update(update, SEEDS["alice"], recipients)
     assert len(sealed) <= bundles.MAX_TRIAGE_UPDATE
+
+
+def test_a_desk_whose_key_cannot_sign_writes_no_update(two_desks: dict[str, object]) -> None:
+    """A key made before signed updates (no signing seed kept) cannot sign: `sync --out` says
+    so in one line and writes nothing; the pending change stays. Control: with the seed back,
+    the same command writes it."""
+    alice, usb, tip = Path(str(two_desks["alice"])), Path(str(two_desks["usb"])), str(
+        two_desks["tip"])
+    run(alice, "star", tip[:8])
+    key_id, seed = own_key(alice)
+    with Vault.open(alice, PASS) as opened:
+        opened.keyring.drop_signing([key_id])
+        opened.save_keyring()
+    refused = run(alice, "sync", "--out", str(usb / "none.tlb"), code=2)
+    assert "no key of this desk can sign triage updates" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (usb / "none.tlb").exists()
+    with Vault.open(alice, PASS) as opened:
+        (n,) = [i for i, r in enumerate(opened.keyring.recipients) if r.key_id == key_id]
+        opened.keyring.recipients[n] = dataclasses.replace(
+            opened.keyring.recipients[n], signing_seed=seed)
+        opened.save_keyring()
+    assert "wrote 1 triage updates" in run(alice, "sync", "--out", str(usb / "one.tlb")).stdout
+
+
+def test_the_keyring_keeps_signing_seeds_and_checks_them() -> None:
+    """A key added on a desk is derived from its Ed25519 seed and keeps it; a keyring from before
+    seeds loads (no seed); a seed that is not the key's is refused as damage."""
+    from tipline.desk.errors import VaultDamagedError
+    from tipline.desk.keyring import Keyring
+
+    ring = Keyring()
+    entry = ring.add("Alice Reporter", datetime.date(2026, 11, 30), "alice")
+    assert entry.signing_seed is not None and entry.secret is not None
+    assert key_id_of(entry.signing_seed) == entry.key_id
+    again = Keyring.from_json(ring.to_json())
+    assert again.recipients[0].signing_seed == entry.signing_seed  # control: it round-trips
+    doc = json.loads(ring.to_json())
+    del doc["recipients"][0]["signing_seed"]
+    assert Keyring.from_json(json.dumps(doc).encode()).recipients[0].signing_seed is None
+    doc["recipients"][0]["signing_seed"] = b64e(SEEDS["bob"])
+    with pytest.raises(VaultDamagedError):
+        Keyring.from_json(json.dumps(doc).encode())
+    # Retiring drops the seed: a retired key signs nothing more.
+    ring.add("Alice Reporter", datetime.date(2026, 11, 30), "alice")
+    assert ring.retire(entry.key_id, datetime.date(2026, 12, 1)).signing_seed is None
