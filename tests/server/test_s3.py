@@ -461,8 +461,8 @@ def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Se
     assert state is not None and state.part_size == PART
 
     def send(offset: int, data: bytes) -> None:
-        def fill(into: memoryview) -> None:
-            into[:] = data
+        def fill(out: BinaryIO) -> None:
+            out.write(data)
 
         store.upload_part(state, offset, len(data), fill)
 

@@ -34,16 +34,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .blobs import KINDS, LowDiskSpaceError, StoreUnavailableError, hour_start
+from .s3model import DATA as S3_DATA
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"\A[0-9a-f]{32}\Z")
+_PIECE = 64 << 10
 MIN_PART = 5 << 20  # the smallest part S3 services take (but the last): a chunk's floor
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _client(endpoint: str, access_key: str, secret_key: str, region: str) -> Any:
+    """A botocore S3 client that parses only the operations the store calls (s3model.py)."""
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(S3_DATA))
+    return session.create_client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
 
 
 def _missing(exc: ClientError) -> bool:
@@ -66,6 +90,24 @@ def _unavailable() -> Iterator[None]:
     except BotoCoreError as exc:
         log.warning("the S3 store does not answer: %s", type(exc).__name__)
         raise StoreUnavailableError() from None
+
+
+class _Pieces:
+    """A file read in pieces of at most 64 KiB whatever size is asked (botocore hashes a body
+    in 1 MiB reads): small buffers come from malloc's free lists, where megabyte ones raise its
+    mmap threshold and then stay in the arena of each thread that made one (worker RSS)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(_PIECE if size is None or size < 0 else min(size, _PIECE))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
 
 
 @dataclass(frozen=True)
@@ -101,22 +143,7 @@ class S3BlobStore:
         self.root, self.min_free, self.bucket = root, min_free, bucket
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.s3 = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=region,
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 2, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=60,
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        self.s3 = client or _client(endpoint, access_key, secret_key, region)
         self._published_hour = 0.0
         self._publishing = threading.Lock()
         self._publisher_pid = 0
@@ -338,7 +365,8 @@ class S3BlobStore:
             number += 1
         return run
 
-    def _received(self, state: UploadState) -> int | None:
+    def received(self, state: UploadState) -> int | None:
+        """``upload_received`` for an upload whose header object was read already."""
         parts = self._parts(state)
         if parts is None:  # a finish completed it and has not committed yet: the object
             done = self._head(self.pending_key("submissions", state.upload_id))
@@ -349,7 +377,7 @@ class S3BlobStore:
         """How many bytes are acknowledged (part 1 holds the header), or None if nothing is
         stored for this upload."""
         state = self.upload_state(upload_id)
-        return None if state is None else self._received(state)
+        return None if state is None else self.received(state)
 
     def upload_last_activity(self, upload_id: str) -> float | None:
         """When the upload's latest part (or its header, or its completed object) arrived."""
@@ -371,30 +399,35 @@ class S3BlobStore:
         return payload // state.part_size + 1
 
     def upload_part(
-        self, state: UploadState, offset: int, length: int, fill: Callable[[memoryview], None]
+        self, state: UploadState, offset: int, length: int, fill: Callable[[BinaryIO], None]
     ) -> None:
         """Store the chunk of ``length`` bytes at ``offset`` as its part, straight into the
-        multipart upload. ``fill`` writes the chunk into the buffer it is given (the request
-        body, read once): the chunk is held in memory once, and part 1 gets the header first.
-        Sending a part again (a retry whose answer was lost, on any server) replaces it with
-        the same bytes."""
+        multipart upload. ``fill`` copies the chunk (the request body, read once) into a local
+        spool file, which is then sent (SigV4 over http hashes the body before sending it, so
+        it cannot go on as it comes in); part 1 gets the header first. The spool is a file, not
+        memory: a worker's RSS does not grow with the chunk size. Sending a part again (a retry
+        whose answer was lost, on any server) replaces it with the same bytes."""
         number = self.part_number(state, offset)
         prefix = self.upload_head(state.upload_id, state.header_size) if number == 1 else b""
-        buffer = bytearray(len(prefix) + length)
-        buffer[: len(prefix)] = prefix
-        fill(memoryview(buffer)[len(prefix) :])
-        try:
-            with _unavailable():
-                self.s3.upload_part(
-                    Bucket=self.bucket,
-                    Key=self.pending_key("submissions", state.upload_id),
-                    UploadId=state.multipart,
-                    PartNumber=number,
-                    Body=buffer,
-                    ContentLength=len(buffer),
-                )
-        except FileNotFoundError:
-            raise FileNotFoundError("this upload no longer exists") from None
+        self.check_space(length)
+        with tempfile.TemporaryFile(dir=self.tmp, prefix=".blob-") as spool:
+            spool.write(prefix)
+            fill(cast(BinaryIO, spool))
+            if spool.tell() != len(prefix) + length:
+                raise ValueError("the chunk is not the length announced")
+            spool.seek(0)
+            try:
+                with _unavailable():
+                    self.s3.upload_part(
+                        Bucket=self.bucket,
+                        Key=self.pending_key("submissions", state.upload_id),
+                        UploadId=state.multipart,
+                        PartNumber=number,
+                        Body=_Pieces(cast(BinaryIO, spool)),
+                        ContentLength=len(prefix) + length,
+                    )
+            except FileNotFoundError:
+                raise FileNotFoundError("this upload no longer exists") from None
 
     def upload_head(self, upload_id: str, size: int) -> bytes:
         """The first ``size`` bytes of the upload (at most its header, stored on its own)."""

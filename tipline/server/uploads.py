@@ -271,11 +271,11 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
 
 def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
     """``append`` on S3: the chunk is one part of the upload's multipart upload, sent once it
-    has arrived whole (held in memory once: at most MAX_CHUNK_SIZE). The offset is checked
+    has arrived whole (spooled to a local file, not held in memory). The offset is checked
     against what ListParts shows, which every app server sees, so the next chunk may go to
     any of them. Every chunk but the last is the upload's part size (the page's chunk size)."""
     state = store.upload_state(upload.id)
-    have = None if state is None else store.upload_received(upload.id)
+    have = None if state is None else store.received(state)
     if state is None or have is None:
         raise UploadError("this upload no longer exists; start again")
     if offset != have:
@@ -285,14 +285,14 @@ def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, bod
     if length != state.part_size and have + length != upload.size:
         raise UploadError(f"each part of this upload but the last is {state.part_size} bytes")
 
-    def fill(into: memoryview) -> None:
-        at = 0
-        while at < len(into):
-            piece = body.read(min(len(into) - at, 1 << 16))
+    def fill(out: BinaryIO) -> None:
+        remaining = length
+        while remaining:
+            piece = body.read(min(remaining, 1 << 16))
             if not piece:
                 raise ClientDisconnected()
-            into[at : at + len(piece)] = piece
-            at += len(piece)
+            out.write(piece)
+            remaining -= len(piece)
 
     try:
         store.upload_part(state, offset, length, fill)
