@@ -500,3 +500,39 @@ def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Se
         assert f.read() == b"".join(pieces)
     store.upload_discard(upload_id)
     assert store.upload_state(upload_id) is None and store.exists("submissions", upload_id)
+
+
+def test_two_servers_publishing_at_once(tmp_path: Path, seaweed: Seaweed) -> None:
+    """Every app server publishes on the hour: when B lists a pending blob that A publishes
+    before B copies it, B's run goes on (it was published, not lost) and the blob is in place
+    once. Control: B's copy did meet the missing object (the hook ran, A had moved it)."""
+    settings = seaweed.settings(seaweed.new_bucket())
+
+    def server(name: str) -> S3BlobStore:
+        return S3BlobStore(
+            tmp_path / name,
+            0,
+            endpoint=settings["S3_ENDPOINT"],
+            bucket=settings["S3_BUCKET"],
+            access_key=settings["S3_ACCESS_KEY"],
+            secret_key=settings["S3_SECRET_KEY"],
+        )
+
+    a, b = server("a"), server("b")
+    first, second = new_id(), new_id()
+    for blob_id in (first, second):
+        a.write("submissions", blob_id, lambda f: f.write(b"tip"))
+    later = hour_start() + 3600
+    raced: list[int] = []
+
+    def a_first(**_kwargs: Any) -> None:
+        if not raced:
+            raced.append(a.publish(now=later))
+
+    b.s3.meta.events.register("before-call.s3.CopyObject", a_first)
+    b.publish(now=later)
+    assert raced == [2]
+    for blob_id in (first, second):
+        assert _keys(b, "submissions", blob_id) == [f"submissions/{blob_id}"]
+        with b.open("submissions", blob_id) as f:
+            assert f.read() == b"tip"

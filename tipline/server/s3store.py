@@ -245,7 +245,8 @@ class S3BlobStore:
 
     def publish(self, now: float | None = None) -> int:
         """Copy every pending blob that arrived before the current hour to its published key
-        and remove the pending one; returns how many. The copy's LastModified is this run's."""
+        and remove the pending one; returns how many. The copy's LastModified is this run's.
+        Every app server runs this: a blob another one moved since the listing is skipped."""
         cutoff = hour_start(now)
         moved = 0
         for kind in KINDS:
@@ -253,13 +254,16 @@ class S3BlobStore:
                 name = entry["Key"].rsplit("/", 1)[-1]
                 if not _ID.match(name) or entry["LastModified"].timestamp() >= cutoff:
                     continue
-                with _unavailable():
-                    self.s3.copy_object(
-                        Bucket=self.bucket,
-                        Key=f"{kind}/{name}",
-                        CopySource={"Bucket": self.bucket, "Key": entry["Key"]},
-                    )
-                    self.s3.delete_object(Bucket=self.bucket, Key=entry["Key"])
+                try:
+                    with _unavailable():
+                        self.s3.copy_object(
+                            Bucket=self.bucket,
+                            Key=f"{kind}/{name}",
+                            CopySource={"Bucket": self.bucket, "Key": entry["Key"]},
+                        )
+                        self.s3.delete_object(Bucket=self.bucket, Key=entry["Key"])
+                except FileNotFoundError:
+                    continue  # another app server published (or a request deleted) it meanwhile
                 moved += 1
         return moved
 
