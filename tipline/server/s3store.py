@@ -473,6 +473,12 @@ class S3BlobStore:
             if done is None or int(done["ContentLength"]) != size:
                 raise
 
+    def upload_forget(self, upload_id: str) -> None:
+        """After a finish's commit: remove the header object (its multipart upload is complete,
+        so it is all that is left; a failure here leaves it for the sweep)."""
+        with _unavailable():
+            self.s3.delete_object(Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header")
+
     def upload_discard(self, upload_id: str) -> None:
         """Abort the upload's multipart uploads and remove its objects under ``uploads/<id>/``
         (missing is fine). A completed object is a blob: the sweep removes it if no row has

@@ -378,7 +378,7 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
             return _already_finished(upload_id)
         raise
     with contextlib.suppress(TiplineError):
-        store.upload_discard(upload_id)  # left over if the store fails now: no row, swept
+        store.upload_forget(upload_id)  # left over if the store fails now: no row, swept
     return Finished(source, row)
 
 
