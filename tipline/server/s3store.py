@@ -442,7 +442,7 @@ class S3BlobStore:
             with body:
                 return cast(bytes, body.read(size))
 
-    def upload_compose(self, upload_id: str, size: int) -> None:
+    def upload_compose(self, upload_id: str, size: int) -> None:  # "complete", in S3's words
         """Complete the multipart upload: its parts become ``pending/submissions/<id>`` in the
         service, nothing read back. Done already (another finish, or one that died before its
         commit) is fine; a run of parts that is not ``size`` bytes is ``FileNotFoundError``."""

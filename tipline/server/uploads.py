@@ -153,7 +153,7 @@ def expire_old(store: Store, hours: int, session: Session | None = None) -> int:
 
 
 def discard(store: Store, upload_id: str) -> None:
-    """Remove an upload's bytes (its partial file, or its chunks in the bucket)."""
+    """Remove an upload's bytes (its partial file, or its multipart upload in the bucket)."""
     if isinstance(store, BlobStore):
         with contextlib.suppress(FileNotFoundError):
             store.upload_path(upload_id).unlink()
@@ -428,7 +428,7 @@ def restore_interrupted(store: Store, upload_id: str) -> bool:
     the file's lock, and this waits for it.
     """
     if not isinstance(store, BlobStore):
-        return False  # S3: the chunks stay until the commit; there is nothing to give back
+        return False  # S3: the next finish commits a completed object; nothing to give back
     pending = store.pending_path("submissions", upload_id)
     try:
         handle = pending.open("rb")
