@@ -240,3 +240,6 @@ def _check_blob_store(config: dict[str, Any]) -> None:
         raise ConfigError("TIPLINE_S3_ENDPOINT must be an http:// or https:// URL")
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", config["S3_BUCKET"]):
         raise ConfigError("TIPLINE_S3_BUCKET must be a bucket name (a-z, 0-9, dots, dashes)")
+    # Each chunk is one multipart part (s3store.py), and the page's Worker seals at most 8 MiB.
+    if not 5 * MIB <= config["MAX_CHUNK_SIZE"] <= 8 * MIB:
+        raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be 5242880 to 8388608 with the S3 store")

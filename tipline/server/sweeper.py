@@ -120,9 +120,10 @@ def run(
 def _run_s3(
     db: Session, store: S3BlobStore, grace: float, now: float, published: int, expired: int
 ) -> Swept:
-    """The same on S3, by the objects' times: blobs with no row and chunks of uploads with no
-    row, older than ``grace``, are removed (a finish's composed object with no row is one;
-    its upload's chunks stay, so nothing needs giving back)."""
+    """The same on S3, by the objects' times: blobs with no row (an upload's row counts: a
+    finish that completed its multipart upload and died before its commit left one, which the
+    next finish commits) and uploads with no row (their header object and multipart upload),
+    older than ``grace``, are removed. Nothing needs giving back."""
     blobs = parts = 0
     for kind, model in _ROWS.items():
         ids = [i for i, when in store.ids(kind) if now - when >= grace]
