@@ -69,7 +69,7 @@ COLUMNS = {
         "submitted",
     ),
     "submissions": ("id", "source_id", "size", "received", "downloaded", "downloaded_on"),
-    "downloads": ("account_id", "submission_id", "day"),
+    "downloads": ("account_id", "submission_id", "source_id", "day"),
     "assignments": ("source_id", "account_id"),
 }
 
@@ -110,12 +110,12 @@ def rows_of(
                 yield (sub, sid, 4096 + m, day(n, m), taken, day(n, m) if taken else None)
 
     def download_rows() -> Iterator[tuple[Any, ...]]:
-        for n in range(sources):
+        for n, sid in enumerate(ids):
             for m, sub in enumerate(sub_ids[n]):
                 if n % 100 != 7:
-                    yield (me, sub, day(n, m))
+                    yield (me, sub, sid, day(n, m))
                 if n % 2 == 0:
-                    yield (other, sub, day(n, m))
+                    yield (other, sub, sid, day(n, m))
 
     def assignment_rows() -> Iterator[tuple[Any, ...]]:
         for n, sid in enumerate(ids):
