@@ -70,7 +70,7 @@ COLUMNS = {
     ),
     "submissions": ("id", "source_id", "size", "received", "downloaded", "downloaded_on"),
     "downloads": ("account_id", "submission_id", "source_id", "day"),
-    "assignments": ("source_id", "account_id"),
+    "assignments": ("source_id", "account_id", "created"),
 }
 
 
@@ -120,9 +120,9 @@ def rows_of(
     def assignment_rows() -> Iterator[tuple[Any, ...]]:
         for n, sid in enumerate(ids):
             if n % 100 == 3:
-                yield (sid, me)
+                yield (sid, me, day(n))
             if n % 10 == 0:
-                yield (sid, other)
+                yield (sid, other, day(n))
 
     return {
         "sources": source_rows(),

@@ -7,6 +7,7 @@ through downloads and deletions, and migration 0007 copies each download's sourc
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from tipline.server import db, transfer
 from tipline.server.models import Account, Assignment, Download, Source, Submission, new_id
 
-from .conftest import Keys
+from .conftest import Keys, make_staff
 from .test_journalist import store_source
 from .test_per_journalist import api_token, listed, login
 
@@ -97,11 +98,14 @@ def test_list_pages_make_the_same_few_queries_however_many_rows(app: Flask, org_
     small = {path: count_of(app, alice, path, h) for path, h in pages}
     # Many more rows than a page holds: every listed source assigned to Alice and new for her,
     # and the measured source with more submissions than a page.
-    many = add_sources(app, transfer.PAGE + 20, 3, datetime.date(2026, 11, 21))
+    day = datetime.date(2026, 11, 21)
+    many = add_sources(app, transfer.PAGE + 20, 3, day)
     with app.app_context():
         session = db.session()
         me = session.scalars(select(Account.id).where(Account.username == "alice")).one()
-        session.execute(insert(Assignment), [{"source_id": i, "account_id": me} for i in many])
+        session.execute(
+            insert(Assignment), [{"source_id": i, "account_id": me, "created": day} for i in many]
+        )
         session.execute(
             insert(Submission),
             [{"id": new_id(), "source_id": few.source_id, "size": 1} for _ in range(60)],
@@ -131,23 +135,37 @@ def plan(session: Session, statement: str, params: Any) -> str:
 
 def starts_at_cursor(found: str, dialect: str) -> bool:
     if dialect == "sqlite":
-        return "(created,id)<(?,?)" in found
-    return "Index Cond: (ROW(" in found
+        return (
+            re.search(r"USING (COVERING )?INDEX \w+ \(.*\(created,\w+\)<\(\?,\?\)", found)
+            is not None
+        )
+    return "Index Cond: (" in found and "ROW(" in found.partition("Index Cond: (")[2]
 
 
 def test_the_cursor_starts_the_index_scan(app: Flask) -> None:
-    ids = add_sources(app, 30, 1, datetime.date(2026, 11, 21))
+    day = datetime.date(2026, 11, 21)
+    ids = add_sources(app, 30, 1, day)
+    make_staff(app, "alice")
     with app.app_context():
         session = db.session()
+        me = session.scalars(select(Account.id)).one()
         dialect = session.get_bind().dialect.name
-        rows, following = transfer.list_sources(session, new_id(), limit=10)
-        assert following is not None
-        with statements(db.engine_of(app)) as seen:
-            after, _ = transfer.list_sources(session, new_id(), following, limit=10)
-        assert {r.id for r in rows}.isdisjoint(r.id for r in after) and len(after) == 10
-        (page_query,) = [(s, p) for s, p in seen if "LIMIT" in s.upper()]
-        assert starts_at_cursor(plan(session, *page_query), dialect)
-        session.rollback()
+        session.execute(
+            insert(Assignment), [{"source_id": i, "account_id": me, "created": day} for i in ids]
+        )
+        session.commit()
+        for assigned in (False, True):  # the sources' index, or the account's assignments'
+            rows, following = transfer.list_sources(session, me, limit=10, assigned=assigned)
+            assert following is not None
+            with statements(db.engine_of(app)) as seen:
+                after, _ = transfer.list_sources(session, me, following, 10, assigned=assigned)
+            assert {r.id for r in rows}.isdisjoint(r.id for r in after) and len(after) == 10
+            (page_query,) = [(s, p) for s, p in seen if "LIMIT" in s.upper()]
+            found = plan(session, *page_query)
+            assert starts_at_cursor(found, dialect), assigned
+            # Assigned: the account's own rows, not every source with a look-up each.
+            assert ("ix_assignments_account_id_created_source_id" in found) == assigned
+            session.rollback()
         # Control: the same position written as an OR is applied to every row from the top.
         day, row_id = following.split(".")
         old = (
@@ -212,7 +230,7 @@ def test_new_for_me_counts_through_downloads_and_deletions(app: Flask, org_keys:
     assert rows == [(stored.submissions[1], stored.source_id)]
 
 
-def test_migration_0007_copies_each_downloads_source(database_url: str, tmp_path: Path) -> None:
+def test_migration_0007_copies_sources_and_days(database_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(database_url)
     try:
         if inspect(engine).has_table("alembic_version"):
@@ -243,13 +261,27 @@ def test_migration_0007_copies_each_downloads_source(database_url: str, tmp_path
                     ),
                     {"account": account, "sub": sub, "day": datetime.date(2026, 10, 2)},
                 )
+            conn.execute(
+                text("INSERT INTO assignments (source_id, account_id) VALUES (:s, :a)"),
+                {"s": sources[1], "a": account},
+            )
+            conn.execute(
+                text("UPDATE sources SET created = :day WHERE id = :s"),
+                {"day": datetime.date(2026, 9, 30), "s": sources[1]},
+            )
         db.upgrade(engine, tmp_path, "0007")
         with engine.connect() as conn:
             found = sorted(conn.execute(text("SELECT submission_id, source_id FROM downloads")))
         assert found == sorted([(subs[0], sources[0]), (subs[1], sources[1])])
+        with engine.connect() as conn:
+            assigned = conn.execute(text("SELECT source_id, account_id, created FROM assignments"))
+            copied = [(r[0], r[1], str(r[2])) for r in assigned]  # SQLite: text
+            assert copied == [(sources[1], account, "2026-09-30")]
         db.downgrade(engine, "0006")
         columns = {c["name"] for c in inspect(engine).get_columns("downloads")}
         assert columns == {"account_id", "submission_id", "day"}
+        columns = {c["name"] for c in inspect(engine).get_columns("assignments")}
+        assert columns == {"source_id", "account_id"}
         with engine.connect() as conn:
             kept = sorted(conn.execute(text("SELECT submission_id FROM downloads")))
         assert kept == sorted([(subs[0],), (subs[1],)])

@@ -110,7 +110,14 @@ class Assignment(Base):
         ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
     )
     account_id: Mapped[str] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The source's ``created`` (a copy: it never changes), so that "assigned to me" walks the
+    # account's own rows in the sources list's order instead of every source (list_sources).
+    created: Mapped[datetime.date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_assignments_account_id_created_source_id", "account_id", "created", "source_id"),
     )
 
 

@@ -134,25 +134,28 @@ def list_sources(
     account); and the position of the next page. ``assigned`` keeps the sources assigned to
     the account, ``new`` those with something new for it.
 
-    The page's ids come from the (created, id) index alone (each filter tested against that
-    index's rows, not the table's); only the page's rows are then read. A filter that keeps few
-    sources walks further down the index: ``new`` costs two index counts per source passed."""
+    The page's ids come from an index alone, in the list's order: (created, id) of the sources,
+    or for ``assigned`` (account, created, source) of the assignments; only the page's rows are
+    then read. ``new`` is tested on the way, two index counts per source passed, so it costs
+    more the fewer of the sources walked have something new."""
     limit = max(1, min(limit, MAX_PAGE))
-    walk = aliased(Source)
-    page = select(walk.id).order_by(walk.created.desc(), walk.id.desc()).limit(limit + 1)
-    position = _before(walk.created, walk.id, after)
+    if assigned:  # the account's own assignments, which carry their source's day
+        day, key = Assignment.created, Assignment.source_id
+        page = select(key.label("id")).where(Assignment.account_id == account_id)
+    else:
+        walk = aliased(Source)
+        day, key = walk.created, walk.id
+        page = select(key.label("id"))
+    page = page.order_by(day.desc(), key.desc()).limit(limit + 1)
+    position = _before(day, key, after)
     if position is not None:
         page = page.where(position)
-    if assigned:
-        page = page.where(
-            exists().where(Assignment.source_id == walk.id, Assignment.account_id == account_id)
-        )
     if new:
-        sent = select(func.count()).where(Submission.source_id == walk.id).scalar_subquery()
+        sent = select(func.count()).where(Submission.source_id == key).scalar_subquery()
         taken = (
             select(func.count())
             .select_from(Download)
-            .where(Download.account_id == account_id, Download.source_id == walk.id)
+            .where(Download.account_id == account_id, Download.source_id == key)
             .scalar_subquery()
         )
         page = page.where(sent > taken)
@@ -423,7 +426,7 @@ def assign(db: Session, source: Source, usernames: Sequence[str]) -> tuple[list[
     added = sorted(set(enabled) - set(current))
     removed = sorted(set(current) - set(enabled))
     for name in added:
-        db.add(Assignment(source_id=source.id, account_id=enabled[name].id))
+        db.add(Assignment(source_id=source.id, account_id=enabled[name].id, created=source.created))
     if removed:
         db.execute(
             delete(Assignment).where(
