@@ -6,7 +6,7 @@ Updates stored before this revision have blobs and no row: the sweep removes the
 (Tipline is not yet released; desks send again what has not come back).
 
 Revision ID: 0008
-Revises: 0006 (0007 is another change's; when both are merged this one revises 0007)
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

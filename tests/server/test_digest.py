@@ -97,7 +97,7 @@ def add_source(
         session.flush()
         if i < downloaded:
             assert reader is not None
-            session.add(Download(account_id=reader.id, submission_id=item.id))
+            session.add(Download(account_id=reader.id, submission_id=item.id, source_id=source.id))
     if replied:
         session.add(Reply(source_id=source.id, size=1000))
     session.commit()

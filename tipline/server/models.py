@@ -93,7 +93,13 @@ class Download(Base):
     submission_id: Mapped[str] = mapped_column(
         ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # The submission's source (a copy: a submission never changes source, and the row goes
+    # with the submission). With the index below, "has this source anything new for this
+    # account?" is two index counts per source, not one look-up per submission (list_sources).
+    source_id: Mapped[str] = mapped_column(String(32))
     day: Mapped[datetime.date] = mapped_column(Date, default=today)
+
+    __table_args__ = (Index("ix_downloads_account_id_source_id", "account_id", "source_id"),)
 
 
 class Assignment(Base):
@@ -104,7 +110,14 @@ class Assignment(Base):
         ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
     )
     account_id: Mapped[str] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The source's ``created`` (a copy: it never changes), so that "assigned to me" walks the
+    # account's own rows in the sources list's order instead of every source (list_sources).
+    created: Mapped[datetime.date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_assignments_account_id_created_source_id", "account_id", "created", "source_id"),
     )
 
 

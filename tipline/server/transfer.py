@@ -2,8 +2,9 @@
 keyset-paginated lists (metadata only), stars, export bundles, marking downloaded, deleting,
 and importing reply bundles made on the desk.
 
-Lists walk an index by key (``after`` the last row seen), never by OFFSET, so the hundredth page
-costs what the first does.
+Lists walk an index by key (``after`` the last row seen, compared as a row value so that both
+engines start the index scan there), never by OFFSET, so the hundredth page costs what the first
+does; and a page makes the same few queries whatever its length (no query per row).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from .. import bundle
 from ..crypto import format as fmt
@@ -121,6 +122,16 @@ def _downloaded_by(account_id: str) -> Any:
     )
 
 
+def _before(day_column: Any, id_column: Any, after: str | None) -> Any:
+    """The rows after ``after`` in newest-first order, as one row-value comparison: PostgreSQL
+    and SQLite both start the (day, id) index scan at it (``a < d OR (a = d AND id < i)`` is a
+    filter they apply to every row from the top, so the middle of a long list cost O(depth))."""
+    position = _cursor(after)
+    if position is None:
+        return None
+    return tuple_(day_column, id_column) < tuple_(*position)
+
+
 def list_sources(
     db: Session,
     account_id: str,
@@ -132,60 +143,76 @@ def list_sources(
 ) -> tuple[list[SourceRow], str | None]:
     """Sources, newest first, with their counts ("new" meaning not yet downloaded by this
     account); and the position of the next page. ``assigned`` keeps the sources assigned to
-    the account, ``new`` those with something new for it."""
+    the account, ``new`` those with something new for it.
+
+    The page's ids come from an index alone, in the list's order: (created, id) of the sources,
+    or for ``assigned`` (account, created, source) of the assignments; only the page's rows are
+    then read. ``new`` is tested on the way, two index counts per source passed, so it costs
+    more the fewer of the sources walked have something new."""
     limit = max(1, min(limit, MAX_PAGE))
-    query = select(Source).order_by(Source.created.desc(), Source.id.desc()).limit(limit + 1)
-    position = _cursor(after)
+    if assigned:  # the account's own assignments, which carry their source's day
+        day, key = Assignment.created, Assignment.source_id
+        page = select(key.label("id")).where(Assignment.account_id == account_id)
+    else:
+        walk = aliased(Source)
+        day, key = walk.created, walk.id
+        page = select(key.label("id"))
+    page = page.order_by(day.desc(), key.desc()).limit(limit + 1)
+    position = _before(day, key, after)
     if position is not None:
-        day, row_id = position
-        query = query.where(
-            or_(Source.created < day, and_(Source.created == day, Source.id < row_id))
-        )
-    if assigned:
-        query = query.where(
-            exists().where(Assignment.source_id == Source.id, Assignment.account_id == account_id)
-        )
+        page = page.where(position)
     if new:
-        query = query.where(
-            exists().where(Submission.source_id == Source.id, ~_downloaded_by(account_id))
+        sent = select(func.count()).where(Submission.source_id == key).scalar_subquery()
+        taken = (
+            select(func.count())
+            .select_from(Download)
+            .where(Download.account_id == account_id, Download.source_id == key)
+            .scalar_subquery()
         )
-    sources = list(db.scalars(query).all())
+        page = page.where(sent > taken)
+    ids = page.subquery()
+    sources = list(
+        db.scalars(
+            select(Source)
+            .join(ids, ids.c.id == Source.id)
+            .order_by(Source.created.desc(), Source.id.desc())
+        ).all()
+    )
     more = len(sources) > limit
     sources = sources[:limit]
-    counts: dict[str, tuple[int, int, datetime.date | None]] = {}
-    if sources:
+    listed = [s.id for s in sources]
+    counts: dict[str, tuple[int, datetime.date | None]] = {}
+    mine: dict[str, int] = {}
+    people: dict[str, list[str]] = {}
+    if listed:
         grouped = db.execute(
-            select(
-                Submission.source_id,
-                func.count(),
-                func.sum(case((_downloaded_by(account_id), 0), else_=1)),
-                func.max(Submission.received),
-            )
-            .where(Submission.source_id.in_([s.id for s in sources]))
+            select(Submission.source_id, func.count(), func.max(Submission.received))
+            .where(Submission.source_id.in_(listed))
             .group_by(Submission.source_id)
         ).all()
-        counts = {r[0]: (int(r[1]), int(r[2] or 0), r[3]) for r in grouped}
-    people: dict[str, list[str]] = {}
-    if sources:
+        counts = {r[0]: (int(r[1]), r[2]) for r in grouped}
+        taken_here = db.execute(
+            select(Download.source_id, func.count())
+            .where(Download.account_id == account_id, Download.source_id.in_(listed))
+            .group_by(Download.source_id)
+        ).all()
+        mine = {r[0]: int(r[1]) for r in taken_here}
         pairs = db.execute(
             select(Assignment.source_id, Account.username)
             .join(Account, Account.id == Assignment.account_id)
-            .where(Assignment.source_id.in_([s.id for s in sources]))
+            .where(Assignment.source_id.in_(listed))
             .order_by(Account.username)
         ).all()
         for source_id, username in pairs:
             people.setdefault(source_id, []).append(username)
-    rows = [
-        SourceRow(
-            s.id,
-            s.designation,
-            s.created,
-            s.starred,
-            *counts.get(s.id, (0, 0, None)),
-            tuple(people.get(s.id, ())),
+    rows = []
+    for s in sources:
+        total, last = counts.get(s.id, (0, None))
+        fresh = total - mine.get(s.id, 0)
+        people_here = tuple(people.get(s.id, ()))
+        rows.append(
+            SourceRow(s.id, s.designation, s.created, s.starred, total, fresh, last, people_here)
         )
-        for s in sources
-    ]
     following = cursor_of(sources[-1].created, sources[-1].id) if more else None
     return rows, following
 
@@ -231,15 +258,9 @@ def list_submissions(
         .order_by(Submission.received.desc(), Submission.id.desc())
         .limit(limit + 1)
     )
-    position = _cursor(after)
+    position = _before(Submission.received, Submission.id, after)
     if position is not None:
-        day, row_id = position
-        query = query.where(
-            or_(
-                Submission.received < day,
-                and_(Submission.received == day, Submission.id < row_id),
-            )
-        )
+        query = query.where(position)
     found = list(db.scalars(query).all())
     more = len(found) > limit
     found = found[:limit]
@@ -401,12 +422,15 @@ def _mark(db: Session, account_id: str, ids: list[str]) -> int:
     total = 0
     day = today()
     for chunk in _chunks(ids, 500):
-        fresh = list(
-            db.scalars(
-                select(Submission.id).where(Submission.id.in_(chunk), ~_downloaded_by(account_id))
-            ).all()
+        fresh = db.execute(
+            select(Submission.id, Submission.source_id).where(
+                Submission.id.in_(chunk), ~_downloaded_by(account_id)
+            )
+        ).all()
+        db.add_all(
+            Download(account_id=account_id, submission_id=i, source_id=source_id, day=day)
+            for i, source_id in fresh
         )
-        db.add_all(Download(account_id=account_id, submission_id=i, day=day) for i in fresh)
         db.flush()
         db.execute(
             update(Submission)
@@ -450,7 +474,7 @@ def assign(db: Session, source: Source, usernames: Sequence[str]) -> tuple[list[
     added = sorted(set(enabled) - set(current))
     removed = sorted(set(current) - set(enabled))
     for name in added:
-        db.add(Assignment(source_id=source.id, account_id=enabled[name].id))
+        db.add(Assignment(source_id=source.id, account_id=enabled[name].id, created=source.created))
     if removed:
         db.execute(
             delete(Assignment).where(
