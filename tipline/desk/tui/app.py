@@ -21,13 +21,11 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
-from ..outgoing import write_reply
 from ..store import STATUSES, Item
 from ..sync import share
 from ..text import neutralise, one_line
 from ..vault import Vault, today
 from . import exporting
-from .actions import ActionMenu, run_action
 from .dialogs import Composer, Confirm, Notice, Prompt, ReplyDraft
 from .importing import BUSY, ImportJob, ImportOutcome, ImportPanel, ask_cancel, finish, progress
 
@@ -370,6 +368,8 @@ class DeskApp(App[None]):
             if draft is None:
                 self.say("reply discarded")
                 return
+            from ..outgoing import write_reply  # at first use: not needed to draw the inbox
+
             try:
                 reply = write_reply(
                     self.vault, item.source_id, draft.message, [], Path(draft.out).expanduser()
@@ -404,6 +404,10 @@ class DeskApp(App[None]):
 
 
 def _admin(app: DeskApp) -> None:
+    # Imported at first use: the keys-and-vault menu brings the admin and maintenance code,
+    # which the inbox does not need to be drawn (bench/desk.py: drawn within 1 s).
+    from .actions import ActionMenu, run_action
+
     def chosen(name: str | None) -> None:
         if name:
             run_action(app, name)
