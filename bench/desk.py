@@ -191,6 +191,12 @@ def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> 
             digest.update(data)
         digest.digest()
 
+    def hashlib_blake2b_all() -> None:  # not used: libsodium only (docs/DESK.md §10)
+        digest = hashlib.blake2b(digest_size=32)
+        for _ in range(size // step):
+            digest.update(data)
+        digest.digest()
+
     def sha_all() -> None:
         digest = hashlib.sha256()
         for _ in range(size // step):
@@ -230,19 +236,24 @@ def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> 
                      ("write (no fsync)", write_all)):
         parts[name] = min(cpu_timed(fn) for _ in range(2))
     target.unlink()
+    other = min(cpu_timed(hashlib_blake2b_all) for _ in range(2))
     mib = size / 2**20
     print(f"  each part alone on {mib:.0f} MiB, CPU seconds (best of 2):")
     for name, t in parts.items():
         print(f"    {name:<26}{t:7.2f} s  {mib / t:7.0f} MiB/s")
+    print(f"    (BLAKE2b by Python's hashlib {other:7.2f} s  {mib / other:7.0f} MiB/s: the same "
+          "function, not used: crypto is libsodium's)")
     # Two fingerprints (the envelope's and its attachment's) of about the same bytes each.
     work = sum(parts.values()) + parts["SHA-256 (a fingerprint)"]
     cores = len(os.sched_getaffinity(0))
     longest = max(parts["BLAKE2b (bundle checksum)"] + parts["read the bundle"],
                   parts["secretstream pull"])
-    best = max(work / cores, longest, disk_t)
-    print(f"  all of an import's CPU work: {work:.2f} s (it used {import_cpu:.2f} s); on "
-          f"{cores} free cores no faster than {best:.2f} s: ratio to write+fsync at best "
-          f"{disk_t / best:.2f}")
+    cpu_bound = max(work / cores, longest)  # the import's threads, given every core
+    print(f"  all of an import's CPU work: {work:.2f} s (it used {import_cpu:.2f} s); given "
+          f"{cores} free cores, no import is faster than {cpu_bound:.2f} s "
+          f"({mib / cpu_bound:.0f} MiB/s), nor than the disk ({disk_t:.2f} s here): ratio at "
+          f"best {disk_t / max(cpu_bound, disk_t):.2f}; the target needs "
+          f"{0.8 * mib / disk_t:.0f} MiB/s")
 
 
 def cpu_timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -299,11 +310,11 @@ def bench_triage(folder: Path, count: int) -> None:
     TUI_CPU.clear()
     runs = [tui_start(vault_dir) for _ in range(3)]
     t = min(runs)
-    print(f"  TUI start, CPU time   {min(TUI_CPU):7.3f} s  (the process's user + system time, "
-          "best of the same three: what a machine with nothing else to do would take, at most)")
-    print(f"  TUI start to inbox    {t:7.3f} s  (whole process, headless: Python start, imports, "
-          f"unlock, first render; runs {', '.join(f'{r:.2f}' for r in runs)} s, "
-          f"load {os.getloadavg()[0]:.1f})")
+    print(f"  TUI start, CPU time   {min(TUI_CPU):7.3f} s  (the process's CPU until drawn, all "
+          "threads, best of the same three: load does not add to it)")
+    print(f"  TUI start to inbox    {t:7.3f} s  (headless, from starting the process to the inbox "
+          f"drawn: Python start, imports, unlock, first render; runs "
+          f"{', '.join(f'{r:.2f}' for r in runs)} s, load {os.getloadavg()[0]:.1f})")
     print(f"  TARGET TUI drawn within 1 s of start at {count} items: {t:.2f} s: "
           f"{'ok' if t < 1 else 'NOT MET'}")
     ops, mem = KDF_PRESETS["moderate"]
@@ -312,7 +323,7 @@ def bench_triage(folder: Path, count: int) -> None:
 
 
 TUI_SCRIPT = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from tipline.desk.tui.start import open_view  # what `tipline-desk tui` runs
 
@@ -322,6 +333,8 @@ async def main():
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             assert app.query_one("#inbox").option_count > 0
+            # Drawn: the wall clock (for the parent) and the CPU this process used so far.
+            print(time.time(), time.process_time(), flush=True)
 
 asyncio.run(main())
 """
@@ -329,17 +342,17 @@ asyncio.run(main())
 
 def tui_start(vault_dir: Path) -> float:
     """A fresh process, as `tipline-desk tui` once the passphrase is typed: imports, unlock
-    (weak preset) beside them, query, first full render of the inbox."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
+    (weak preset) beside them, query, first full render of the inbox. Returns the seconds from
+    just before the process is started to the inbox drawn (not its exit); keeps the CPU seconds
+    the process had used by then in TUI_CPU."""
+    start = time.time()
     proc = subprocess.run([sys.executable, "-c", TUI_SCRIPT, str(vault_dir), PASS],
                           capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    TUI_CPU.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
-    return elapsed
+    drawn, cpu = (float(x) for x in proc.stdout.split())
+    TUI_CPU.append(cpu)
+    return drawn - start
 
 
 TUI_CPU: list[float] = []  # CPU seconds of each TUI start (the machine's load cannot add to it)
