@@ -92,3 +92,54 @@ def test_first_page_is_the_newest_items_in_order(vault_dir: Path) -> None:
             # Threads come newest first: each one's newest item, in order.
             newest = [max(t.items, key=lambda i: (i.received, int(i.id, 16))).id for t in threads]
             assert newest == [i for i in expected[:40] if i in set(newest)]
+
+
+def on_disk_status(vault: Vault, item_id: str) -> str:
+    """The item's status in the triage file as saved (not the open database)."""
+    from tipline.desk import sealed
+    from tipline.desk.store import Store
+    from tipline.desk.vault import MAX_TRIAGE
+
+    data = sealed.unseal_file(vault._key, "triage", vault.triage_file, MAX_TRIAGE)
+    return Store(data).get(item_id).status
+
+
+@pytest.mark.parametrize("how", ["wait", "quit"])
+def test_read_marks_are_saved_a_moment_later_or_on_quit(
+    vault_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from tipline.desk.tui import app as tui_app
+
+    # Quitting must save at once: the timer is set far beyond the test when it quits.
+    monkeypatch.setattr(tui_app, "READ_SAVE_DELAY", 0.3 if how == "wait" else 600.0)
+    pks = public_keys(vault_dir)
+    otter = make_source("tidy otter")
+    made = [submission(pks, otter, f"message {n}", received=f"2026-11-2{n}") for n in range(3)]
+    with Vault.open(vault_dir, PASS) as vault:
+        assert import_bundle(vault, io.BytesIO(bundle_bytes(made))).ok
+    seen: dict[str, str] = {}
+
+    async def main() -> None:
+        app = open_view(vault_dir, PASS)
+        with app.vault:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.pause()
+                # Drawn, and the item highlighted first is read in the open database...
+                assert app.current is not None
+                first = app.current.id
+                seen["memory"] = app.vault.store.get(first).status
+                # ...but not yet saved: the draw did not wait for a save (control: it would
+                # read "read" had show_item saved at once, as it did before).
+                seen["drawn"] = on_disk_status(app.vault, first)
+                if how == "wait":
+                    await pilot.pause(0.6)
+                    seen["later"] = on_disk_status(app.vault, first)
+                else:
+                    await pilot.press("q")
+            seen["after"] = on_disk_status(app.vault, first)
+
+    asyncio.run(main())
+    assert seen["memory"] == "read" and seen["drawn"] == "new", seen
+    assert seen["after"] == "read"
+    if how == "wait":
+        assert seen["later"] == "read"

@@ -277,6 +277,7 @@ def tui(ctx: click.Context) -> None:
     app = open_view(vault_path(ctx), ask_passphrase())
     try:
         app.run()
+        app.save_now()  # read marks still waiting, however the view ended
     finally:
         app.vault.close()
 
