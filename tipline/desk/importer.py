@@ -196,7 +196,7 @@ def _import_one(
         with tmp.open("xb", buffering=0) as out:
             try:
                 # One pass over the bytes: the bundle entry is read (and hashed), decrypted,
-                # and written, still sealed, to the vault. With a spare core, one helper thread
+                # and written, still sealed, to the vault. With two cores, one helper thread
                 # reads ahead and another writes behind while this one decrypts.
                 store = _Store(out)
                 prints: list[Fingerprint] = []  # each attachment's SHA-256, as it streams past
