@@ -73,6 +73,11 @@ bench-upload: setup
 bench-s3: setup
 	$(PY) bench/s3.py
 
+# Small submissions/s, one app server against two (same workers), sharing PostgreSQL, Redis, S3.
+.PHONY: bench-scale
+bench-scale: setup
+	$(PY) bench/scale.py
+
 # The app limits' cost per request against limits off, in memory and in Redis (limits.py).
 .PHONY: bench-limits
 bench-limits: setup

@@ -104,7 +104,8 @@ def gunicorn(
             f"127.0.0.1:{port}",
             app,
         ],
-        env={**os.environ, **env},
+        # MALLOC_ARENA_MAX as deploy/systemd/tipline.service sets it, so RSS is the deployed one.
+        env={**os.environ, "MALLOC_ARENA_MAX": "2", **env},
         cwd=ROOT,
     )
     try:

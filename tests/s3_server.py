@@ -47,8 +47,8 @@ def weed_binary() -> str:
 class Seaweed:
     """One ``weed server -s3`` with its own data folder."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, extra: tuple[str, ...] = ()) -> None:
+        self.folder, self.extra = folder, extra
         self.data = folder / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         self.access_key = "tipline-test"
@@ -128,6 +128,7 @@ class Seaweed:
                     f"-filer.localSocket={self.folder / 'filer.sock'}",
                     f"-s3.localSocket={self.folder / 's3.sock'}",
                     "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=100",
+                    *self.extra,
                 ],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
             )  # fmt: skip

@@ -5,25 +5,34 @@ same tip; Alice tags it and sets its status, Bob notes it and sets its status la
 (a reply bundle of sealed triage updates), uploads, downloads the next export and imports it:
 both desks then show Alice's tag, Bob's note and Bob's status (the later), with its writer. The
 server's files and database never hold the tag in clear (a planted clear copy is found: the scan
-works). Replays, reorders, unknown writers and unknown items each give a one-line outcome and
-change nothing.
+works). Every update is signed by its writer's key (SPEC §8.5): unsigned, forged (sealed by
+someone holding only the manifest), replayed, reordered, retired-writer, unknown-writer and
+unknown-item updates each give a one-line outcome and change nothing; the same update signed by
+the real writer's key is applied (the control).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import datetime
 import io
+import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from nacl.signing import SigningKey
 
 from tipline import bundle as bundles
-from tipline.crypto import keys
+from tipline.crypto import envelope, keys
 from tipline.crypto.encoding import b64e
+from tipline.crypto.inner import Inner
 from tipline.desk import triage
 from tipline.desk.store import Store
+from tipline.desk.vault import Vault
 from tipline.server import create_app
 
 from .test_desks import PASS, api_token, init, run, server_run, submit
@@ -69,6 +78,40 @@ def upload(app: Flask, token: str, path: Path) -> None:
 
 def clock(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
     monkeypatch.setattr(triage, "now", lambda: when)
+
+
+def own_key(vault: Path) -> tuple[str, bytes]:
+    """The key id and Ed25519 seed of the one active key a journalist's vault holds."""
+    with Vault.open(vault, PASS) as opened:
+        (entry,) = [r for r in opened.keyring.active() if r.secret is not None]
+        assert entry.signing_seed is not None
+        return entry.key_id, entry.signing_seed
+
+
+def key_id_of(seed: bytes) -> str:
+    return keys.key_id(bytes(SigningKey(seed).verify_key.to_curve25519_public_key())).hex()
+
+
+def manifest_keys(path: Path) -> list[bytes]:
+    """The public keys of a signed manifest file, as anyone holding it can read them."""
+    outer = json.loads(path.read_text())
+    body = json.loads(base64.b64decode(outer["body"]))
+    return [base64.b64decode(r["public_key"]) for r in body["recipients"]]
+
+
+def seal_message(message: str, recipients: list[bytes]) -> bytes:
+    out = io.BytesIO()
+    envelope.seal(out, recipients, Inner("triage", "desk", message))
+    return out.getvalue()
+
+
+def send(app: Flask, token: str, path: Path, sealed: dict[str, bytes]) -> None:
+    """Upload hand-made triage envelopes (bundle id → envelope) as one reply bundle."""
+    with path.open("wb") as dst:
+        bundles.write_bundle(dst, bundles.KIND_REPLY,
+                             [bundles.TriageItem(i, len(d)) for i, d in sealed.items()],
+                             lambda it: io.BytesIO(sealed[it.id]))
+    upload(app, token, path)
 
 
 def holds_clear(root: Path, text: bytes) -> list[Path]:
@@ -192,24 +235,145 @@ def test_two_desks_converge_and_the_server_sees_only_ciphertext(
         "--out", str(usb / "carol.request"))
     run(carol, "import", str(usb / "e0.tlb"), code=1)  # not sealed to Carol: reported
     run(carol, "sync", "--manifest", str(usb / "m.json"))
-    # Carol's desk holds no copy of the tip, so she writes the update by hand for its id.
-    from tipline.desk.vault import Vault
-
-    with Vault.open(carol, PASS) as vault:
-        writer = vault.keyring.active()[0].key_id
-        manifest = triage.held_manifest(vault.store, vault.keyring.org_public,
-                                        __import__("datetime").date.today())
-        assert manifest is not None
-        forged = triage.Update("c" * 32, tip, "2026-11-30T10:00:00Z", writer,
-                               (("status", "new"),))
-        data = triage.seal_update(forged, [r.public_key for r in manifest.recipients])
-    with (usb / "carol.sync").open("wb") as dst:
-        bundles.write_bundle(dst, bundles.KIND_REPLY, [bundles.TriageItem(forged.id, len(data))],
-                             lambda _: io.BytesIO(data))
-    upload(app, tokens["alice"], usb / "carol.sync")
-    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
-    assert f"written by key {writer[:8]}, not an active key of the manifest" in got, got
+    # Carol's desk holds no copy of the tip, so she writes the update by hand for its id, signed
+    # with her own key.
+    writer, seed = own_key(carol)
+    forged = triage.Update("c" * 32, tip, "2026-11-30T10:00:00Z", writer, (("status", "new"),))
+    data = triage.seal_update(forged, seed, manifest_keys(usb / "m.json"))
+    send(app, tokens["alice"], usb / "carol.sync", {forged.id: data})
+    carols = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
+    assert f"signed by key {writer[:8]}, not a key of the manifest this desk holds" in carols
     assert "status done" in run(bob, "show", tip[:8]).stdout
+
+
+def test_a_forged_update_is_refused_and_the_real_writers_is_applied(
+    two_desks: dict[str, object],
+) -> None:
+    """Someone holding only the manifest (the server, say) seals updates claiming Alice's key:
+    each is refused on Bob's desk and changes nothing; the same update signed with Alice's real
+    key is applied."""
+    alice, bob, usb = (Path(str(two_desks[k])) for k in ("alice", "bob", "usb"))
+    app, tip = two_desks["app"], str(two_desks["tip"])
+    assert isinstance(app, Flask)
+    tokens = two_desks["tokens"]
+    assert isinstance(tokens, dict)
+    alice_id, alice_seed = own_key(alice)
+    recipients = manifest_keys(usb / "m.json")  # public: all a forger needs to seal
+    mallory = SigningKey(bytes(range(7, 39)))
+
+    def update(mark: str) -> triage.Update:
+        return triage.Update(mark * 32, tip, "2026-11-30T11:00:00Z", alice_id,
+                             (("status", "follow-up"), (f"tag:{TAG}", True)))
+
+    unsigned = update("1")
+    as_alice = update("2")  # Mallory's signature, the update naming Alice's key as its writer
+    signed_by_mallory = json.loads(triage.sign_update(
+        triage.Update(as_alice.id, tip, as_alice.date, key_id_of(bytes(mallory)),
+                      as_alice.changes), bytes(mallory)))
+    signed_by_mallory["body"] = b64e(as_alice.encode().encode())
+    signed_by_mallory["signature"] = b64e(
+        mallory.sign(b"tipline/v1/triage\x00" + as_alice.encode().encode()).signature)
+    alice_key_mallory_sig = update("3")  # Alice's verify key shown, Mallory's signature
+    with_alice_key = json.loads(triage.sign_update(alice_key_mallory_sig, alice_seed))
+    with_alice_key["signature"] = b64e(
+        mallory.sign(b"tipline/v1/triage\x00"
+                     + base64.b64decode(with_alice_key["body"])).signature)
+    wrong_prefix = update("4")  # Alice's real key, but over the key-request prefix
+    cross = json.loads(triage.sign_update(wrong_prefix, alice_seed))
+    cross["signature"] = b64e(SigningKey(alice_seed).sign(
+        b"tipline/v1/key-request\x00" + base64.b64decode(cross["body"])).signature)
+    forgeries = {
+        unsigned.id: (unsigned.encode(), "it is not signed"),
+        as_alice.id: (json.dumps(signed_by_mallory), "signed by a key other than its writer's"),
+        alice_key_mallory_sig.id: (json.dumps(with_alice_key), "its signature does not verify"),
+        wrong_prefix.id: (json.dumps(cross), "its signature does not verify"),
+    }
+    run(bob, "show", tip[:8])  # opening it marks it read (not shared): the state compared
+    before = run(bob, "show", tip[:8]).stdout
+    send(app, tokens["alice"], usb / "forged.tlb",
+         {i: seal_message(m, recipients) for i, (m, _) in forgeries.items()})
+    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b1.tlb"))).stdout
+    lines = [line for line in got.splitlines() if line.startswith("triage update")]
+    assert len(lines) == len(forgeries), got
+    for update_id, (_, detail) in forgeries.items():
+        (line,) = [x for x in lines if x.startswith(f"triage update {update_id[:12]}")]
+        assert detail in line and line.endswith("nothing changed"), line
+    assert run(bob, "show", tip[:8]).stdout == before
+    assert TAG not in before
+
+    # Control: the same update, signed with Alice's real key, is applied.
+    real = update("5")
+    send(app, tokens["alice"], usb / "real.tlb",
+         {real.id: triage.seal_update(real, alice_seed, recipients)})
+    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
+    assert re.search(rf"triage update {real.id[:12]} by alice {alice_id[:8]} of "
+                     rf".*: applied status, tag:{TAG}", got), got
+    shown = run(bob, "show", tip[:8]).stdout
+    assert "status follow-up" in shown and TAG in shown, shown
+
+
+def test_a_retired_writers_update_is_refused_after_its_retirement(
+    two_desks: dict[str, object],
+) -> None:
+    """Alice rotates her key by request; the signer retires the old one and signs manifest 2;
+    Bob's desk holds it. An update signed by Alice's old key dated on or after the retirement day
+    is refused; the same update dated the day before (the control) is applied. Alice's own
+    pending change, made with her old key, is signed again with her new one and applies."""
+    alice, bob, signer, usb = (Path(str(two_desks[k])) for k in ("alice", "bob", "signer", "usb"))
+    app, tip = two_desks["app"], str(two_desks["tip"])
+    assert isinstance(app, Flask)
+    tokens = two_desks["tokens"]
+    assert isinstance(tokens, dict)
+    old_id, old_seed = own_key(alice)
+    run(alice, "star", tip[:8])  # pending, written with the old key
+    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter",
+        "--out", str(usb / "alice2.request"))
+    run(signer, "keys", "accept", str(usb / "alice2.request"), "--yes")
+    run(signer, "keys", "retire", old_id[:8], "--yes")
+    run(signer, "manifest", "--out", str(usb / "m2.json"))
+    for vault in (alice, bob):
+        assert "version 2" in run(vault, "sync", "--manifest", str(usb / "m2.json")).stdout
+    # Alice's desk held manifest 2 too: her retired key's signing seed is gone from her vault
+    # (Bob's desk never had it); her new key keeps its own.
+    with Vault.open(alice, PASS) as opened:
+        seeds = {r.key_id: r.signing_seed for r in opened.keyring.recipients}
+    assert seeds[old_id] is None and len(seeds) == 2 and all(
+        v is not None for k, v in seeds.items() if k != old_id)
+    recipients = manifest_keys(usb / "m2.json")
+    today = datetime.datetime.now(datetime.UTC).date()
+    after = triage.Update("a1" * 16, tip, f"{today}T00:00:00Z", old_id, (("status", "read"),))
+    send(app, tokens["alice"], usb / "late.tlb",
+         {after.id: triage.seal_update(after, old_seed, recipients)})
+    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b1.tlb"))).stdout
+    assert (f"signed by key {old_id[:8]} (alice {old_id[:8]}), retired on {today}, and dated "
+            f"{today}T00:00:00Z: nothing changed") in got, got
+    assert re.search(r" new +Tip: the harbour", run(bob, "list").stdout)
+
+    # Control: the same change, dated the second before the retirement day, is applied.
+    before = triage.Update("b2" * 16, tip, f"{today - datetime.timedelta(days=1)}T23:59:59Z",
+                           old_id, (("status", "read"),))
+    send(app, tokens["alice"], usb / "early.tlb",
+         {before.id: triage.seal_update(before, old_seed, recipients)})
+    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
+    assert f"triage update {before.id[:12]} by alice {old_id[:8]}" in got and "applied status" \
+        in got, got
+    assert re.search(r" read +Tip: the harbour", run(bob, "list").stdout)
+
+    # Alice's pending star goes out signed by her new key, and Bob applies it as hers.
+    new_id, _ = own_key_new(alice, old_id)
+    assert "wrote 1 triage updates" in run(alice, "sync", "--out", str(usb / "a.tlb")).stdout
+    upload(app, tokens["alice"], usb / "a.tlb")
+    got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b3.tlb"))).stdout
+    assert re.search(rf"by alice {new_id[:8]} of .*: applied star", got), got
+
+
+def own_key_new(vault: Path, old_id: str) -> tuple[str, bytes]:
+    """The key of a journalist's vault other than ``old_id`` (after a rotation by request)."""
+    with Vault.open(vault, PASS) as opened:
+        (entry,) = [r for r in opened.keyring.active()
+                    if r.secret is not None and r.key_id != old_id]
+        assert entry.signing_seed is not None
+        return entry.key_id, entry.signing_seed
 
 
 def _snapshot(store: Store) -> list[object]:
@@ -217,6 +381,7 @@ def _snapshot(store: Store) -> list[object]:
     return [
         db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
         for t in ("items", "tags", "notes", "triage_clock", "triage_seen", "triage_pending")
+        # triage_parked is not here: keeping an update for later is not a change of triage
     ]
 
 
@@ -229,41 +394,116 @@ def _store_with_item(item: str) -> Store:
     return store
 
 
+SEEDS = {name: bytes([n]) * 32 for n, name in enumerate(("alice", "bob", "carol"), 1)}
+IDS = {name: key_id_of(seed) for name, seed in SEEDS.items()}
+
+
+def _signed(update_id: str, item: str, date: str, who: str,
+            changes: tuple[tuple[str, object], ...]) -> str:
+    return triage.sign_update(triage.Update(update_id, item, date, IDS[who], changes), SEEDS[who])
+
+
+def _writer(who: str, retired: str | None = None) -> triage.Writer:
+    public = bytes(SigningKey(SEEDS[who]).verify_key.to_curve25519_public_key())
+    return triage.Writer(public, f"{who} {IDS[who][:8]}", retired)
+
+
 def test_bad_updates_each_say_one_line_and_change_nothing() -> None:
-    item, alice, bob = "a" * 32, "1" * 32, "2" * 32
-    writers, names = frozenset({alice, bob}), {alice: "alice 11111111", bob: "bob 22222222"}
+    item = "a" * 32
+    who = triage.Writers({IDS[k]: _writer(k) for k in ("alice", "bob")}, {})
+    # Alice's key as a desk holding manifest 2 knows it: retired on 2026-11-30.
+    after = triage.Writers({IDS["bob"]: _writer("bob")},
+                           {IDS["alice"]: _writer("alice", "2026-11-30")})
     store = _store_with_item(item)
-    newer = triage.Update("b" * 32, item, "2026-11-30T09:05:00Z", bob, (("status", "done"),))
-    older = triage.Update("d" * 32, item, "2026-11-30T09:00:00Z", alice, (("status", "read"),))
-    assert "applied status" in triage.apply(store, newer, writers, names)
+    newer = _signed("b" * 32, item, "2026-11-30T09:05:00Z", "bob", (("status", "done"),))
+    assert "applied status" in triage.receive(store, "b" * 32, newer, who)
+    star = (("star", True),)
+    unsigned = triage.Update("c" * 32, item, "2026-11-30T10:00:00Z", IDS["bob"], star).encode()
 
     cases = {
-        "replayed": (newer, "already applied (replayed): nothing changed"),
-        "reordered": (older, "older than this desk's status: nothing changed"),
-        "unknown key": (
-            triage.Update("e" * 32, item, "2026-11-30T10:00:00Z", "3" * 32, (("star", True),)),
-            "not an active key of the manifest this desk holds: nothing changed",
-        ),
-        "retired key": (  # alice's key, once the held manifest no longer lists it
-            triage.Update("f" * 32, item, "2026-11-30T10:00:00Z", alice, (("star", True),)),
-            "not an active key of the manifest this desk holds: nothing changed",
-        ),
-        "unknown item": (
-            triage.Update("9" * 32, "8" * 32, "2026-11-30T10:00:00Z", bob, (("star", True),)),
-            "not on this desk: nothing changed",
-        ),
+        "unsigned": ("c" * 32, unsigned, who, "it is not signed"),
+        "replayed": ("b" * 32, newer, who, "already applied (replayed): nothing changed"),
+        "reordered": ("d" * 32, _signed("d" * 32, item, "2026-11-30T09:00:00Z", "alice",
+                                        (("status", "read"),)),
+                      who, "older than this desk's status: nothing changed"),
+        "unknown key": ("e" * 32, _signed("e" * 32, item, "2026-11-30T10:00:00Z", "carol", star),
+                        who, f"signed by key {IDS['carol'][:8]}, not a key of the manifest"),
+        "retired key": ("f" * 32, _signed("f" * 32, item, "2026-11-30T00:00:00Z", "alice", star),
+                        after, "retired on 2026-11-30, and dated 2026-11-30T00:00:00Z"),
+        "unknown item": ("9" * 32, _signed("9" * 32, "8" * 32, "2026-11-30T10:00:00Z", "bob",
+                                           star), who,
+                         "not on this desk (kept until an import brings it): nothing changed"),
+        "id differs": ("7" * 32, _signed("6" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
+                       who, "its id differs from the bundle's"),
+        "no manifest": ("5" * 32, _signed("5" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
+                        triage.Writers({}, {}), "this desk holds no key manifest"),
     }
-    for name, (update, expected) in cases.items():
+    for name, (bundle_id, message, writers, expected) in cases.items():
         before = _snapshot(store)
-        allowed = frozenset({bob}) if name == "retired key" else writers
-        outcome = triage.apply(store, update, allowed, names)
+        outcome = triage.receive(store, bundle_id, message, writers)
         assert expected in outcome and "\n" not in outcome, (name, outcome)
+        assert outcome.endswith("nothing changed") or name == "no manifest", (name, outcome)
         assert _snapshot(store) == before, name
-    assert store.get(item).status == "done"
-    # Control: the same "retired key" update from an active writer does change the item.
-    control = cases["retired key"][0]
-    assert "applied star" in triage.apply(store, control, writers, names)
+    assert store.get(item).status == "done" and not store.get(item).starred
+    # Controls: the retired key's update dated the second before its retirement applies...
+    early = _signed("4" * 32, item, "2026-11-29T23:59:59Z", "alice", star)
+    assert "applied star" in triage.receive(store, "4" * 32, early, after)
     assert store.get(item).starred
+    # ...and the unknown key's, once its key is in the manifest.
+    carol = triage.Writers({**who.active, IDS["carol"]: _writer("carol")}, {})
+    assert "applied star" in triage.receive(store, "e" * 32, cases["unknown key"][1], carol)
+
+
+def test_an_update_for_an_item_not_yet_here_applies_when_the_item_arrives() -> None:
+    """The server delivers an update to an account once: one for an item the desk does not have
+    yet is kept (changing nothing) and applied by the import that brings the item."""
+    item, other = "a" * 32, "8" * 32
+    who = triage.Writers({IDS[k]: _writer(k) for k in ("alice", "bob")}, {})
+    store = _store_with_item(item)
+    early = _signed("9" * 32, other, "2026-11-30T10:00:00Z", "bob", (("status", "done"),))
+    before = _snapshot(store)
+    assert "kept until an import brings it" in triage.receive(store, "9" * 32, early, who)
+    assert "already kept" in triage.receive(store, "9" * 32, early, who)  # replayed
+    assert _snapshot(store) == before
+    assert triage.apply_parked(store, who) == []  # the item is still not here
+    store.add_item(item_id=other, source_id="5" * 32, designation="tidy otter",
+                   reply_public_key=b"\x01" * 32, direction="in", received="2026-11-30",
+                   imported="2026-11-30", size=100, digest=b"\x00" * 32, sealed_by="browser",
+                   message="later", attachments=[])
+    # A manifest-less desk keeps waiting; one with the writers applies it, once.
+    assert triage.apply_parked(store, triage.Writers({}, {})) == []
+    (line,) = triage.apply_parked(store, who)
+    assert "applied status" in line and line.endswith("(kept from before)"), line
+    assert store.get(other).status == "done"
+    assert triage.apply_parked(store, who) == []
+    # A forged one (unsigned) is never kept: refused at once.
+    forged = triage.Update("3" * 32, "7" * 32, "2026-11-30T10:00:00Z", IDS["bob"],
+                           (("star", True),)).encode()
+    assert "it is not signed" in triage.receive(store, "3" * 32, forged, who)
+    assert store.db.execute("SELECT count(*) FROM triage_parked").fetchone()[0] == 0
+
+
+def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
+    item = "a" * 32
+    good = json.loads(_signed("b" * 32, item, "2026-11-30T09:05:00Z", "bob", (("star", True),)))
+    assert triage.read_signed(json.dumps(good)).update.writer == IDS["bob"]  # control
+    other_body = json.loads(_signed("b" * 32, item, "2026-11-30T09:05:00Z", "alice",
+                                    (("star", True),)))["body"]
+    bad = {
+        "body of another writer": ({**good, "body": other_body}, "does not verify"),
+        "truncated signature": ({**good, "signature": good["signature"][:40]}, "signature"),
+        "extra member": ({**good, "writer": IDS["bob"]}, "unknown writer"),
+        "version 2": ({**good, "v": 2}, "version"),
+        "zero signing key": ({**good, "signing_key": b64e(bytes(32))}, "does not verify"),
+    }
+    for name, (doc, detail) in bad.items():
+        with pytest.raises(triage.TriageError) as caught:
+            triage.read_signed(json.dumps(doc))
+        assert detail in caught.value.message, (name, caught.value.message)
+    with pytest.raises(triage.TriageError) as caught:  # a key that cannot sign for bob's id
+        triage.sign_update(triage.Update("b" * 32, item, "2026-11-30T09:05:00Z", IDS["bob"],
+                                         (("star", True),)), SEEDS["alice"])
+    assert "not the key that signs it" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -356,11 +596,12 @@ def test_a_bad_reply_beside_a_triage_update_leaves_neither(two_desks: dict[str, 
     assert isinstance(app, Flask)
     tokens = two_desks["tokens"]
     assert isinstance(tokens, dict)
-    update = triage.Update("6" * 32, str(two_desks["tip"]), "2026-11-30T09:00:00Z", "1" * 32,
-                           (("star", True),))
+    update = triage.Update("6" * 32, str(two_desks["tip"]), "2026-11-30T09:00:00Z",
+                           IDS["alice"], (("star", True),))
     import nacl.public
 
-    good = triage.seal_update(update, [nacl.public.PrivateKey.generate().public_key.encode()])
+    good = triage.seal_update(update, SEEDS["alice"],
+                              [nacl.public.PrivateKey.generate().public_key.encode()])
     source = bundles.BundleReader(io.BytesIO((usb / "e0.tlb").read_bytes()),
                                   bundles.KIND_EXPORT).items[0].source_id
     junk = b"not an envelope" * 300
@@ -386,11 +627,60 @@ def test_a_change_too_large_to_share_is_refused_before_it_is_kept() -> None:
     big = "\U0001f600" * 9000  # 9,000 characters, 36,000 bytes of UTF-8
     before = _snapshot(store)
     with pytest.raises(UsageError):
-        triage.record(store, "a" * 32, [("note", big)], "1" * 32)
+        triage.record(store, "a" * 32, [("note", big)], IDS["alice"])
     assert _snapshot(store) == before
-    # Control: a note within the bound is kept and seals below the bundle's item bound.
-    update = triage.record(store, "a" * 32, [("note", "\U0001f600" * 7000)], "1" * 32)
+    # Control: a note just within the bound is kept, and signed and sealed to a full manifest's
+    # 32 keys it stays below the bundle's item bound.
+    update = triage.record(store, "a" * 32, [("note", "\U0001f600" * 8100)], IDS["alice"])
+    assert len(update.encode().encode()) > triage.MAX_UPDATE_JSON - 500
     import nacl.public
 
-    sealed = triage.seal_update(update, [nacl.public.PrivateKey.generate().public_key.encode()])
+    recipients = [nacl.public.PrivateKey.generate().public_key.encode() for _ in range(32)]
+    sealed = triage.seal_update(update, SEEDS["alice"], recipients)
     assert len(sealed) <= bundles.MAX_TRIAGE_UPDATE
+
+
+def test_a_desk_whose_key_cannot_sign_writes_no_update(two_desks: dict[str, object]) -> None:
+    """A key made before signed updates (no signing seed kept) cannot sign: `sync --out` says
+    so in one line and writes nothing; the pending change stays. Control: with the seed back,
+    the same command writes it."""
+    alice, usb, tip = Path(str(two_desks["alice"])), Path(str(two_desks["usb"])), str(
+        two_desks["tip"])
+    run(alice, "star", tip[:8])
+    key_id, seed = own_key(alice)
+    with Vault.open(alice, PASS) as opened:
+        opened.keyring.drop_signing([key_id])
+        opened.save_keyring()
+    refused = run(alice, "sync", "--out", str(usb / "none.tlb"), code=2)
+    assert "no key of this desk can sign triage updates" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (usb / "none.tlb").exists()
+    with Vault.open(alice, PASS) as opened:
+        (n,) = [i for i, r in enumerate(opened.keyring.recipients) if r.key_id == key_id]
+        opened.keyring.recipients[n] = dataclasses.replace(
+            opened.keyring.recipients[n], signing_seed=seed)
+        opened.save_keyring()
+    assert "wrote 1 triage updates" in run(alice, "sync", "--out", str(usb / "one.tlb")).stdout
+
+
+def test_the_keyring_keeps_signing_seeds_and_checks_them() -> None:
+    """A key added on a desk is derived from its Ed25519 seed and keeps it; a keyring from before
+    seeds loads (no seed); a seed that is not the key's is refused as damage."""
+    from tipline.desk.errors import VaultDamagedError
+    from tipline.desk.keyring import Keyring
+
+    ring = Keyring()
+    entry = ring.add("Alice Reporter", datetime.date(2026, 11, 30), "alice")
+    assert entry.signing_seed is not None and entry.secret is not None
+    assert key_id_of(entry.signing_seed) == entry.key_id
+    again = Keyring.from_json(ring.to_json())
+    assert again.recipients[0].signing_seed == entry.signing_seed  # control: it round-trips
+    doc = json.loads(ring.to_json())
+    del doc["recipients"][0]["signing_seed"]
+    assert Keyring.from_json(json.dumps(doc).encode()).recipients[0].signing_seed is None
+    doc["recipients"][0]["signing_seed"] = b64e(SEEDS["bob"])
+    with pytest.raises(VaultDamagedError):
+        Keyring.from_json(json.dumps(doc).encode())
+    # Retiring drops the seed: a retired key signs nothing more.
+    ring.add("Alice Reporter", datetime.date(2026, 11, 30), "alice")
+    assert ring.retire(entry.key_id, datetime.date(2026, 12, 1)).signing_seed is None

@@ -23,6 +23,7 @@ from tipline.crypto.errors import (
     ManifestError,
     TiplineError,
 )
+from tipline.desk import triage
 
 VECTORS = sorted((Path(__file__).parent / "vectors").glob("*.json"))
 ERRORS: dict[str, type[TiplineError]] = {
@@ -33,6 +34,7 @@ ERRORS: dict[str, type[TiplineError]] = {
     "codename_error": CodenameError,
     "key_request_error": KeyRequestError,
     "pow_error": proof_of_work.PowError,
+    "triage_error": triage.TriageError,
 }
 
 
@@ -49,7 +51,8 @@ def test_every_outcome_is_covered() -> None:
                           ("manifest", "ok"), ("manifest", "manifest_error"),
                           ("codename", "ok"), ("codename", "codename_error"),
                           ("key_request", "ok"), ("key_request", "key_request_error"),
-                          ("pow", "ok"), ("pow", "pow_error")]:
+                          ("pow", "ok"), ("pow", "pow_error"),
+                          ("triage", "ok"), ("triage", "triage_error")]:
         assert (kind, outcome) in outcomes
 
 
@@ -88,6 +91,12 @@ def _run_key_request(doc: dict[str, Any]) -> None:
             } == doc["expected"]
 
 
+def _run_triage(doc: dict[str, Any]) -> None:
+    signed = triage.read_signed(_b(doc["update"]).decode())
+    got = {**json.loads(signed.update.encode()), "public_key": b64e(signed.public_key)}
+    assert got == doc["expected"]
+
+
 def _run_codename(doc: dict[str, Any], wordlist: codename.Wordlist) -> None:
     norm = codename.normalize(wordlist, doc["codename"])
     derived = codename.derive(norm)
@@ -107,7 +116,7 @@ def _run_pow(doc: dict[str, Any]) -> None:
 def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
     doc = json.loads(path.read_text())
     run = {"envelope": _run_envelope, "manifest": _run_manifest,
-           "key_request": _run_key_request,
+           "key_request": _run_key_request, "triage": _run_triage,
            "codename": lambda d: _run_codename(d, wordlist), "pow": _run_pow}[doc["kind"]]
     if doc["outcome"] == "ok":
         run(doc)

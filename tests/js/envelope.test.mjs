@@ -151,9 +151,13 @@ test("a desk's triage update (kind triage, SPEC §8.5) is refused as content, no
   const reader = keypair();
   const script = [
     "import sys, base64",
+    "from nacl.signing import SigningKey",
+    "from tipline.crypto import keys",
     "from tipline.desk import triage",
-    "u = triage.Update('a' * 32, 'b' * 32, '2026-11-30T09:00:00Z', 'c' * 32, (('status', 'done'),))",
-    "sys.stdout.write(base64.b64encode(triage.seal_update(u, [base64.b64decode(sys.argv[1])])).decode())",
+    "k = SigningKey(bytes(range(32)))",
+    "w = keys.key_id(bytes(k.verify_key.to_curve25519_public_key())).hex()",
+    "u = triage.Update('a' * 32, 'b' * 32, '2026-11-30T09:00:00Z', w, (('status', 'done'),))",
+    "sys.stdout.write(base64.b64encode(triage.seal_update(u, bytes(k), [base64.b64decode(sys.argv[1])])).decode())",
   ].join("\n");
   const python = new URL("../../.venv/bin/python", import.meta.url).pathname;
   const made = spawnSync(python, ["-c", script, Buffer.from(reader.publicKey).toString("base64")],

@@ -24,7 +24,14 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from tipline.server import db, digest, mailer
-from tipline.server.models import Account, DigestSubscription, Reply, Source, Submission
+from tipline.server.models import (
+    Account,
+    DigestSubscription,
+    Download,
+    Reply,
+    Source,
+    Submission,
+)
 
 from .conftest import CliResult
 from .mail_fixtures import (
@@ -69,8 +76,14 @@ def subscribe(app: Flask, who: Account, address: str, key: str) -> None:
 
 
 def add_source(
-    session: Session, submissions: int, downloaded: int = 0, replied: bool = False
+    session: Session,
+    submissions: int,
+    downloaded: int = 0,
+    replied: bool = False,
+    reader: Account | None = None,
 ) -> None:
+    """A source with ``submissions``, the first ``downloaded`` of them taken to the desk by
+    ``reader`` (the newsroom's flag is set too, as an export sets it)."""
     source = Source(
         designation=secrets.token_hex(4),
         token_hash=secrets.token_bytes(32),
@@ -79,7 +92,12 @@ def add_source(
     session.add(source)
     session.flush()
     for i in range(submissions):
-        session.add(Submission(source_id=source.id, size=1000, downloaded=i < downloaded))
+        item = Submission(source_id=source.id, size=1000, downloaded=i < downloaded)
+        session.add(item)
+        session.flush()
+        if i < downloaded:
+            assert reader is not None
+            session.add(Download(account_id=reader.id, submission_id=item.id))
     if replied:
         session.add(Reply(source_id=source.id, size=1000))
     session.commit()
@@ -123,7 +141,7 @@ def test_same_size_on_a_day_with_tips_and_a_day_without(
         quiet = run(app, TODAY)  # nothing arrived
         with app.app_context():
             add_source(db.session(), 3)  # a new source: 3 tips
-            add_source(db.session(), 2, downloaded=1)  # wrote before: 1 reply
+            add_source(db.session(), 2, downloaded=1, reader=who)  # read before: 1 reply
             add_source(db.session(), 1, replied=True)  # was answered: 1 reply
         busy = run(app, TODAY + datetime.timedelta(days=1))
     assert (quiet.sent, busy.sent) == (1, 1) and not quiet.failed and not busy.failed
@@ -147,6 +165,29 @@ def test_same_size_on_a_day_with_tips_and_a_day_without(
         assert re.fullmatch(r"<[0-9a-f]{32}@newsroom\.example>", parsed["Message-ID"])
         assert b"tip" not in headers.lower()
         assert b"New tips" not in mail.content  # only inside the encryption
+
+
+def test_each_journalist_counts_what_they_have_not_taken(
+    app_factory: Callable[..., Flask], age_identity: AgeIdentity
+) -> None:
+    """ "New" is per account, as on the sources page: what Bob took to his desk still waits
+    for Alice, and Bob's own digest no longer counts it."""
+    with smtp_server() as smtp:
+        app = app_factory(**mail_config(smtp.port))
+        alice, bob = journalist(app, "alice"), journalist(app, "bob")
+        subscribe(app, alice, "alice@example.org", age_identity.recipient)
+        subscribe(app, bob, "bob@example.org", age_identity.recipient)
+        with app.app_context():
+            add_source(db.session(), 3, downloaded=3, reader=bob)  # Bob read it all
+            add_source(db.session(), 2, downloaded=1, reader=bob)  # one follow-up since
+        result = run(app)
+    assert result.sent == 2 and not result.failed
+    got = {
+        m.rcpt_tos[0]: counts_in(age_identity.decrypt(armored(m))) for m in smtp.handler.received
+    }
+    # Bob: only the follow-up, a reply from a source he has read. Alice: all five, as tips (she
+    # has read none of these sources and nobody answered them).
+    assert got == {"bob@example.org": (0, 1), "alice@example.org": (5, 0)}
 
 
 def test_a_disabled_account_gets_nothing(

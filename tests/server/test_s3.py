@@ -31,6 +31,8 @@ from .test_api import Browser, _count, _envelope
 from .test_limits import redis_uri  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
+# Each chunk on S3 is one multipart part: at least 5 MiB but the last (s3store.py).
+PART = 5 << 20
 
 
 def _s3_store(seaweed: Seaweed, root: Path) -> S3BlobStore:
@@ -42,6 +44,7 @@ def _s3_store(seaweed: Seaweed, root: Path) -> S3BlobStore:
         bucket=settings["S3_BUCKET"],
         access_key=settings["S3_ACCESS_KEY"],
         secret_key=settings["S3_SECRET_KEY"],
+        part_size=PART,
     )
 
 
@@ -129,6 +132,7 @@ def _pair(
         **seaweed.settings(seaweed.new_bucket()),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "LIMITS_STORAGE": limits,
+        "MAX_CHUNK_SIZE": PART,
         **extra,
     }
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -178,16 +182,16 @@ def test_an_upload_crosses_app_servers(
     stored), and a local-folder pair cannot do the same (B has no partial file)."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     browser = Browser(a.test_client(), org_keys.alice.public.public_key)
-    envelope = _envelope(org_keys, browser, "across", **{"x.bin": secrets.token_bytes(300_000)})
+    envelope = _envelope(org_keys, browser, "across", **{"x.bin": secrets.token_bytes(6_000_000)})
     created = browser.create(envelope)
     assert created.status_code == 201, created.text
     upload_id, offset = created.json["id"], created.json["received"]
-    first = browser.put(upload_id, offset, envelope[offset : offset + 100_000])
-    assert first.status_code == 200 and first.json["received"] == offset + 100_000
+    first = browser.put(upload_id, offset, envelope[offset : offset + PART])
+    assert first.status_code == 200 and first.json["received"] == offset + PART
     _move(browser, b.test_client(), b)
-    stale = browser.put(upload_id, offset, envelope[offset : offset + 100_000])
-    assert stale.status_code == 409 and stale.json["received"] == offset + 100_000
-    rest = browser.put(upload_id, offset + 100_000, envelope[offset + 100_000 :])
+    stale = browser.put(upload_id, offset, envelope[offset : offset + PART])
+    assert stale.status_code == 409 and stale.json["received"] == offset + PART
+    rest = browser.put(upload_id, offset + PART, envelope[offset + PART :])
     assert rest.status_code == 200 and rest.json["received"] == len(envelope)
     done = browser.finish(upload_id)
     assert done.status_code == 201, done.text
@@ -252,13 +256,13 @@ def test_the_store_stopped_mid_upload(
     resumes where it was and finishes, whole."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     browser = Browser(a.test_client(), org_keys.alice.public.public_key)
-    envelope = _envelope(org_keys, browser, "outage", **{"y.bin": secrets.token_bytes(200_000)})
+    envelope = _envelope(org_keys, browser, "outage", **{"y.bin": secrets.token_bytes(6_000_000)})
     created = browser.create(envelope)
     upload_id, offset = created.json["id"], created.json["received"]
-    assert browser.put(upload_id, offset, envelope[offset : offset + 50_000]).status_code == 200
+    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
     seaweed.stop()
     try:
-        down = browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :])
+        down = browser.put(upload_id, offset + PART, envelope[offset + PART :])
         assert down.status_code == 503, down.text
         assert "storage does not answer" in down.json["error"]
         assert browser.finish(upload_id).status_code == 503
@@ -270,17 +274,18 @@ def test_the_store_stopped_mid_upload(
     while (where := browser.call("GET", f"/api/source/uploads/{upload_id}")).status_code != 200:
         assert time.monotonic() < deadline, where.text
         time.sleep(0.5)
-    assert where.json["received"] == offset + 50_000  # nothing acknowledged was lost
+    assert where.json["received"] == offset + PART  # nothing acknowledged was lost
     assert _store_check(b) == ("store", "ok")  # control: the same check, the store back
-    assert browser.put(upload_id, offset + 50_000, envelope[offset + 50_000 :]).status_code == 200
+    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
     assert browser.finish(upload_id).status_code == 201
     assert _export(b, [upload_id]) == [(upload_id, envelope)]
 
 
 def test_the_sweep_on_s3(tmp_path: Path, seaweed: Seaweed, org_keys: Keys) -> None:
-    """What a crash leaves in the bucket goes: a blob with no row, chunks of an upload with no
-    row, an upload row with no chunks. Control: a stored tip, an upload in progress and a blob
-    younger than the grace period stay."""
+    """What a crash leaves in the bucket goes: a blob with no row, an upload's header and
+    multipart upload with no row, a multipart upload begun by a request that died before its
+    header was stored, an upload row with nothing stored. Control: a stored tip, an upload in
+    progress and a blob younger than the grace period stay."""
     a, _b = _pair(tmp_path, seaweed, org_keys, "memory://")
     browser = Browser(a.test_client(), org_keys.alice.public.public_key)
     browser.register()
@@ -290,15 +295,21 @@ def test_the_sweep_on_s3(tmp_path: Path, seaweed: Seaweed, org_keys: Keys) -> No
     orphan, chunks = new_id(), new_id()
     store.write("submissions", orphan, lambda f: f.write(b"no row"))
     store.upload_start(chunks, b"no row either")
+    headless = new_id()
+    store.s3.create_multipart_upload(
+        Bucket=store.bucket, Key=store.pending_key("submissions", headless)
+    )
     with a.app_context():
         db.session().add(Upload(id=new_id(), size=1000, manifest_version=1))
         db.session().commit()
         young = sweeper.run(db.session(), store)  # every object is younger than the grace
         assert (young.blobs, young.parts, young.uploads) == (0, 0, 1)  # rows: no grace
         swept = sweeper.run(db.session(), store, grace=60, now=time.time() + 120)
-    assert (swept.blobs, swept.parts, swept.uploads) == (1, 1, 0)
+    assert (swept.blobs, swept.parts, swept.uploads) == (1, 2, 0)
     assert [i for i, _ in store.ids("submissions")] == [kept]
     assert [i for i, _ in store.upload_ids()] == [in_progress]
+    open_uploads = store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    assert [u["Key"] for u in open_uploads] == [store.pending_key("submissions", in_progress)]
     assert _count(a, Upload) == 1
 
 
@@ -341,20 +352,38 @@ def test_s3_settings_are_checked_and_the_secret_never_shown(
             assert "the S3 store refused: SignatureDoesNotMatch" in caplog.text
 
 
-def test_two_chunks_racing_for_one_offset(tmp_path: Path, seaweed: Seaweed) -> None:
-    """Two servers that both saw offset N free: the second write at N is refused, the first
-    stays. Control: with conditional writes off (a service without them), the second
-    overwrites, which is what the condition prevents."""
-    store = _s3_store(seaweed, tmp_path)
-    upload_id = new_id()
-    store.upload_start(upload_id, b"h" * 10)
-    store.upload_append(upload_id, 10, b"first")
-    with pytest.raises(FileExistsError):
-        store.upload_append(upload_id, 10, b"second!")
-    assert store.upload_received(upload_id) == 15
-    store.conditional = False
-    store.upload_append(upload_id, 10, b"second!")
-    assert store.upload_received(upload_id) == 17
+def test_a_part_sent_twice_and_parts_of_the_wrong_size(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+) -> None:
+    """A chunk sent again to the other server (its answer was lost) is refused at a stale
+    offset and the store still holds one part; a chunk that is not one part long (but is not
+    the last) is refused, since S3 takes no small part but the last; a finish with the last
+    part missing is refused. Controls: the right-sized chunks are taken and the tip is whole."""
+    a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
+    store: S3BlobStore = a.extensions["tipline.blobs"]
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "twice", **{"w.bin": secrets.token_bytes(11_000_000)})
+    created = browser.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    short = browser.put(upload_id, offset, envelope[offset : offset + PART - 1])
+    assert short.status_code == 400 and "each part" in short.json["error"], short.text
+    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
+    _move(browser, b.test_client(), b)
+    again = browser.put(upload_id, offset, envelope[offset : offset + PART])
+    assert again.status_code == 409 and again.json["received"] == offset + PART
+    state = store.upload_state(upload_id)
+    assert state is not None and [p[:2] for p in store._parts(state) or []] == [(1, offset + PART)]
+    second = browser.put(upload_id, offset + PART, envelope[offset + PART : offset + 2 * PART])
+    assert second.status_code == 200
+    assert browser.finish(upload_id).status_code == 400  # the last part is missing
+    last = browser.put(upload_id, offset + 2 * PART, envelope[offset + 2 * PART :])
+    assert last.status_code == 200 and last.json["received"] == len(envelope)
+    assert browser.finish(upload_id).status_code == 201
+    assert _export(b, [upload_id]) == [(upload_id, envelope)]
+    assert list(store.upload_ids()) == []
 
 
 def test_finishing_at_once_on_two_servers_and_a_refused_commit(
@@ -363,16 +392,18 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     org_keys: Keys,
     redis_uri: str,  # noqa: F811
 ) -> None:
-    """A refused commit (a trigger) leaves the chunks whole and no composed object; then four
-    finishes at once, two on each server: one stores it (201), the others are told it is stored
-    (200), and the object is the envelope. Control: the first finish did fail (500)."""
+    """A refused commit (a trigger) leaves the completed object and the upload row, so the
+    upload is still whole; then four finishes at once, two on each server: one stores it (201),
+    the others are told it is stored (200), and the object is the envelope. Control: the first
+    finish did fail (500) and stored no row."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     store: S3BlobStore = a.extensions["tipline.blobs"]
     browser = Browser(a.test_client(), org_keys.alice.public.public_key)
-    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(150_000)})
+    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(6_000_000)})
     created = browser.create(envelope)
     upload_id, offset = created.json["id"], created.json["received"]
-    assert browser.put(upload_id, offset, envelope[offset:]).status_code == 200
+    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
+    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
     with a.app_context():
         db.session().execute(
             text(
@@ -383,7 +414,7 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
         db.session().commit()
     assert browser.finish(upload_id).status_code == 500
     assert store.upload_received(upload_id) == len(envelope)
-    assert not store.exists("submissions", upload_id)
+    assert _count(a, Submission) == 0 and _count(a, Upload) == 1
     with a.app_context():
         db.session().execute(text("DROP TRIGGER refuse"))
         db.session().commit()
@@ -412,36 +443,96 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     assert _count(a, Submission) == 1 and _count(a, Upload) == 0
 
 
-def test_the_store_failing_halfway_through_a_finish(tmp_path: Path, seaweed: Seaweed) -> None:
-    """The service answers InternalError to the second part of the finish's multipart upload:
-    the finish is a StoreUnavailableError (a 503), the multipart upload is aborted, nothing is
-    at the blob's key and every chunk is still there; the next finish composes it whole.
-    Control: the failure was injected (the hook ran), and the first part had been sent."""
+def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Seaweed) -> None:
+    """The service answers InternalError to the second part, then to the completion: each is a
+    StoreUnavailableError (a 503), what was acknowledged stays acknowledged, nothing is at the
+    blob's key, and sending again (the page retries) completes it whole with no byte read back.
+    Controls: the failures were injected (the hooks ran) and the first part had been stored."""
     from botocore.exceptions import ClientError
 
     from tipline.server.blobs import StoreUnavailableError
 
     store = _s3_store(seaweed, tmp_path)
     upload_id = new_id()
-    pieces = [b"h" * 100, secrets.token_bytes(6_000_000), secrets.token_bytes(6_000_000)]
+    pieces = [b"h" * 100, secrets.token_bytes(PART), secrets.token_bytes(1_000_000)]
+    size = sum(map(len, pieces))
     store.upload_start(upload_id, pieces[0])
-    store.upload_append(upload_id, 100, pieces[1])
-    store.upload_append(upload_id, 6_000_100, pieces[2])
-    calls: list[int] = []
+    state = store.upload_state(upload_id)
+    assert state is not None and state.part_size == PART
 
-    def second_part_fails(params: dict[str, Any], **_kwargs: Any) -> None:
-        calls.append(params["PartNumber"])
-        if params["PartNumber"] == 2:
-            raise ClientError({"Error": {"Code": "InternalError"}}, "UploadPart")
+    def send(offset: int, data: bytes) -> None:
+        def fill(out: BinaryIO) -> None:
+            out.write(data)
 
-    store.s3.meta.events.register("provide-client-params.s3.UploadPart", second_part_fails)
+        store.upload_part(state, offset, len(data), fill)
+
+    send(100, pieces[1])
+    calls: list[str] = []
+
+    def fails(name: str) -> Any:
+        def hook(params: dict[str, Any], **_kwargs: Any) -> None:
+            calls.append(name)
+            raise ClientError({"Error": {"Code": "InternalError"}}, name)
+
+        return hook
+
+    part_fails, complete_fails = fails("UploadPart"), fails("CompleteMultipartUpload")
+    events = store.s3.meta.events
+    events.register("provide-client-params.s3.UploadPart", part_fails)
     with pytest.raises(StoreUnavailableError):
-        store.upload_compose(upload_id)
-    assert calls == [1, 2]
+        send(100 + PART, pieces[2])
+    events.unregister("provide-client-params.s3.UploadPart", part_fails)
+    assert store.upload_received(upload_id) == 100 + PART
+    send(100 + PART, pieces[2])
+    events.register("provide-client-params.s3.CompleteMultipartUpload", complete_fails)
+    with pytest.raises(StoreUnavailableError):
+        store.upload_compose(upload_id, size)
+    events.unregister("provide-client-params.s3.CompleteMultipartUpload", complete_fails)
+    assert calls == ["UploadPart", "CompleteMultipartUpload"]
     assert not store.exists("submissions", upload_id)
-    assert store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
-    assert store.upload_received(upload_id) == 12_000_100
-    store.s3.meta.events.unregister("provide-client-params.s3.UploadPart", second_part_fails)
-    store.upload_compose(upload_id)
+    assert store.upload_received(upload_id) == size
+    reads: list[str] = []
+    events.register("provide-client-params.s3.GetObject", lambda params, **_: reads.append("x"))
+    store.upload_compose(upload_id, size)
+    store.upload_compose(upload_id, size)  # again (a finish retried): done already is fine
+    assert reads == []
     with store.open("submissions", upload_id) as f:
         assert f.read() == b"".join(pieces)
+    store.upload_discard(upload_id)
+    assert store.upload_state(upload_id) is None and store.exists("submissions", upload_id)
+
+
+def test_two_servers_publishing_at_once(tmp_path: Path, seaweed: Seaweed) -> None:
+    """Every app server publishes on the hour: when B lists a pending blob that A publishes
+    before B copies it, B's run goes on (it was published, not lost) and the blob is in place
+    once. Control: B's copy did meet the missing object (the hook ran, A had moved it)."""
+    settings = seaweed.settings(seaweed.new_bucket())
+
+    def server(name: str) -> S3BlobStore:
+        return S3BlobStore(
+            tmp_path / name,
+            0,
+            endpoint=settings["S3_ENDPOINT"],
+            bucket=settings["S3_BUCKET"],
+            access_key=settings["S3_ACCESS_KEY"],
+            secret_key=settings["S3_SECRET_KEY"],
+        )
+
+    a, b = server("a"), server("b")
+    first, second = new_id(), new_id()
+    for blob_id in (first, second):
+        a.write("submissions", blob_id, lambda f: f.write(b"tip"))
+    later = hour_start() + 3600
+    raced: list[int] = []
+
+    def a_first(**_kwargs: Any) -> None:
+        if not raced:
+            raced.append(a.publish(now=later))
+
+    b.s3.meta.events.register("before-call.s3.CopyObject", a_first)
+    b.publish(now=later)
+    assert raced == [2]
+    for blob_id in (first, second):
+        assert _keys(b, "submissions", blob_id) == [f"submissions/{blob_id}"]
+        with b.open("submissions", blob_id) as f:
+            assert f.read() == b"tip"

@@ -31,6 +31,9 @@ from .test_faults import Client, Server, Site, journalist_token, serving
 from .test_limits import redis_uri  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# On S3 each chunk is one multipart part: 5 MiB, but the last (s3store.py); tips of two parts.
+PART = 5 << 20
+BIG = 6_000_000
 
 
 def _sign(org: keys.OrgSecret, version: int, who: keys.RecipientSecret, path: Path) -> Path:
@@ -136,7 +139,8 @@ def test_two_app_servers(
         f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
         f'LIMITS_STORAGE = "{redis_uri}"\n'
         'RATELIMIT_SUBMIT = "4 per minute"\n'
-        "MIN_FREE_BYTES = 0\n" + "".join(f'{k} = "{v}"\n' for k, v in s3.items())
+        "MIN_FREE_BYTES = 0\n"
+        f"MAX_CHUNK_SIZE = {PART}\n" + "".join(f'{k} = "{v}"\n' for k, v in s3.items())
     )
     a = _site(tmp_path, "a", common, alice.public.public_key)
     b = _site(tmp_path, "b", common, alice.public.public_key)
@@ -148,12 +152,12 @@ def test_two_app_servers(
             # 1. Chunk 1 through A, the rest and the finish through B.
             source = Client(on_a)
             source.start()
-            upload_id, envelope, head = _start(source, alice.public.public_key)
-            assert _put(source, upload_id, head, envelope[head : head + 100_000])[0] == 200
+            upload_id, envelope, head = _start(source, alice.public.public_key, BIG)
+            assert _put(source, upload_id, head, envelope[head : head + PART])[0] == 200
             source = _moved(source, on_b)
             status, said = source.request("GET", f"/api/source/uploads/{upload_id}")
-            assert (status, said["received"]) == (200, head + 100_000)  # B sees A's chunk
-            assert _put(source, upload_id, head + 100_000, envelope[head + 100_000 :])[0] == 200
+            assert (status, said["received"]) == (200, head + PART)  # B sees A's chunk
+            assert _put(source, upload_id, head + PART, envelope[head + PART :])[0] == 200
             status, done = source.call("POST", f"/api/source/uploads/{upload_id}/finish")
             assert status == 201, done
             # 2. The export on B has the tip sent (in part) through A, byte for byte.
@@ -161,13 +165,13 @@ def test_two_app_servers(
             # 3. Kill A (SIGKILL, the whole gunicorn) mid-upload: B finishes it, nothing lost.
             other = Client(on_a)
             other.start()
-            second, envelope2, head2 = _start(other, alice.public.public_key)
-            assert _put(other, second, head2, envelope2[head2 : head2 + 64_000])[0] == 200
+            second, envelope2, head2 = _start(other, alice.public.public_key, BIG)
+            assert _put(other, second, head2, envelope2[head2 : head2 + PART])[0] == 200
             _kill(on_a)
             other = _moved(other, on_b)
             status, said = other.request("GET", f"/api/source/uploads/{second}")
-            assert (status, said["received"]) == (200, head2 + 64_000)
-            assert _put(other, second, head2 + 64_000, envelope2[head2 + 64_000 :])[0] == 200
+            assert (status, said["received"]) == (200, head2 + PART)
+            assert _put(other, second, head2 + PART, envelope2[head2 + PART :])[0] == 200
             assert other.call("POST", f"/api/source/uploads/{second}/finish")[0] == 201
             assert _export(desk, on_b, [second]) == {second: envelope2}
             # 4. A manifest installed through A's tool is in force on B at once: an upload

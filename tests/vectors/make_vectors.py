@@ -77,6 +77,10 @@ def _error_of(doc: dict[str, Any]) -> TiplineError:
             )
         elif doc["kind"] == "key_request":
             keyrequest.read_request(b64d(doc["request"], None, TiplineError, "request"))
+        elif doc["kind"] == "triage":
+            from tipline.desk import triage
+
+            triage.read_signed(b64d(doc["update"], None, TiplineError, "update").decode())
         else:
             codename.derive(codename.normalize(wordlist, doc["codename"]))
     except TiplineError as exc:
@@ -682,6 +686,90 @@ def key_requests() -> None:
     )
 
 
+def triage_updates() -> None:
+    """Signed triage updates (docs/SPEC.md §8.5): the envelope's message. Read by desks only,
+    so Python only; the manifest check (is the writer an active key) is the desk's, not here."""
+    from nacl.signing import SigningKey
+
+    from tipline.desk import triage
+
+    alice = SigningKey(bytes(range(200, 232)))  # the key of the key-request vectors
+    mallory = SigningKey(bytes(range(232, 256)) + bytes(8))
+    alice_pk = bytes(alice.verify_key.to_curve25519_public_key())
+    alice_id = keys.key_id(alice_pk).hex()
+    update = triage.Update(
+        "0f" * 16,
+        "1e" * 16,
+        "2026-11-30T09:05:00Z",
+        alice_id,
+        (("status", "done"), ("star", True), ("tag:politics", False), ("note", "ask the mayor")),
+    )
+    body = update.encode().encode()
+
+    def signed(body: bytes, key: SigningKey, prefix: bytes = primitives.SIG_TRIAGE) -> bytes:
+        return dump_json(
+            {
+                "type": "tipline-signed-triage",
+                "v": 1,
+                "body": b64e(body),
+                "signing_key": b64e(bytes(key.verify_key)),
+                "signature": b64e(key.sign(prefix + body).signature),
+            }
+        )
+
+    def tv(name: str, outcome: str, comment: str, data: bytes) -> None:
+        fields: dict[str, object] = {"update": b64e(data)}
+        if outcome == "ok":
+            fields["expected"] = {**json.loads(body), "public_key": b64e(alice_pk)}
+        write(name, "triage", outcome, comment, **fields)
+
+    good = signed(body, alice)
+    assert good.decode() == triage.sign_update(update, bytes(alice))
+    tv("triage-ok", "ok", "Alice's update, signed by the key her X25519 key is from.", good)
+    tv("triage-unsigned", "triage_error", "The update as desks wrote it before signatures.", body)
+    altered = json.loads(good)
+    altered["body"] = b64e(body.replace(b'"done"', b'"read"'))
+    tv(
+        "triage-altered-body",
+        "triage_error",
+        "Alice's signature, over a body changed after signing (status done to read).",
+        dump_json(altered),
+    )
+    tv(
+        "triage-other-writer",
+        "triage_error",
+        "Signed (validly) by Mallory's key, naming Alice's key id as its writer: the forgery of "
+        "someone holding only the manifest.",
+        signed(body, mallory),
+    )
+    shown = json.loads(signed(body, mallory))
+    shown["signing_key"] = b64e(bytes(alice.verify_key))
+    tv(
+        "triage-borrowed-signing-key",
+        "triage_error",
+        "Alice's signing key shown, Mallory's signature.",
+        dump_json(shown),
+    )
+    tv(
+        "triage-key-request-prefix",
+        "triage_error",
+        "Alice's key, but signed over the key request prefix: not a triage signature.",
+        signed(body, alice, primitives.SIG_KEY_REQUEST),
+    )
+    tv(
+        "triage-no-prefix",
+        "triage_error",
+        "Alice's key, signed over the body alone.",
+        signed(body, alice, b""),
+    )
+    tv(
+        "triage-oversize",
+        "triage_error",
+        "One byte over the bound of the signed document, checked before parsing.",
+        good + b" " * (triage.MAX_SIGNED_UPDATE + 1 - len(good)),
+    )
+
+
 def codenames() -> None:
     wl = load_wordlist()
     cases = [
@@ -760,6 +848,7 @@ if __name__ == "__main__":
     manifests()
     manifests_v2()
     key_requests()
+    triage_updates()
     codenames()
     proofs_of_work()
     names = {f"{d['name']}.json" for d in DOCS}

@@ -51,13 +51,15 @@ class KeyRequest:
 
 
 def make_request(
-    account: str, label: str, created: datetime.date
+    account: str, label: str, created: datetime.date, signing: SigningKey | None = None
 ) -> tuple[keys.RecipientSecret, bytes]:
-    """A fresh recipient key and the signed request for it. The signing key is used once and
-    dropped: the desk keeps only the X25519 secret it derives."""
+    """A recipient key derived from ``signing`` (a fresh Ed25519 key by default) and the signed
+    request for it. A desk that passes its own ``signing`` keeps it to sign triage updates
+    (SPEC §8.5); otherwise it is used once and dropped."""
     keys.expect_account(account, KeyRequestError)
     expect_label(label, keys.MAX_LABEL, KeyRequestError, "label")
-    signing = SigningKey.generate()
+    if signing is None:
+        signing = SigningKey.generate()
     secret = keys.RecipientSecret(bytes(signing.to_curve25519_private_key()), label)
     body = dump_json(
         {

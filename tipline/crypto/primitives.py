@@ -21,6 +21,7 @@ LABEL_PAYLOAD_KEY = b"tipline/v1/payload-key"
 LABEL_HEADER_MAC = b"tipline/v1/header-mac-key"
 SIG_KEY_MANIFEST = b"tipline/v1/key-manifest\x00"
 SIG_KEY_REQUEST = b"tipline/v1/key-request\x00"
+SIG_TRIAGE = b"tipline/v1/triage\x00"
 DS_SPOOL = b"tipline/v1/server-spool"
 
 KEY_BYTES = 32

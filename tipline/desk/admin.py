@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from nacl.signing import SigningKey
+
 from ..crypto import keys
 from ..crypto.errors import KeyFileError, KeyRequestError, ManifestError
 from ..crypto.keyrequest import MAX_KEY_REQUEST, KeyRequest, make_request, read_request
@@ -72,8 +74,9 @@ def request_key(vault: Vault, account: str, label: str, out: Path) -> Recipient:
     require_role(vault, HOLDING_ROLES, "hold a journalist's key")
     if out.exists():
         raise UsageError(f"{out} already exists")
-    secret, file = make_request(account, label, today())
-    entry = vault.keyring.add_own(secret, account, today())
+    signing = SigningKey.generate()  # kept: it signs this desk's triage updates (SPEC §8.5)
+    secret, file = make_request(account, label, today(), signing)
+    entry = vault.keyring.add_own(secret, account, today(), bytes(signing))
     vault.save_keyring()  # the key is kept before the request leaves, so it can never be lost
     write_new(out, file)
     return entry

@@ -140,7 +140,7 @@ def show(ctx: click.Context, item: str) -> None:
         message, notes = store.message(it.id), store.notes(it.id)
         prints = store.fingerprints(it.id)
         held = triage.held_manifest(store, vault.keyring.org_public, today(), strict=False)
-        shared = triage.describe(store, it.id, triage.writer_names(held)[1])
+        shared = triage.describe(store, it.id, triage.writers(store, held).names)
         if it.status == "new":
             store.set_status(it.id, "read")
             vault.save_store()

@@ -124,12 +124,12 @@ def import_bundle(
         vault.save_store()
 
     held = triage.held_manifest(vault.store, vault.keyring.org_public, today(), strict=False)
-    writers, names = triage.writer_names(held)
+    writers = triage.writers(vault.store, held)
     try:
         for entry in reader:
             item = entry.item
             if isinstance(item, TriageItem):
-                report.triage.append(_triage_one(vault, entry, identities, writers, names))
+                report.triage.append(_triage_one(vault, entry, identities, writers))
             elif not isinstance(item, ExportItem):
                 raise BundleError("an export bundle holds submissions and triage updates only")
             elif vault.store.has_item(item.id):
@@ -147,6 +147,7 @@ def import_bundle(
             if time.monotonic() - last_save > SAVE_EVERY:
                 save()
                 last_save = time.monotonic()
+        report.triage += triage.apply_parked(vault.store, writers)  # for items just imported
     except BundleError as exc:
         report.bundle_error = exc.message
     finally:
@@ -158,8 +159,7 @@ def _triage_one(
     vault: Vault,
     entry: BundleEntry,
     identities: list[bytes],
-    writers: frozenset[str],
-    names: dict[str, str],
+    writers: triage.Writers,
 ) -> str:
     """Open and apply one triage update; its one-line outcome."""
     head = f"triage update {entry.item.id[:12]}"
@@ -170,16 +170,9 @@ def _triage_one(
         inner = open_envelope(io.BytesIO(data), identities)
         if inner.kind != "triage":
             return f"{head}: refused: it is not a triage update: nothing changed"
-        update = triage.parse_update(inner.message)
     except TiplineError as exc:
         return f"{head}: refused: {exc.message}: nothing changed"
-    if update.id != entry.item.id:
-        return f"{head}: refused: its id differs from the bundle's: nothing changed"
-    if not writers:
-        return (
-            f"{head}: not applied: this desk holds no key manifest (tipline-desk sync --manifest)"
-        )
-    return triage.apply(vault.store, update, writers, names)
+    return triage.receive(vault.store, entry.item.id, inner.message, writers)
 
 
 def _import_one(

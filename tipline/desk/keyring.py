@@ -10,6 +10,8 @@ import datetime
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nacl.signing import SigningKey
+
 from ..crypto import keys
 from ..crypto.encoding import (
     b64d,
@@ -41,6 +43,9 @@ class Recipient:
     created: str
     retired: str | None = None
     secret: keys.RecipientSecret | None = None  # None: someone else's key, known by request
+    # The Ed25519 seed the secret is derived from (SPEC §3.1): it signs this desk's triage
+    # updates (SPEC §8.5). None for someone else's key, a retired one, or one made before.
+    signing_seed: bytes | None = None
 
     @property
     def key_id(self) -> str:
@@ -103,6 +108,24 @@ class Keyring:
             raise AmbiguousError(f"{query.strip()!r} matches {len(hits)} keys: {listing}")
         return hits[0]
 
+    def signer(self, among: frozenset[str]) -> Recipient | None:
+        """This desk's active key that can sign triage updates and is one of ``among`` (the
+        active key ids of the manifest the desk holds)."""
+        for r in self.active():
+            if r.signing_seed is not None and r.key_id in among:
+                return r
+        return None
+
+    def drop_signing(self, key_ids: list[str]) -> list[str]:
+        """Forget the signing seeds of these keys (retired by the signing desk); returns the
+        short ids of the ones that had one."""
+        gone = []
+        for n, r in enumerate(self.recipients):
+            if r.key_id in key_ids and r.signing_seed is not None:
+                self.recipients[n] = replace(r, signing_seed=None)
+                gone.append(r.short_id)
+        return gone
+
     def _room(self) -> None:
         if len(self.recipients) >= MAX_KEYS:
             raise KeyringError(f"a vault holds at most {MAX_KEYS} keys")
@@ -112,24 +135,34 @@ class Keyring:
     def add(self, label: str, today: datetime.date, account: str | None = None) -> Recipient:
         """Generate a new active recipient key (held in this vault)."""
         self._room()
+        signing = SigningKey.generate()  # the recipient key is derived from it, as in §3.1
         try:
-            secret = keys.RecipientSecret.generate(label)
+            secret = keys.RecipientSecret(bytes(signing.to_curve25519_private_key()), label)
             if account is not None:
                 keys.expect_account(account, KeyFileError)
         except KeyFileError as exc:
             raise KeyringError(exc.detail) from exc
         public = keys.RecipientPublic(secret.public.public_key, label, account)
-        entry = Recipient(public, "active", today.isoformat(), secret=secret)
+        entry = Recipient(
+            public, "active", today.isoformat(), secret=secret, signing_seed=bytes(signing)
+        )
         self.recipients.append(entry)
         return entry
 
     def add_own(
-        self, secret: keys.RecipientSecret, account: str, today: datetime.date
+        self,
+        secret: keys.RecipientSecret,
+        account: str,
+        today: datetime.date,
+        signing_seed: bytes | None = None,
     ) -> Recipient:
-        """Keep a key this desk made for a key request (active once the signer accepts it)."""
+        """Keep a key this desk made for a key request (active once the signer accepts it),
+        with the Ed25519 seed it is derived from."""
         self._room()
         public = keys.RecipientPublic(secret.public.public_key, secret.label, account)
-        entry = Recipient(public, "active", today.isoformat(), secret=secret)
+        entry = Recipient(
+            public, "active", today.isoformat(), secret=secret, signing_seed=signing_seed
+        )
         self.recipients.append(entry)
         return entry
 
@@ -149,8 +182,11 @@ class Keyring:
             raise KeyringError(f"key {entry.key_id} is already {entry.state}")
         if entry.state == "active" and len(self.active()) == 1:
             raise KeyringError("that is the last active key; accept (or add) another one first")
-        new = replace(
-            entry, state="compromised" if compromised else "retired", retired=today.isoformat()
+        new = replace(  # a retired key signs nothing more: its signing seed goes
+            entry,
+            state="compromised" if compromised else "retired",
+            retired=today.isoformat(),
+            signing_seed=None,
         )
         self.recipients[self.recipients.index(entry)] = new
         return new
@@ -186,6 +222,7 @@ class Keyring:
                         "account": r.account,
                         "public_key": b64e(r.public.public_key),
                         "secret_key": b64e(r.secret.secret_key) if r.secret else None,
+                        "signing_seed": b64e(r.signing_seed) if r.signing_seed else None,
                         "state": r.state,
                         "created": r.created,
                         "retired": r.retired,
@@ -248,9 +285,19 @@ def _recipient(value: Any) -> Recipient:
         raise VaultDamagedError("a keyring entry is not an object")
     value.setdefault("account", None)
     value.setdefault("public_key", None)
+    value.setdefault("signing_seed", None)  # keyrings from before signed triage updates
     expect_members(
         value,
-        {"label", "account", "public_key", "secret_key", "state", "created", "retired"},
+        {
+            "label",
+            "account",
+            "public_key",
+            "secret_key",
+            "signing_seed",
+            "state",
+            "created",
+            "retired",
+        },
         VaultDamagedError,
         "entry",
     )
@@ -268,4 +315,10 @@ def _recipient(value: Any) -> Recipient:
     else:
         public_key = b64d(value["public_key"], 32, VaultDamagedError, "public key")
     public = keys.RecipientPublic(public_key, label, account)
-    return Recipient(public, value["state"], str(value["created"]), value["retired"], secret)
+    seed = None
+    if value["signing_seed"] is not None:
+        seed = b64d(value["signing_seed"], 32, VaultDamagedError, "signing seed")
+        derived = bytes(SigningKey(seed).to_curve25519_private_key())
+        if secret is None or derived != secret.secret_key:
+            raise VaultDamagedError("a keyring entry's signing seed is not its key's")
+    return Recipient(public, value["state"], str(value["created"]), value["retired"], secret, seed)

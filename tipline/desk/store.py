@@ -35,6 +35,13 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE triage_seen(update_id TEXT PRIMARY KEY);
     CREATE TABLE triage_pending(update_id TEXT PRIMARY KEY, body TEXT NOT NULL);
     """,
+    # 4: verified triage updates for items not (yet) on this desk, kept to apply when an
+    # import brings the item: the server delivers each update to an account once.
+    4: """
+    CREATE TABLE triage_parked(update_id TEXT PRIMARY KEY, item_id TEXT NOT NULL,
+        message TEXT NOT NULL);
+    CREATE INDEX triage_parked_item ON triage_parked(item_id);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 TEMP_STORE_MEMORY = 2  # SQLite's PRAGMA temp_store value for MEMORY

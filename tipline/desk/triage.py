@@ -8,12 +8,14 @@ import applies the ones from other desks.
 
 Rule for concurrent edits: last writer wins *per field*, ordered by (date, writer key id,
 update id); the winning writer and date are kept with the field and shown. Notes never conflict
-(each is its own field). Replayed, older, unknown-writer and unknown-item updates change nothing
-and each gets a one-line outcome.
+(each is its own field). Unsigned, forged, replayed, older, unknown-writer, retired-writer and
+unknown-item updates change nothing and each gets a one-line outcome.
 
-The writer key id is what the update says: the envelope is anonymous (crypto_box_seal), so it is
-checked only against the manifest's active keys. Anyone who can seal to those keys (which are
-public) could write an update; see docs/THREAT-MODEL.md.
+The envelope is anonymous (crypto_box_seal), and the manifest's public keys are public, so the
+envelope says nothing about who wrote it. Each update is therefore signed by its writer's Ed25519
+key (the one its recipient key is derived from, SPEC §3.1) and carries that signing key; a desk
+applies it only if the X25519 key derived from the signing key is the writer's key in the
+manifest the desk holds (SPEC §8.5).
 """
 
 from __future__ import annotations
@@ -23,19 +25,34 @@ import io
 import json
 from dataclasses import dataclass
 
+import nacl.exceptions
 import nacl.utils
+from nacl.signing import SigningKey, VerifyKey
 
-from ..crypto import envelope
-from ..crypto.encoding import dump_json, expect_header, expect_members, hexd, load_json
+from ..crypto import envelope, keys
+from ..crypto.encoding import (
+    b64d,
+    b64e,
+    dump_json,
+    expect_header,
+    expect_members,
+    hexd,
+    load_json,
+)
 from ..crypto.errors import TiplineError
 from ..crypto.inner import Inner
 from ..crypto.manifest import KeyManifest, verify_manifest
+from ..crypto.primitives import SIG_TRIAGE
 from .errors import UsageError
 from .store import MAX_NOTE, MAX_TAG, STATUSES, Store
 
 MAX_CHANGES = 64
 MAX_UPDATE_JSON = 1 << 15
+MAX_SIGNED_UPDATE = 3 << 14  # the signed form: base64 of the body (at most 43,692) and keys
 META_MANIFEST = "triage_manifest"
+META_RETIRED = "triage_retired"  # writers of earlier held manifests, and when each went
+MAX_RETIRED = 1000
+MAX_PARKED = 10000  # updates kept for items not on the desk (each at most MAX_SIGNED_UPDATE)
 
 
 class TriageError(TiplineError):
@@ -113,6 +130,63 @@ def parse_update(text: str) -> Update:
     return Update(update_id, item, str(date), writer, tuple(changes))
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A triage update whose signature verified, and the writer's X25519 key it proves."""
+
+    update: Update
+    public_key: bytes
+    message: str  # the signed document as received, kept if the item is not here yet
+
+
+def sign_update(update: Update, seed: bytes) -> str:
+    """The signed form of an update (the envelope's message), signed with the Ed25519 key of
+    ``seed``; the writer's key id must be that of the X25519 key derived from it."""
+    signing = SigningKey(seed)
+    if keys.key_id(bytes(signing.verify_key.to_curve25519_public_key())).hex() != update.writer:
+        raise TriageError("the update's writer is not the key that signs it")
+    body = update.encode().encode()
+    return dump_json(
+        {
+            "type": "tipline-signed-triage",
+            "v": 1,
+            "body": b64e(body),
+            "signing_key": b64e(bytes(signing.verify_key)),
+            "signature": b64e(signing.sign(SIG_TRIAGE + body).signature),
+        }
+    ).decode()
+
+
+def read_signed(text: str) -> Signed:
+    """Check a signed triage update in the order of SPEC §8.5; ``TriageError`` says which rule
+    failed. It says nothing about whether its writer may write: see ``apply``."""
+    what = "the signed triage update"
+    doc = load_json(text.encode(), MAX_SIGNED_UPDATE, TriageError, what)
+    if doc.get("type") == "tipline-triage":
+        raise TriageError("it is not signed (written by a desk from before signed updates)")
+    expect_header(doc, "tipline-signed-triage", TriageError, what)
+    expect_members(doc, {"type", "v", "body", "signing_key", "signature"}, TriageError, what)
+    body = b64d(doc["body"], None, TriageError, "its body")
+    signing_key = b64d(doc["signing_key"], 32, TriageError, "its signing_key")
+    signature = b64d(doc["signature"], 64, TriageError, "its signature")
+    if len(body) > MAX_UPDATE_JSON:
+        raise TriageError(f"its body is larger than {MAX_UPDATE_JSON} bytes")
+    if not keys.verify_signature(signing_key, SIG_TRIAGE + body, signature):
+        raise TriageError("its signature does not verify")
+    try:
+        public_key = bytes(VerifyKey(signing_key).to_curve25519_public_key())
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise TriageError("its signing key is not a valid key") from exc
+    try:
+        text_body = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TriageError("its body is not UTF-8") from exc
+    update = parse_update(text_body)
+    if keys.key_id(public_key).hex() != update.writer:
+        raise TriageError("it is signed by a key other than its writer's")
+    return Signed(update, public_key, text)
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,8 +194,11 @@ def now() -> str:
 # --- the manifest this desk holds --------------------------------------------------------------
 
 
-def hold_manifest(store: Store, data: bytes, org_public: bytes | None, today: datetime.date) -> int:
-    """Verify a signed key manifest against the org key and keep it; returns its version."""
+def hold_manifest(
+    store: Store, data: bytes, org_public: bytes | None, today: datetime.date
+) -> tuple[int, list[str]]:
+    """Verify a signed key manifest against the org key and keep it; returns its version and
+    the key ids the manifest held before listed and this one drops (retired)."""
     if org_public is None:
         raise UsageError("this vault has no org public key (tipline-desk keys org-import)")
     signed = verify_manifest(data, org_public, today)
@@ -130,11 +207,14 @@ def hold_manifest(store: Store, data: bytes, org_public: bytes | None, today: da
         raise UsageError(
             f"this desk holds manifest version {held.version}, newer than {signed.manifest.version}"
         )
+    dropped: list[str] = []
+    if held is not None and held.version < signed.manifest.version:
+        dropped = _note_retired(store, held, signed.manifest)
     store.db.execute(
         "INSERT OR REPLACE INTO meta VALUES(?, ?)", (META_MANIFEST, data.decode("utf-8"))
     )
     store.dirty = True
-    return signed.manifest.version
+    return signed.manifest.version, dropped
 
 
 def held_manifest(
@@ -150,6 +230,70 @@ def held_manifest(
         if strict:
             raise
         return None
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A key that may sign triage updates: its X25519 public key, a short name, and the day
+    from which it may no longer write (None while it is active)."""
+
+    public_key: bytes
+    name: str
+    retired: str | None = None
+
+
+def _name(r: keys.RecipientPublic) -> str:
+    return f"{r.account or r.label} {r.key_id.hex()[:8]}"
+
+
+def _retired(store: Store) -> dict[str, Writer]:
+    row = store.db.execute("SELECT value FROM meta WHERE key=?", (META_RETIRED,)).fetchone()
+    if row is None:
+        return {}
+    doc = json.loads(str(row[0]))
+    return {k: Writer(bytes.fromhex(v[0]), str(v[1]), str(v[2])) for k, v in doc.items()}
+
+
+def _note_retired(store: Store, old: KeyManifest, new: KeyManifest) -> list[str]:
+    """Keep the keys ``old`` lists and ``new`` drops as retired from ``new``'s issue day: an
+    update they signed is applied only when dated before that day (SPEC §8.5). Returns them."""
+    retired = _retired(store)
+    still = {r.key_id.hex() for r in new.recipients}
+    dropped = [r.key_id.hex() for r in old.recipients if r.key_id.hex() not in still]
+    for r in old.recipients:
+        if r.key_id.hex() not in still and r.key_id.hex() not in retired:
+            retired[r.key_id.hex()] = Writer(r.public_key, _name(r), new.issued.isoformat())
+    for key_id in still:
+        retired.pop(key_id, None)
+    if len(retired) > MAX_RETIRED:  # the oldest retirements go first
+        kept = sorted(retired.items(), key=lambda kv: str(kv[1].retired))[-MAX_RETIRED:]
+        retired = dict(kept)
+    doc = {k: [w.public_key.hex(), w.name, w.retired] for k, w in retired.items()}
+    store.db.execute(
+        "INSERT OR REPLACE INTO meta VALUES(?, ?)", (META_RETIRED, json.dumps(doc, sort_keys=True))
+    )
+    return dropped
+
+
+@dataclass(frozen=True)
+class Writers:
+    """Who may write triage updates, as the manifest this desk holds (and the ones before it)
+    say: active keys, and retired keys with the day they were retired."""
+
+    active: dict[str, Writer]
+    retired: dict[str, Writer]
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {k: w.name for k, w in (self.retired | self.active).items()}
+
+
+def writers(store: Store, manifest: KeyManifest | None) -> Writers:
+    """The writers of the held manifest (none if the desk holds none)."""
+    if manifest is None:
+        return Writers({}, {})
+    active = {r.key_id.hex(): Writer(r.public_key, _name(r)) for r in manifest.recipients}
+    return Writers(active, _retired(store))
 
 
 # --- changes made here -------------------------------------------------------------------------
@@ -185,11 +329,26 @@ def pending(store: Store) -> list[Update]:
     return [parse_update(str(r[0])) for r in rows]
 
 
-def seal_update(update: Update, recipients: list[bytes]) -> bytes:
-    """The update as an envelope of kind ``triage`` sealed to these public keys."""
+def seal_update(update: Update, seed: bytes, recipients: list[bytes]) -> bytes:
+    """The update, signed with the Ed25519 key of ``seed``, as an envelope of kind ``triage``
+    sealed to these public keys."""
     out = io.BytesIO()
-    envelope.seal(out, recipients, Inner("triage", "desk", update.encode()))
+    envelope.seal(out, recipients, Inner("triage", "desk", sign_update(update, seed)))
     return out.getvalue()
+
+
+def sign_as(store: Store, update: Update, writer: str) -> Update:
+    """A pending update written again as ``writer`` (this desk's key changed since it was
+    made: the old key is retired and signs nothing more); its fields' clocks follow."""
+    if update.writer == writer:
+        return update
+    moved = Update(update.id, update.item, update.date, writer, update.changes)
+    store.db.execute(
+        "UPDATE triage_pending SET body=? WHERE update_id=?", (moved.encode(), update.id)
+    )
+    store.db.execute("UPDATE triage_clock SET writer=? WHERE update_id=?", (writer, update.id))
+    store.dirty = True
+    return moved
 
 
 def last_writer(store: Store, item_id: str) -> dict[str, tuple[str, str]]:
@@ -203,21 +362,55 @@ def last_writer(store: Store, item_id: str) -> dict[str, tuple[str, str]]:
 # --- updates from other desks ------------------------------------------------------------------
 
 
-def apply(store: Store, update: Update, writers: frozenset[str], names: dict[str, str]) -> str:
-    """Apply an update (idempotent); return its one-line outcome."""
+def receive(store: Store, bundle_id: str, message: str, who: Writers) -> str:
+    """Check and apply one triage update's message (the opened envelope's); its one line."""
+    head = f"triage update {bundle_id[:12]}"
+    try:
+        signed = read_signed(message)
+    except TiplineError as exc:
+        return f"{head}: refused: {exc.message}: nothing changed"
+    if signed.update.id != bundle_id:
+        return f"{head}: refused: its id differs from the bundle's: nothing changed"
+    if not who.active:
+        return (
+            f"{head}: not applied: this desk holds no key manifest (tipline-desk sync --manifest)"
+        )
+    return apply(store, signed, who)
+
+
+def _refusal(signed: Signed, who: Writers) -> str | None:
+    """Why this writer may not write this update, or None if it may."""
+    update, short = signed.update, signed.update.writer[:8]
+    writer = who.active.get(update.writer)
+    if writer is None:
+        writer = who.retired.get(update.writer)
+        if writer is None:
+            return f"signed by key {short}, not a key of the manifest this desk holds"
+        if update.date >= f"{writer.retired}T00:00:00Z":
+            return (
+                f"signed by key {short} ({writer.name}), retired on {writer.retired}, "
+                f"and dated {update.date}"
+            )
+    if writer.public_key != signed.public_key:  # the key ids matched: a collision, never seen
+        return f"signed by a key that is not key {short} of the manifest this desk holds"
+    return None
+
+
+def apply(store: Store, signed: Signed, who: Writers) -> str:
+    """Apply a signed update (idempotent); return its one-line outcome."""
+    update = signed.update
     head = f"triage update {update.id[:12]}"
     if store.db.execute("SELECT 1 FROM triage_seen WHERE update_id=?", (update.id,)).fetchone():
         if store.db.execute("DELETE FROM triage_pending WHERE update_id=?", (update.id,)).rowcount:
             store.dirty = True
             return f"{head}: this desk's own, back from the server"
         return f"{head}: already applied (replayed): nothing changed"
-    if update.writer not in writers:
-        return (
-            f"{head}: refused: written by key {update.writer[:8]}, not an active key of the "
-            "manifest this desk holds: nothing changed"
-        )
+    refusal = _refusal(signed, who)
+    if refusal is not None:
+        return f"{head}: refused: {refusal}: nothing changed"
+    names = who.names
     if not store.has_item(update.item):
-        return f"{head}: refused: for item {update.item[:12]}, not on this desk: nothing changed"
+        return f"{head}: {_park(store, signed)}: nothing changed"
     applied, kept = [], []
     for field, value in update.changes:
         row = store.db.execute(
@@ -237,26 +430,49 @@ def apply(store: Store, update: Update, writers: frozenset[str], names: dict[str
             store.add_note(update.item, str(value), update.date[:10])
         _stamp(store, update, field)
         applied.append(field)
-    who = names.get(update.writer, update.writer[:8])
+    name = names.get(update.writer, update.writer[:8])
     if not applied:  # not kept as seen: an update older on every field loses every time
         return (
-            f"{head} by {who} of {update.date}: older than this desk's "
+            f"{head} by {name} of {update.date}: older than this desk's "
             f"{', '.join(kept)}: nothing changed"
         )
     store.db.execute("INSERT INTO triage_seen VALUES(?)", (update.id,))
     store.dirty = True
     tail = f" (kept this desk's newer {', '.join(kept)})" if kept else ""
-    return f"{head} by {who} of {update.date}: applied {', '.join(applied)}{tail}"
+    return f"{head} by {name} of {update.date}: applied {', '.join(applied)}{tail}"
 
 
-def writer_names(manifest: KeyManifest | None) -> tuple[frozenset[str], dict[str, str]]:
-    """Active key ids of the held manifest, and a short name for each (account and key id)."""
-    if manifest is None:
-        return frozenset(), {}
-    names = {
-        r.key_id.hex(): f"{r.account or r.label} {r.key_id.hex()[:8]}" for r in manifest.recipients
-    }
-    return frozenset(names), names
+def _park(store: Store, signed: Signed) -> str:
+    """Keep a verified update for an item not on this desk; say so."""
+    update = signed.update
+    what = f"for item {update.item[:12]}, not on this desk"
+    if store.db.execute("SELECT 1 FROM triage_parked WHERE update_id=?", (update.id,)).fetchone():
+        return f"not applied: {what} (already kept until an import brings it)"
+    (count,) = store.db.execute("SELECT count(*) FROM triage_parked").fetchone()
+    if count >= MAX_PARKED:
+        return f"refused: {what}, and {MAX_PARKED} updates already wait for their items"
+    store.db.execute(
+        "INSERT INTO triage_parked VALUES(?, ?, ?)", (update.id, update.item, signed.message)
+    )
+    store.dirty = True
+    return f"not applied: {what} (kept until an import brings it)"
+
+
+def apply_parked(store: Store, who: Writers) -> list[str]:
+    """Apply the kept updates whose items are now on this desk (after an import); their lines.
+    Each is checked again against the writers of the manifest the desk holds now."""
+    if not who.active:
+        return []  # no manifest held: they wait
+    rows = store.db.execute(
+        "SELECT p.update_id, p.message FROM triage_parked p JOIN items i ON i.id = p.item_id "
+        "ORDER BY p.rowid"
+    ).fetchall()
+    lines = []
+    for update_id, message in rows:
+        store.db.execute("DELETE FROM triage_parked WHERE update_id=?", (update_id,))
+        store.dirty = True
+        lines.append(receive(store, str(update_id), str(message), who) + " (kept from before)")
+    return lines
 
 
 def describe(store: Store, item_id: str, names: dict[str, str]) -> list[str]:

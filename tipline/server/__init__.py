@@ -29,6 +29,7 @@ def make_store(config: Mapping[str, Any]) -> Any:
             access_key=config["S3_ACCESS_KEY"],
             secret_key=config["S3_SECRET_KEY"],
             region=config["S3_REGION"],
+            part_size=config["MAX_CHUNK_SIZE"],
         )
     return BlobStore(root, config["MIN_FREE_BYTES"])
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 from ..crypto.errors import TiplineError
 
-KINDS = ("submissions", "replies", "triage")  # triage: sealed desk-to-desk updates, no row
+KINDS = ("submissions", "replies", "triage")  # triage: sealed desk-to-desk updates (SPEC §8.5)
 STALE_TEMP_SECONDS = 6 * 3600  # far longer than any single request may take
 _ID = re.compile(r"\A[0-9a-f]{32}\Z")
 

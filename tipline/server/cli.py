@@ -184,11 +184,12 @@ def retention_command() -> None:
     from .sources import blobs
 
     with _app_db() as (_app, session):
-        swept = retention.run(session, blobs())
+        swept = retention.run(session, blobs(), triage_max_days=_app.config["TRIAGE_MAX_DAYS"])
         cleaned = sweeper.run(session, blobs(), upload_ttl_hours=_app.config["UPLOAD_TTL_HOURS"])
     click.echo(
         f"tipline-server: retention deleted {swept.submissions} submissions, "
-        f"{swept.replies} replies and {swept.sources} sources that never sent anything",
+        f"{swept.replies} replies, {swept.sources} sources that never sent anything and "
+        f"{swept.triage} triage updates",
         err=True,
     )
     click.echo(f"tipline-server: sweep {cleaned.describe()}", err=True)

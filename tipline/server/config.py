@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_SESSION_HOURS": 12,  # and after this long in all
     "SECRET_KEY_FALLBACKS": [],  # old session keys still accepted while they are rotated out
     "MAX_REPLY_BUNDLE": 512 * MIB,  # the largest reply bundle a journalist may upload
+    "TRIAGE_MAX_DAYS": 90,  # sealed triage updates (SPEC §8.5) are deleted this long after upload
     # The daily digest (docs/ADMIN.md "Daily digest"): off unless switched on, through this relay.
     "DIGEST_ENABLED": False,
     "DIGEST_SUBJECT": "Daily digest",  # the same every day; need not say "tip line"
@@ -157,6 +158,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "STAFF_IDLE_MINUTES",
         "STAFF_SESSION_HOURS",
         "MAX_REPLY_BUNDLE",
+        "TRIAGE_MAX_DAYS",
     ):
         if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
             raise ConfigError(f"TIPLINE_{key} must be a whole number, 0 or more")
@@ -238,3 +240,6 @@ def _check_blob_store(config: dict[str, Any]) -> None:
         raise ConfigError("TIPLINE_S3_ENDPOINT must be an http:// or https:// URL")
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", config["S3_BUCKET"]):
         raise ConfigError("TIPLINE_S3_BUCKET must be a bucket name (a-z, 0-9, dots, dashes)")
+    # Each chunk is one multipart part (s3store.py), and the page's Worker seals at most 8 MiB.
+    if not 5 * MIB <= config["MAX_CHUNK_SIZE"] <= 8 * MIB:
+        raise ConfigError("TIPLINE_MAX_CHUNK_SIZE must be 5242880 to 8388608 with the S3 store")

@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -33,7 +34,7 @@ from . import digest_keys, mailer
 from .config import EMAIL
 from .digest_keys import DigestKey
 from .i18n import _
-from .models import Account, DigestSubscription, Reply, Submission
+from .models import Account, DigestSubscription, Download, Reply, Submission
 
 PLAINTEXT_SIZE = 1024
 # Room over the ciphertext's size as measured when the key was set: the encrypted session key
@@ -49,8 +50,10 @@ class DigestError(TiplineError):
 
 @dataclass(frozen=True)
 class Counts:
-    """What waits: submissions not yet downloaded, from new sources (tips) and from sources
-    the newsroom has heard from or answered before (replies)."""
+    """What waits for one journalist: submissions that account has not downloaded yet, from
+    sources it has not read before (tips) and from sources it has read or the newsroom has
+    answered (replies). "New" is per account, as on the sources page's "new for me": what a
+    colleague took to their desk still waits for this one."""
 
     tips: int
     replies: int
@@ -66,17 +69,25 @@ class RunResult:
 
 
 _new = aliased(Submission, name="new")
+_earlier = aliased(Submission, name="earlier")
 
 
-def counts(session: Session) -> Counts:
-    """Count what waits (the same query whatever the numbers, so it takes the same time)."""
-    earlier = select(Submission.id).where(
-        Submission.source_id == _new.source_id, Submission.downloaded.is_(True)
+def counts(session: Session, account_id: str) -> Counts:
+    """Count what waits for ``account_id`` (the same query whatever the numbers, so it takes
+    the same time)."""
+
+    def downloaded(submission: type[Submission]) -> Any:
+        return exists().where(
+            Download.submission_id == submission.id, Download.account_id == account_id
+        )
+
+    read_before = select(_earlier.id).where(
+        _earlier.source_id == _new.source_id, downloaded(_earlier)
     )
     answered = select(Reply.id).where(Reply.source_id == _new.source_id)
-    waiting = select(func.count()).select_from(_new).where(_new.downloaded.is_(False))
+    waiting = select(func.count()).select_from(_new).where(~downloaded(_new))
     total = session.scalar(waiting) or 0
-    replies = session.scalar(waiting.where(or_(exists(earlier), exists(answered)))) or 0
+    replies = session.scalar(waiting.where(or_(exists(read_before), exists(answered)))) or 0
     return Counts(tips=total - replies, replies=replies)
 
 
@@ -222,12 +233,12 @@ def run(
         .where(Account.disabled.is_(False))
         .order_by(DigestSubscription.account_id)
     ).all()
-    text = plaintext(day, org_name, counts(session))
     pending: list[tuple[str, str, datetime.date | None, EmailMessage]] = []
     for username, sub in due:
         if sub.last_sent is not None and sub.last_sent >= day:
             result.already += 1
             continue
+        text = plaintext(day, org_name, counts(session, sub.account_id))
         try:
             mail = message(relay, subject, sub.email, body(key_of(sub), sub.body_size, text))
         except TiplineError as exc:

@@ -137,16 +137,18 @@ def star(source_id: str) -> ResponseReturnValue:
 
 
 def export_response(items: list[bundle.ExportItem], mark: bool, account_id: str) -> Response:
-    """Stream an export bundle; when every byte has gone out, mark the items downloaded by
-    this account."""
+    """Stream an export bundle with the triage updates not yet delivered to this account; when
+    every byte has gone out, mark the items downloaded and the updates delivered (if ``mark``)."""
     store, engine = blobs(), db.engine_of(current_app)
     ids = [item.id for item in items]
+    updates = transfer.triage_items(db.session(), account_id, bundle.MAX_BUNDLE_ITEMS - len(ids))
 
     def generate() -> Iterator[bytes]:
-        yield from transfer.export_stream(store, items)
+        yield from transfer.export_stream(store, items, updates)
         if mark:
             with Session(engine) as session:
                 transfer.mark_downloaded(session, account_id, ids, limit=bundle.MAX_BUNDLE_ITEMS)
+                transfer.mark_delivered(session, account_id, [u.id for u in updates])
 
     day = datetime.datetime.now(datetime.UTC).date().isoformat()
     return Response(
@@ -233,7 +235,7 @@ def export_new() -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return _error(gettext("The form expired. Reload the page and try again."))
     rows = transfer.new_submissions(db.session(), account().id)
-    if not rows:
+    if not rows and not transfer.triage_items(db.session(), account().id, 1):
         return _error(gettext("There is nothing new to download."), 404)
     audit.record(db.session(), account().username, "export", f"{len(rows)} submissions")
     return export_response(

@@ -220,7 +220,7 @@ def export() -> ResponseReturnValue:
     body = _json()
     if body.get("new") is True:
         rows = transfer.new_submissions(db.session(), _me().id)
-        if not rows:
+        if not rows and not transfer.triage_items(db.session(), _me().id, 1):
             return jsonify(error="there is nothing new"), 404
     else:
         rows = transfer.selected(db.session(), _ids(body))

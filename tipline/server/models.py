@@ -108,6 +108,29 @@ class Assignment(Base):
     )
 
 
+class TriageUpdate(Base):
+    """A sealed triage update between desks (SPEC §8.5); the blob store holds its bytes under
+    the same id. The server cannot read it: it knows its size and the day it arrived."""
+
+    __tablename__ = "triage_updates"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[datetime.date] = mapped_column(Date, default=today, index=True)
+
+
+class TriageDelivery(Base):
+    """A triage update went out, whole, in an export that marked what it carried, to one
+    account: that account's next exports leave it out."""
+
+    __tablename__ = "triage_deliveries"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    update_id: Mapped[str] = mapped_column(
+        ForeignKey("triage_updates.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Reply(Base):
     """A journalist's reply envelope, sealed to the source's reply key on the desk."""
 

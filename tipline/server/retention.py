@@ -21,7 +21,7 @@ from . import audit, settings
 from .blobs import Store
 from .db import forget
 from .models import Reply, Source, Submission, Upload, today
-from .transfer import delete_submissions
+from .transfer import delete_submissions, expire_triage
 
 BATCH = 500
 
@@ -33,10 +33,14 @@ class Swept:
     submissions: int
     replies: int
     sources: int = 0
+    triage: int = 0
 
 
-def run(db: Session, store: Store, on: datetime.date | None = None) -> Swept:
-    """Delete what has expired as of ``on`` (today, UTC, by default)."""
+def run(
+    db: Session, store: Store, on: datetime.date | None = None, triage_max_days: int = 0
+) -> Swept:
+    """Delete what has expired as of ``on`` (today, UTC, by default); triage updates stored
+    more than ``triage_max_days`` days ago too (``TRIAGE_MAX_DAYS``; 0 keeps them)."""
     value = settings.load(db)
     day = on or today()
     conditions = []
@@ -66,6 +70,9 @@ def run(db: Session, store: Store, on: datetime.date | None = None) -> Swept:
             for row in rows:
                 store.delete("replies", row.id)
             replies += len(rows)
+    triage = 0
+    if triage_max_days:
+        triage = expire_triage(db, store, day - datetime.timedelta(days=triage_max_days))
     empty = sweep_empty_sources(db, day)
     # Every run is recorded, also when it removed nothing: the health check reads when
     # retention last ran from here (health.py).
@@ -73,9 +80,10 @@ def run(db: Session, store: Store, on: datetime.date | None = None) -> Swept:
         db,
         "retention",
         "retention",
-        f"{subs} submissions, {replies} replies, {empty} sources that never sent anything",
+        f"{subs} submissions, {replies} replies, {empty} sources that never sent anything, "
+        f"{triage} triage updates",
     )
-    return Swept(subs, replies, empty)
+    return Swept(subs, replies, empty, triage)
 
 
 def sweep_empty_sources(db: Session, day: datetime.date) -> int:

@@ -7,10 +7,14 @@ server does not care which it has; resumable uploads use the ``upload_*`` method
 Layout in the bucket (docs/SPEC.md §7.1):
 - ``pending/<kind>/<id>``: a new blob, until the hourly publication copies it to ``<kind>/<id>``
   (an object's LastModified is exact; a published copy's says only when a publication ran);
-- ``uploads/<id>/<offset>``: each acknowledged chunk of a resumable upload as its own object
-  (offset in 20 digits), so chunks may land on different app servers: what was acknowledged is
-  what the bucket lists, which every server sees alike. ``finish`` composes them (a multipart
-  upload) into ``pending/submissions/<id>`` and, after the row is committed, removes them.
+- ``uploads/<id>/header``: a resumable upload's envelope header, with the id of the multipart
+  upload begun at the upload's start (its target is ``pending/submissions/<id>``) and its part
+  size. Each chunk goes straight into that multipart upload as one part, its number derived
+  from its offset (part 1 is the header and the first chunk; every chunk but the last is one
+  part size, at least the 5 MiB S3 services ask of every part but the last), so chunks may land
+  on different app servers: what was acknowledged is what ListParts shows, which every server
+  sees alike. ``finish`` completes the multipart upload (nothing is read back) and, after the
+  row is committed, removes the header object; a cancel, an expiry or the sweep aborts it.
 
 Local disk is still used for spool files (``tmp``, sealing on the no-JS path): ``root`` is that
 local folder and ``check_space`` guards it. Keys and secrets are never logged nor put in errors.
@@ -26,19 +30,44 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .blobs import KINDS, LowDiskSpaceError, StoreUnavailableError, hour_start
+from .s3model import DATA as S3_DATA
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"\A[0-9a-f]{32}\Z")
-_PART = 8 << 20  # multipart part size when composing a finished upload
+_PIECE = 64 << 10
+MIN_PART = 5 << 20  # the smallest part S3 services take (but the last): a chunk's floor
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _client(endpoint: str, access_key: str, secret_key: str, region: str) -> Any:
+    """A botocore S3 client that parses only the operations the store calls (s3model.py)."""
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(S3_DATA))
+    return session.create_client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
 
 
 def _missing(exc: ClientError) -> bool:
@@ -63,26 +92,33 @@ def _unavailable() -> Iterator[None]:
         raise StoreUnavailableError() from None
 
 
-class _Concatenated:
-    """A readable stream of several objects one after another (for composing an upload)."""
+class _Pieces:
+    """A file read in pieces of at most 64 KiB whatever size is asked (botocore hashes a body
+    in 1 MiB reads): small buffers come from malloc's free lists, where megabyte ones raise its
+    mmap threshold and then stay in the arena of each thread that made one (worker RSS)."""
 
-    def __init__(self, opener: Callable[[str], BinaryIO], keys: list[str]) -> None:
-        self._opener, self._keys, self._current = opener, list(keys), cast(BinaryIO | None, None)
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
 
     def read(self, size: int = -1) -> bytes:
-        out = bytearray()
-        while size < 0 or len(out) < size:
-            if self._current is None:
-                if not self._keys:
-                    break
-                self._current = self._opener(self._keys.pop(0))
-            piece = self._current.read(-1 if size < 0 else size - len(out))
-            if not piece:
-                self._current.close()
-                self._current = None
-                continue
-            out += piece
-        return bytes(out)
+        return self._file.read(_PIECE if size is None or size < 0 else min(size, _PIECE))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """What ``uploads/<id>/header`` says about a resumable upload."""
+
+    upload_id: str
+    header_size: int
+    multipart: str  # the multipart upload's id in the service
+    part_size: int  # every chunk but the last, in bytes (part 1 has the header too)
+    started: float  # the header object's time
 
 
 class S3BlobStore:
@@ -98,31 +134,19 @@ class S3BlobStore:
         access_key: str,
         secret_key: str,
         region: str = "us-east-1",
+        part_size: int = 8 << 20,
         client: Any = None,
     ) -> None:
+        if part_size < MIN_PART:
+            raise ValueError("a part is at least 5 MiB")
+        self.part_size = part_size  # the chunk size of uploads started here (MAX_CHUNK_SIZE)
         self.root, self.min_free, self.bucket = root, min_free, bucket
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.s3 = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=region,
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 2, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=60,
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        self.s3 = client or _client(endpoint, access_key, secret_key, region)
         self._published_hour = 0.0
         self._publishing = threading.Lock()
         self._publisher_pid = 0
-        self.conditional = True  # If-None-Match on chunks, until the service says it has none
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -221,7 +245,8 @@ class S3BlobStore:
 
     def publish(self, now: float | None = None) -> int:
         """Copy every pending blob that arrived before the current hour to its published key
-        and remove the pending one; returns how many. The copy's LastModified is this run's."""
+        and remove the pending one; returns how many. The copy's LastModified is this run's.
+        Every app server runs this: a blob another one moved since the listing is skipped."""
         cutoff = hour_start(now)
         moved = 0
         for kind in KINDS:
@@ -229,13 +254,16 @@ class S3BlobStore:
                 name = entry["Key"].rsplit("/", 1)[-1]
                 if not _ID.match(name) or entry["LastModified"].timestamp() >= cutoff:
                     continue
-                with _unavailable():
-                    self.s3.copy_object(
-                        Bucket=self.bucket,
-                        Key=f"{kind}/{name}",
-                        CopySource={"Bucket": self.bucket, "Key": entry["Key"]},
-                    )
-                    self.s3.delete_object(Bucket=self.bucket, Key=entry["Key"])
+                try:
+                    with _unavailable():
+                        self.s3.copy_object(
+                            Bucket=self.bucket,
+                            Key=f"{kind}/{name}",
+                            CopySource={"Bucket": self.bucket, "Key": entry["Key"]},
+                        )
+                        self.s3.delete_object(Bucket=self.bucket, Key=entry["Key"])
+                except FileNotFoundError:
+                    continue  # another app server published (or a request deleted) it meanwhile
                 moved += 1
         return moved
 
@@ -273,119 +301,197 @@ class S3BlobStore:
         return f"uploads/{upload_id}/"
 
     def upload_start(self, upload_id: str, header: bytes) -> None:
-        """Store an upload's header as its first chunk."""
-        with _unavailable():
-            self.s3.put_object(
-                Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}{0:020d}", Body=header
-            )
-
-    def _chunks(self, upload_id: str) -> list[tuple[int, int, str, float]]:
-        """The contiguous run of chunks from offset 0: (offset, size, key, time)."""
-        prefix = self._upload_prefix(upload_id)
-        found = {}
-        for entry in self._list(prefix):
-            tail = entry["Key"][len(prefix) :]
-            if tail.isdigit():
-                found[int(tail)] = (entry["Size"], entry["Key"], entry["LastModified"].timestamp())
-        run, at = [], 0
-        while at in found:
-            size, key, when = found[at]
-            if size == 0:
-                break
-            run.append((at, size, key, when))
-            at += size
-        return run
-
-    def upload_received(self, upload_id: str) -> int | None:
-        """How many bytes are acknowledged, or None if nothing is stored for this upload."""
-        run = self._chunks(upload_id)
-        return run[-1][0] + run[-1][1] if run else None
-
-    def upload_last_activity(self, upload_id: str) -> float | None:
-        """When the upload's latest chunk arrived (None if it has none)."""
-        run = self._chunks(upload_id)
-        return max(when for *_, when in run) if run else None
-
-    def upload_append(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Store one chunk at ``offset`` (the caller checked it follows what is acknowledged).
-        Written only if no chunk is there yet (``If-None-Match: *``), so two requests racing
-        for one offset on two servers cannot both win: the loser gets ``FileExistsError``.
-        A service without conditional writes (it answers NotImplemented) gets plain writes."""
-        key = f"{self._upload_prefix(upload_id)}{offset:020d}"
-        if self.conditional:
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
-                return
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code"))
-                if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                    raise FileExistsError("that part is stored already") from None
-                if code != "NotImplemented":
-                    with _unavailable():
-                        raise
-                log.warning("the S3 store has no conditional writes: racing chunks may clash")
-                self.conditional = False
-            except BotoCoreError:
-                with _unavailable():
-                    raise
-        with _unavailable():
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
-
-    def upload_head(self, upload_id: str, size: int) -> bytes:
-        """The first ``size`` bytes of the upload (its header is its first chunk)."""
-        with _unavailable():
-            body = self.s3.get_object(
-                Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}{0:020d}"
-            )["Body"]
-            with body:
-                return cast(bytes, body.read(size))
-
-    def upload_compose(self, upload_id: str) -> None:
-        """Concatenate the upload's chunks into ``pending/submissions/<id>`` (multipart)."""
-        keys = [key for _, _, key, _ in self._chunks(upload_id)]
+        """Begin the multipart upload of ``pending/submissions/<id>`` and store the envelope's
+        header as ``uploads/<id>/header``, which names the multipart upload and its part size
+        (what every app server needs to place a chunk). A multipart upload begun by a request
+        that died before its header object was stored is aborted by the sweep."""
         target = self.pending_key("submissions", upload_id)
-
-        def opener(key: str) -> BinaryIO:
-            with _unavailable():
-                return cast(BinaryIO, self.s3.get_object(Bucket=self.bucket, Key=key)["Body"])
-
-        stream = _Concatenated(opener, keys)
         with _unavailable():
-            started = self.s3.create_multipart_upload(Bucket=self.bucket, Key=target)
-        multipart = started["UploadId"]
+            multipart = self.s3.create_multipart_upload(Bucket=self.bucket, Key=target)["UploadId"]
         try:
-            parts: list[dict[str, Any]] = []
-            number = 1
-            while True:
-                piece = stream.read(_PART)
-                if not piece and parts:
-                    break
-                with _unavailable():
-                    done = self.s3.upload_part(
-                        Bucket=self.bucket,
-                        Key=target,
-                        UploadId=multipart,
-                        PartNumber=number,
-                        Body=piece,
-                    )
-                parts.append({"PartNumber": number, "ETag": done["ETag"]})
-                number += 1
-                if len(piece) < _PART:
-                    break
             with _unavailable():
-                self.s3.complete_multipart_upload(
+                self.s3.put_object(
                     Bucket=self.bucket,
-                    Key=target,
-                    UploadId=multipart,
-                    MultipartUpload={"Parts": parts},
+                    Key=f"{self._upload_prefix(upload_id)}header",
+                    Body=header,
+                    Metadata={"multipart": multipart, "part-size": str(self.part_size)},
                 )
         except BaseException:
             with contextlib.suppress(ClientError, BotoCoreError):
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=multipart)
             raise
 
+    def upload_state(self, upload_id: str) -> UploadState | None:
+        """The upload's header object as the app needs it, or None if it has none."""
+        found = self._head(f"{self._upload_prefix(upload_id)}header")
+        if found is None:
+            return None
+        meta = found.get("Metadata", {})
+        multipart, part_size = meta.get("multipart", ""), meta.get("part-size", "")
+        if not multipart or not part_size.isdigit() or int(part_size) < MIN_PART:
+            return None  # not one this code made: treated as gone (the sweep removes it)
+        return UploadState(
+            upload_id,
+            int(found["ContentLength"]),
+            multipart,
+            int(part_size),
+            found["LastModified"].timestamp(),
+        )
+
+    def _parts(self, state: UploadState) -> list[tuple[int, int, str, float]] | None:
+        """The contiguous run of stored parts from part 1: (number, size, ETag, time); None if
+        the multipart upload is no longer open (completed by a finish, or aborted)."""
+        found: dict[int, tuple[int, str, float]] = {}
+        marker = 0
+        while True:
+            try:
+                with _unavailable():
+                    page = self.s3.list_parts(
+                        Bucket=self.bucket,
+                        Key=self.pending_key("submissions", state.upload_id),
+                        UploadId=state.multipart,
+                        PartNumberMarker=marker,
+                    )
+            except FileNotFoundError:
+                return None
+            for part in page.get("Parts", []):
+                found[int(part["PartNumber"])] = (
+                    int(part["Size"]),
+                    str(part["ETag"]),
+                    part["LastModified"].timestamp(),
+                )
+            if not page.get("IsTruncated"):
+                break
+            marker = int(page["NextPartNumberMarker"])
+        run, number = [], 1
+        while number in found:
+            run.append((number, *found[number]))
+            number += 1
+        return run
+
+    def received(self, state: UploadState) -> int | None:
+        """``upload_received`` for an upload whose header object was read already."""
+        parts = self._parts(state)
+        if parts is None:  # a finish completed it and has not committed yet: the object
+            done = self._head(self.pending_key("submissions", state.upload_id))
+            return None if done is None else int(done["ContentLength"])
+        return max(state.header_size, sum(size for _, size, _, _ in parts))
+
+    def upload_received(self, upload_id: str) -> int | None:
+        """How many bytes are acknowledged (part 1 holds the header), or None if nothing is
+        stored for this upload."""
+        state = self.upload_state(upload_id)
+        return None if state is None else self.received(state)
+
+    def upload_last_activity(self, upload_id: str) -> float | None:
+        """When the upload's latest part (or its header, or its completed object) arrived."""
+        state = self.upload_state(upload_id)
+        if state is None:
+            return None
+        parts = self._parts(state)
+        times = [state.started, *(when for *_, when in parts or [])]
+        if parts is None and (done := self._head(self.pending_key("submissions", upload_id))):
+            times.append(done["LastModified"].timestamp())
+        return max(times)
+
+    def part_number(self, state: UploadState, offset: int) -> int:
+        """The part a chunk at ``offset`` is: part 1 is the header and the first chunk, and
+        each chunk after it is exactly one part size long (the caller checks lengths)."""
+        payload = offset - state.header_size
+        if payload < 0 or payload % state.part_size:
+            raise ValueError("not a part's offset")
+        return payload // state.part_size + 1
+
+    def upload_part(
+        self, state: UploadState, offset: int, length: int, fill: Callable[[BinaryIO], None]
+    ) -> None:
+        """Store the chunk of ``length`` bytes at ``offset`` as its part, straight into the
+        multipart upload. ``fill`` copies the chunk (the request body, read once) into a local
+        spool file, which is then sent (SigV4 over http hashes the body before sending it, so
+        it cannot go on as it comes in); part 1 gets the header first. The spool is a file, not
+        memory: a worker's RSS does not grow with the chunk size. Sending a part again (a retry
+        whose answer was lost, on any server) replaces it with the same bytes."""
+        number = self.part_number(state, offset)
+        prefix = self.upload_head(state.upload_id, state.header_size) if number == 1 else b""
+        self.check_space(length)
+        with tempfile.TemporaryFile(dir=self.tmp, prefix=".blob-") as spool:
+            spool.write(prefix)
+            fill(cast(BinaryIO, spool))
+            if spool.tell() != len(prefix) + length:
+                raise ValueError("the chunk is not the length announced")
+            spool.seek(0)
+            try:
+                with _unavailable():
+                    self.s3.upload_part(
+                        Bucket=self.bucket,
+                        Key=self.pending_key("submissions", state.upload_id),
+                        UploadId=state.multipart,
+                        PartNumber=number,
+                        Body=_Pieces(cast(BinaryIO, spool)),
+                        ContentLength=len(prefix) + length,
+                    )
+            except FileNotFoundError:
+                raise FileNotFoundError("this upload no longer exists") from None
+
+    def upload_head(self, upload_id: str, size: int) -> bytes:
+        """The first ``size`` bytes of the upload (at most its header, stored on its own)."""
+        with _unavailable():
+            body = self.s3.get_object(
+                Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header"
+            )["Body"]
+            with body:
+                return cast(bytes, body.read(size))
+
+    def upload_compose(self, upload_id: str, size: int) -> None:  # "complete", in S3's words
+        """Complete the multipart upload: its parts become ``pending/submissions/<id>`` in the
+        service, nothing read back. Done already (another finish, or one that died before its
+        commit) is fine; a run of parts that is not ``size`` bytes is ``FileNotFoundError``."""
+        state = self.upload_state(upload_id)
+        if state is None:
+            raise FileNotFoundError("this upload no longer exists")
+        target = self.pending_key("submissions", upload_id)
+        parts = self._parts(state)
+        if parts is None:
+            done = self._head(target)
+            if done is None or int(done["ContentLength"]) != size:
+                raise FileNotFoundError("this upload no longer exists")
+            return
+        if sum(part_size for _, part_size, _, _ in parts) != size:
+            raise FileNotFoundError("the upload is not complete")
+        try:
+            with _unavailable():
+                self.s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=state.multipart,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": etag} for n, _, etag, _ in parts]
+                    },
+                )
+        except FileNotFoundError:  # another finish completed it meanwhile
+            done = self._head(target)
+            if done is None or int(done["ContentLength"]) != size:
+                raise
+
+    def upload_forget(self, upload_id: str) -> None:
+        """After a finish's commit: remove the header object (its multipart upload is complete,
+        so it is all that is left; a failure here leaves it for the sweep)."""
+        with _unavailable():
+            self.s3.delete_object(Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header")
+
     def upload_discard(self, upload_id: str) -> None:
-        """Remove every chunk of an upload (missing is fine)."""
+        """Abort the upload's multipart uploads and remove its objects under ``uploads/<id>/``
+        (missing is fine). A completed object is a blob: the sweep removes it if no row has
+        it."""
+        target = self.pending_key("submissions", upload_id)
+        with _unavailable():
+            listing = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=target)
+        for entry in listing.get("Uploads", []):
+            if entry.get("Key") == target:
+                with contextlib.suppress(FileNotFoundError), _unavailable():
+                    self.s3.abort_multipart_upload(
+                        Bucket=self.bucket, Key=target, UploadId=entry["UploadId"]
+                    )
         keys = [entry["Key"] for entry in self._list(self._upload_prefix(upload_id))]
         for start in range(0, len(keys), 1000):
             with _unavailable():
@@ -395,14 +501,25 @@ class S3BlobStore:
                 )
 
     def upload_ids(self) -> Iterator[tuple[str, float]]:
-        """Every upload with chunks stored: its id and its latest chunk's time."""
-        latest: dict[str, float] = {}
+        """Every upload with something stored: its id and when it began (its header object's
+        time, or its multipart upload's if the header never got stored)."""
+        begun: dict[str, float] = {}
         for entry in self._list("uploads/"):
             parts = entry["Key"].split("/")
             if len(parts) == 3 and _ID.match(parts[1]):
                 when = entry["LastModified"].timestamp()
-                latest[parts[1]] = max(latest.get(parts[1], 0.0), when)
-        yield from latest.items()
+                begun[parts[1]] = max(begun.get(parts[1], 0.0), when)
+        prefix = "pending/submissions/"
+        with _unavailable():
+            pages = self.s3.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for entry in page.get("Uploads", []):
+                    name = entry["Key"][len(prefix) :]
+                    if _ID.match(name) and name not in begun:
+                        begun[name] = entry["Initiated"].timestamp()
+        yield from begun.items()
 
     def reachable(self) -> None:
         """Raise ``StoreUnavailableError`` unless the bucket answers."""

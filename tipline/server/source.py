@@ -71,7 +71,10 @@ def _page_data(keys: keyset.Current | None = None) -> dict[str, Any]:
         "manifest_version": keys.version if keys else "",
         "manifest": keys.file.decode("utf-8") if keys else "",
         "max_size": settings.max_submission_size(),
-        "chunk_size": min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
+        # On S3 each chunk is one part of a multipart upload, which must be >= 5 MiB.
+        "chunk_size": current_app.config["MAX_CHUNK_SIZE"]
+        if current_app.config["BLOB_STORE"] == "s3"
+        else min(current_app.config["MAX_CHUNK_SIZE"], 4 << 20),
         # Whether the page must fetch and solve a proof-of-work before an upload (SPEC §10).
         "pow": "no" if settings.current().pow == "off" else "yes",
         "pow_form": "yes" if proof_of_work.form_gated() else "no",

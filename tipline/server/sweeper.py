@@ -26,14 +26,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .blobs import BlobStore, Store, age_of, try_lock
-from .models import Reply, Submission, Upload
+from .models import Reply, Submission, TriageUpdate, Upload
 from .uploads import expire_old, restore_interrupted
 
 if TYPE_CHECKING:
     from .s3store import S3BlobStore
 
 GRACE = 15 * 60  # seconds; far longer than a request takes between a file and its row
-_ROWS: dict[str, type[Submission] | type[Reply]] = {"submissions": Submission, "replies": Reply}
+# triage: sealed triage updates (SPEC §8.5); a blob without its row (an import that died
+# between the two, or one stored before rows existed) is an orphan like any other.
+_ROWS: dict[str, type[Submission] | type[Reply] | type[TriageUpdate]] = {
+    "submissions": Submission,
+    "replies": Reply,
+    "triage": TriageUpdate,
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,9 @@ class Swept:
         )
 
 
-def _present(db: Session, model: type[Submission | Reply | Upload], ids: Sequence[str]) -> set[str]:
+def _present(
+    db: Session, model: type[Submission | Reply | Upload | TriageUpdate], ids: Sequence[str]
+) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -112,9 +120,10 @@ def run(
 def _run_s3(
     db: Session, store: S3BlobStore, grace: float, now: float, published: int, expired: int
 ) -> Swept:
-    """The same on S3, by the objects' times: blobs with no row and chunks of uploads with no
-    row, older than ``grace``, are removed (a finish's composed object with no row is one;
-    its upload's chunks stay, so nothing needs giving back)."""
+    """The same on S3, by the objects' times: blobs with no row (an upload's row counts: a
+    finish that completed its multipart upload and died before its commit left one, which the
+    next finish commits) and uploads with no row (their header object and multipart upload),
+    older than ``grace``, are removed. Nothing needs giving back."""
     blobs = parts = 0
     for kind, model in _ROWS.items():
         ids = [i for i, when in store.ids(kind) if now - when >= grace]

@@ -28,7 +28,18 @@ from . import faults, keyset
 from .blobs import Store
 from .db import forget
 from .i18n import _
-from .models import Account, Assignment, Download, Reply, Source, Submission, Upload, today
+from .models import (
+    Account,
+    Assignment,
+    Download,
+    Reply,
+    Source,
+    Submission,
+    TriageDelivery,
+    TriageUpdate,
+    Upload,
+    today,
+)
 from .uploads import discard, plausible_size
 
 ID = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -301,35 +312,72 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
-def triage_items(store: Store, room: int) -> list[bundle.TriageItem]:
-    """Every sealed triage update the server holds (at most ``room``), oldest id order.
-
-    Simplest correct delivery: every export carries every update; each desk skips the ids it
-    has seen. Updates are at most ``MAX_TRIAGE_UPDATE`` bytes each.
-    """
-    found: list[bundle.TriageItem] = []
-    for blob_id, _where in sorted(store.ids("triage"), key=lambda e: e[0])[:room]:
-        try:
-            with store.open("triage", blob_id) as blob:
-                size = len(blob.read(bundle.MAX_TRIAGE_UPDATE + 1))
-        except OSError:
-            continue  # deleted meanwhile
-        if 0 < size <= bundle.MAX_TRIAGE_UPDATE:
-            found.append(bundle.TriageItem(blob_id, size))
-    return found
+def triage_items(db: Session, account_id: str, room: int) -> list[bundle.TriageItem]:
+    """The sealed triage updates not yet delivered to this account (at most ``room``), oldest
+    first. Each is at most ``MAX_TRIAGE_UPDATE`` bytes (checked when it was stored)."""
+    delivered = exists().where(
+        TriageDelivery.update_id == TriageUpdate.id, TriageDelivery.account_id == account_id
+    )
+    query = (
+        select(TriageUpdate.id, TriageUpdate.size)
+        .where(~delivered)
+        .order_by(TriageUpdate.stored, TriageUpdate.id)
+        .limit(max(room, 0))
+    )
+    return [bundle.TriageItem(r[0], r[1]) for r in db.execute(query).all()]
 
 
-def export_stream(store: Store, items: Sequence[bundle.ExportItem]) -> Iterator[bytes]:
+def export_stream(
+    store: Store,
+    items: Sequence[bundle.ExportItem],
+    updates: Sequence[bundle.TriageItem] = (),
+) -> Iterator[bytes]:
     """The export bundle, chunk by chunk (constant memory, whatever the total size): the
-    submissions, then every sealed triage update (SPEC §8.5)."""
+    submissions, then the sealed triage updates given (SPEC §8.5, ``triage_items``)."""
 
     def open_item(item: bundle.Item) -> BinaryIO:
         kind = "triage" if isinstance(item, bundle.TriageItem) else "submissions"
         return store.open(kind, item.id)
 
-    listed: list[bundle.Item] = [*items]
-    listed += triage_items(store, bundle.MAX_BUNDLE_ITEMS - len(items))
+    listed: list[bundle.Item] = [*items, *updates]
     return bundle.bundle_chunks(bundle.KIND_EXPORT, listed, open_item)
+
+
+def mark_delivered(db: Session, account_id: str, update_ids: Sequence[str]) -> int:
+    """Mark triage updates as delivered to this account (an export carried them whole); an
+    update deleted meanwhile (expired) is skipped. Returns how many were marked."""
+    total = 0
+    for chunk in _chunks(list(update_ids), 500):
+        known = set(db.scalars(select(TriageUpdate.id).where(TriageUpdate.id.in_(chunk))).all())
+        done = set(
+            db.scalars(
+                select(TriageDelivery.update_id).where(
+                    TriageDelivery.account_id == account_id, TriageDelivery.update_id.in_(chunk)
+                )
+            ).all()
+        )
+        fresh = sorted(known - done)
+        db.add_all(TriageDelivery(account_id=account_id, update_id=i) for i in fresh)
+        total += len(fresh)
+    db.commit()
+    return total
+
+
+def expire_triage(db: Session, store: Store, before: datetime.date) -> int:
+    """Delete the triage updates stored before ``before``: rows first (their delivery marks
+    go with them), then blobs. Returns how many."""
+    total = 0
+    while True:
+        ids = list(
+            db.scalars(select(TriageUpdate.id).where(TriageUpdate.stored < before).limit(500))
+        )
+        if not ids:
+            return total
+        db.execute(delete(TriageUpdate).where(TriageUpdate.id.in_(ids)))
+        db.commit()
+        for update_id in ids:
+            store.delete("triage", update_id)
+        total += len(ids)
 
 
 def mark_downloaded(
@@ -480,17 +528,23 @@ def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
         existing.update(db.scalars(select(Reply.id).where(Reply.id.in_(chunk))).all())
     limit = int(current_app.config["MAX_REPLY_BUNDLE"])
     written: list[Reply] = []
-    updates: list[str] = []  # triage blobs written by this import
+    updates: list[TriageUpdate] = []  # triage rows and blobs written by this import
+    triage_ids = [i.id for i in reader.items if isinstance(i, bundle.TriageItem)]
+    triage_have: set[str] = set()
+    for chunk in _chunks(triage_ids, 500):
+        triage_have.update(
+            db.scalars(select(TriageUpdate.id).where(TriageUpdate.id.in_(chunk))).all()
+        )
     triage_known = 0
     try:
         for entry in reader:
             item = entry.item
             if isinstance(item, bundle.TriageItem):
-                if store.exists("triage", item.id):
+                if item.id in triage_have:
                     triage_known += 1
                 else:
                     store.write("triage", item.id, functools.partial(_copy_triage, entry))
-                    updates.append(item.id)
+                    updates.append(TriageUpdate(id=item.id, size=item.size))
                 if not entry.finish():
                     raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
                 continue
@@ -508,13 +562,14 @@ def import_replies(db: Session, store: Store, src: BinaryIO) -> ImportResult:
                 raise bundle.BundleError(f"item {item.id} is damaged (checksum)")
         # Iteration ended: the final checksum matched and nothing trails it.
         db.add_all(written)
+        db.add_all(updates)
         db.commit()
     except BaseException:
         db.rollback()
         for row in written:
             store.delete("replies", row.id)
-        for update_id in updates:
-            store.delete("triage", update_id)
+        for triage_row in updates:
+            store.delete("triage", triage_row.id)
         raise
     return ImportResult(len(written), len(existing), len(updates), triage_known)
 

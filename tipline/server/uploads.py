@@ -153,7 +153,7 @@ def expire_old(store: Store, hours: int, session: Session | None = None) -> int:
 
 
 def discard(store: Store, upload_id: str) -> None:
-    """Remove an upload's bytes (its partial file, or its chunks in the bucket)."""
+    """Remove an upload's bytes (its partial file, or its multipart upload in the bucket)."""
     if isinstance(store, BlobStore):
         with contextlib.suppress(FileNotFoundError):
             store.upload_path(upload_id).unlink()
@@ -196,8 +196,8 @@ def create(source: Source | NewSource, header: bytes, size: int, keys: Current) 
 
 
 def _create_s3(store: S3BlobStore, upload: Upload, header: bytes) -> Upload:
-    """``create`` on S3: the header is chunk 0, stored before the row is committed (an
-    object with no row is removed by ``discard`` here, or left for the bucket's lifecycle)."""
+    """``create`` on S3: the multipart upload begun and the header stored before the row is
+    committed (what has no row is removed by ``discard`` here, or by the sweep)."""
     store.upload_start(upload.id, header)
     try:
         db.session().add(upload)
@@ -270,26 +270,34 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
 
 
 def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
-    """``append`` on S3: the chunk becomes the object ``uploads/<id>/<offset>`` once it has
-    arrived whole (held in memory: at most MAX_CHUNK_SIZE). The offset is checked against what
-    the bucket lists, which every app server sees, so the next chunk may go to any of them."""
-    have = store.upload_received(upload.id)
-    if have is None:
+    """``append`` on S3: the chunk is one part of the upload's multipart upload, sent once it
+    has arrived whole (spooled to a local file, not held in memory). The offset is checked
+    against what ListParts shows, which every app server sees, so the next chunk may go to
+    any of them. Every chunk but the last is the upload's part size (the page's chunk size)."""
+    state = store.upload_state(upload.id)
+    have = None if state is None else store.received(state)
+    if state is None or have is None:
         raise UploadError("this upload no longer exists; start again")
     if offset != have:
         raise WrongOffsetError()
     if have + length > upload.size:
         raise UploadError("that is more than the announced size")
-    data = bytearray()
-    while len(data) < length:
-        piece = body.read(min(length - len(data), 1 << 16))
-        if not piece:
-            raise ClientDisconnected()
-        data += piece
+    if length != state.part_size and have + length != upload.size:
+        raise UploadError(f"each part of this upload but the last is {state.part_size} bytes")
+
+    def fill(out: BinaryIO) -> None:
+        remaining = length
+        while remaining:
+            piece = body.read(min(remaining, 1 << 16))
+            if not piece:
+                raise ClientDisconnected()
+            out.write(piece)
+            remaining -= len(piece)
+
     try:
-        store.upload_append(upload.id, offset, bytes(data))
-    except FileExistsError:
-        raise WrongOffsetError() from None  # another request stored this part meanwhile
+        store.upload_part(state, offset, length, fill)
+    except FileNotFoundError:
+        raise UploadError("this upload no longer exists; start again") from None
     return have + length
 
 
@@ -343,10 +351,11 @@ def finish(upload: Upload, keys: Current | None) -> Finished:
 
 
 def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Finished:
-    """``finish`` on S3: compose the chunks into ``pending/submissions/<id>``, commit the rows,
-    then remove the chunks. Nothing is moved before the commit, so a refused commit or a kill
-    leaves the chunks whole (the upload can be finished again, on any server) and at most a
-    composed object with no row, which the next finish overwrites with the same bytes."""
+    """``finish`` on S3: complete the multipart upload into ``pending/submissions/<id>`` (the
+    service joins the parts; nothing is read back), commit the rows, then remove the header
+    object. A refused commit or a kill after the completion leaves the object and the upload
+    row: the next finish, on any server, sees the object whole and commits it; an object whose
+    upload is dropped has no row and the sweep removes it."""
     upload_id = upload.id
     have = store.upload_received(upload_id)
     if have is None:
@@ -355,7 +364,10 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
         raise UploadError("the upload is not complete yet")
     _refuse_stale_keys(upload, store.upload_head(upload_id, fmt.MAX_HEADER_SIZE), keys)
     source = _source_of(upload)
-    store.upload_compose(upload_id)
+    try:
+        store.upload_compose(upload_id, upload.size)
+    except FileNotFoundError:
+        return _already_finished(upload_id)
     faults.point("finish-moved")
     session = db.session()
     try:
@@ -364,11 +376,9 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
         session.rollback()
         if session.get(Submission, upload_id) is not None:  # another request's finish won
             return _already_finished(upload_id)
-        with contextlib.suppress(TiplineError):
-            store.delete("submissions", upload_id)
         raise
     with contextlib.suppress(TiplineError):
-        store.upload_discard(upload_id)  # left over if the store fails now: no row, swept
+        store.upload_forget(upload_id)  # left over if the store fails now: no row, swept
     return Finished(source, row)
 
 
@@ -418,7 +428,7 @@ def restore_interrupted(store: Store, upload_id: str) -> bool:
     the file's lock, and this waits for it.
     """
     if not isinstance(store, BlobStore):
-        return False  # S3: the chunks stay until the commit; there is nothing to give back
+        return False  # S3: the next finish commits a completed object; nothing to give back
     pending = store.pending_path("submissions", upload_id)
     try:
         handle = pending.open("rb")

@@ -113,6 +113,7 @@ def test_a_vault_from_before_fingerprints_opens_and_export_records_them(
         vault.store.db.execute("DROP TABLE fingerprints")
         for table in ("triage_clock", "triage_seen", "triage_pending"):  # schema 3
             vault.store.db.execute(f"DROP TABLE {table}")
+        vault.store.db.execute("DROP TABLE triage_parked")  # schema 4
         vault.store.db.execute("UPDATE meta SET value='1' WHERE key='schema'")
         vault.store.dirty = True
         vault.save_store()
@@ -124,7 +125,7 @@ def test_a_vault_from_before_fingerprints_opens_and_export_records_them(
     assert f"sha256 {sha256(b'older file')}" in run("show", sub.item.id[:8]).stdout
     with Vault.open(vault_dir, PASS) as vault:
         assert (
-            vault.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "3"
+            vault.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "4"
         )
 
 
