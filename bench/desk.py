@@ -4,19 +4,23 @@
     python bench/desk.py --size-mib 1024 --items 100000   # the full run (docs/DESK.md)
 
 1. Import: an export bundle of --size-mib of submissions (8 MiB attachments) is imported into a
-   vault (checksums, every envelope opened and authenticated, ciphertext written and fsynced),
-   then every stored envelope is opened again. The baseline is `age -d` on one age file of the
-   same plaintext bytes, to /dev/null, in the same run. Ratios are age's time over ours
-   (target >= 0.9: at least 90 % of age's speed). Then the parts import cannot avoid, each
-   timed alone on the same bytes (BLAKE2b of the bundle checksum, the raw secretstream pull,
-   reading, and writing + fsyncing on this disk), and the best import time they allow on two
-   free cores (the import's helper threads read and hash ahead, and write behind, while the
-   caller decrypts; it starts them only when the machine has an idle core).
+   vault (checksums, every envelope opened and authenticated, fingerprints, ciphertext written
+   and fsynced), twice into a fresh vault, alternated with writing + fsyncing the same number of
+   bytes into the same folder (the disk's own speed, measured in the same run: a shared machine's
+   load and a virtual disk's moods reach both). The target (issue 12): the import at least 0.8 of
+   the disk's write + fsync speed. Then every stored envelope is opened again, against `age -d`
+   on one age file of the same plaintext bytes, to /dev/null (ratio age's time over ours). Then
+   the parts an import cannot avoid, each timed alone on the same bytes, in CPU seconds (BLAKE2b
+   of the bundle checksum, the raw secretstream pull, SHA-256 of the fingerprints, reading, and
+   writing), and the best import they allow on the cores this machine has.
 2. Triage: a vault with --items items (the triage rows are inserted directly, with messages
    of about 300 characters; the envelopes are not needed to list or search) is opened, listed
    (newest 50, grouped by source) and searched, in-process and through the real `tipline-desk`
-   command, and the TUI is started headless until its inbox is drawn (best of three runs of
-   each whole command, Python's start included). Goal: each under 1 s.
+   command (best of three runs of each whole command, Python's start included; goal: each
+   under 1 s). The TUI is started as `tipline-desk tui` starts it (tipline/desk/tui/start.py),
+   headless, on a fresh copy of the vault each time (its newest item new, as after an import),
+   and timed from starting the process to its inbox drawn, with the CPU used by then (best of
+   three); issue 12's target, drawn within 1 s of start at 100,000 items, is a TARGET line.
    The passphrase's Argon2id cost is reported on its own: it is a chosen delay, not a cost of
    listing (the vault here uses the weak "test" preset so it does not hide the rest).
 """
@@ -24,10 +28,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,11 +113,25 @@ def bench_import(folder: Path, size_mib: int) -> None:
                                              str(age_file)], check=True))
         age_times.append(t)
     age_t = min(age_times)
-    with Vault.open(vault_dir, PASS) as vault, bundle.open("rb") as src:
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        import_t, report = timed(lambda: import_bundle(vault, src))
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        assert report.ok and len(report.added) == count, report
+    envelopes = count * len(data)  # the bytes an import writes into the vault
+    disk_times, import_times, cpus = [], [], []
+    for run in range(2):  # alternated, so a busy moment of the machine reaches both
+        disk_times.append(write_fsync(folder, envelopes))
+        if run:
+            shutil.rmtree(vault_dir)
+            shutil.copytree(folder / "vault-template", vault_dir)
+        else:
+            shutil.copytree(vault_dir, folder / "vault-template")
+        with Vault.open(vault_dir, PASS) as vault, bundle.open("rb") as src:
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            import_t, report = timed(lambda: import_bundle(vault, src))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            assert report.ok and len(report.added) == count, report
+        import_times.append(import_t)
+        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    disk_t, import_t = min(disk_times), min(import_times)
+    cpu = cpus[import_times.index(import_t)]
+    with Vault.open(vault_dir, PASS) as vault:
 
         def open_all() -> None:
             ids = vault.keyring.identities()
@@ -121,27 +141,66 @@ def bench_import(folder: Path, size_mib: int) -> None:
 
         open_t, _ = timed(open_all)
     total = count * ITEM_MIB
-    print(f"import+open {total} MiB in {count} submissions")
-    print(f"  age -d (baseline)     {age_t:7.2f} s  {total / age_t:7.0f} MiB/s")
-    print(f"  tipline-desk import   {import_t:7.2f} s  {total / import_t:7.0f} MiB/s  "
-          f"ratio {age_t / import_t:.2f} (target >= 0.9)")
-    print(f"  open stored items     {open_t:7.2f} s  {total / open_t:7.0f} MiB/s  "
-          f"ratio {age_t / open_t:.2f} (target >= 0.9)")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    mib = envelopes / 2**20
+    ratio = disk_t / import_t
+    print(f"import {mib:.0f} MiB of envelopes ({total} MiB of attachments in {count} "
+          f"submissions), best of 2 each, alternated (load {os.getloadavg()[0]:.1f})")
+    print(f"  write + fsync {mib:.0f} MiB {disk_t:7.2f} s  {mib / disk_t:7.0f} MiB/s  "
+          f"(this disk, runs {', '.join(f'{t:.2f}' for t in disk_times)} s)")
+    print(f"  tipline-desk import   {import_t:7.2f} s  {mib / import_t:7.0f} MiB/s  "
+          f"(runs {', '.join(f'{t:.2f}' for t in import_times)} s)")
+    print(f"  TARGET import >= 0.8 x disk write+fsync: ratio {ratio:.2f}: "
+          f"{'ok' if ratio >= 0.8 else 'NOT MET'}")
     print(f"  import used {cpu:.2f} s of CPU in {import_t:.2f} s "
           f"({cpu / import_t:.2f} cores busy on average; the machine has {os.cpu_count()})")
-    components(folder, bundle, age_t)
+    print(f"  age -d (baseline)     {age_t:7.2f} s  {total / age_t:7.0f} MiB/s")
+    print(f"  open stored items     {open_t:7.2f} s  {total / open_t:7.0f} MiB/s  "
+          f"ratio {age_t / open_t:.2f} (against age -d, goal >= 0.9)")
+    components(folder, bundle, disk_t, cpu)
 
 
-def components(folder: Path, bundle: Path, age_t: float) -> None:
-    """Time each unavoidable part of an import alone, on as many bytes as the bundle holds."""
+def write_fsync(folder: Path, size: int) -> float:
+    """Write ``size`` bytes (1 MiB writes) into a new file in ``folder`` and fsync it and the
+    folder: what an import must do with the envelopes, and nothing else."""
+    data = os.urandom(1 << 20)
+    target = folder / "write-test.bin"
+    start = time.perf_counter()
+    with target.open("wb", buffering=0) as f:
+        left = size
+        while left:
+            left -= f.write(memoryview(data)[: min(left, len(data))])
+        os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return elapsed
+
+
+def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> None:
+    """Time each unavoidable part of an import alone, in CPU seconds, on the bundle's bytes."""
     size = bundle.stat().st_size
     step = 1 << 20
     data = os.urandom(step)
     key = os.urandom(32)
 
     def hash_all() -> None:
-        digest = nacl.hashlib.blake2b(digest_size=32)
+        digest = nacl.hashlib.blake2b(digest_size=32)  # as tipline/bundle.py
+        for _ in range(size // step):
+            digest.update(data)
+        digest.digest()
+
+    def hashlib_blake2b_all() -> None:  # not used: libsodium only (docs/DESK.md §10)
+        digest = hashlib.blake2b(digest_size=32)
+        for _ in range(size // step):
+            digest.update(data)
+        digest.digest()
+
+    def sha_all() -> None:
+        digest = hashlib.sha256()
         for _ in range(size // step):
             digest.update(data)
         digest.digest()
@@ -168,29 +227,41 @@ def components(folder: Path, bundle: Path, age_t: float) -> None:
 
     target = folder / "write-test.bin"
 
-    def write_all() -> None:
+    def write_all() -> None:  # the CPU part of writing; the disk's part is write + fsync above
         with target.open("wb", buffering=0) as f:
             for _ in range(size // step):
                 f.write(data)
-            os.fsync(f.fileno())
 
     parts = {}
     for name, fn in (("BLAKE2b (bundle checksum)", hash_all), ("secretstream pull", pull_all),
-                     ("read the bundle", read_all), ("write + fsync", write_all)):
-        parts[name] = min(timed(fn)[0] for _ in range(2))
+                     ("SHA-256 (a fingerprint)", sha_all), ("read the bundle", read_all),
+                     ("write (no fsync)", write_all)):
+        parts[name] = min(cpu_timed(fn) for _ in range(2))
     target.unlink()
+    other = min(cpu_timed(hashlib_blake2b_all) for _ in range(2))
     mib = size / 2**20
-    print(f"  each part alone on {mib:.0f} MiB (best of 2):")
+    print(f"  each part alone on {mib:.0f} MiB, CPU seconds (best of 2):")
     for name, t in parts.items():
         print(f"    {name:<26}{t:7.2f} s  {mib / t:7.0f} MiB/s")
-    # Three threads (read + hash, decrypt, write) on two cores: no faster than the longest
-    # thread's share, nor than half of all the work.
-    reader = parts["BLAKE2b (bundle checksum)"] + parts["read the bundle"]
-    total = sum(parts.values())
-    best = max(reader, parts["secretstream pull"], parts["write + fsync"], total / 2)
-    print(f"  best import on 2 free cores (the longest of read+hash {reader:.2f} s, decrypt, "
-          f"write, and half of all {total / 2:.2f} s): {best:.2f} s, ratio {age_t / best:.2f}; "
-          f"on one core: {total:.2f} s, ratio {age_t / total:.2f}")
+    print(f"    (BLAKE2b by Python's hashlib {other:7.2f} s  {mib / other:7.0f} MiB/s: the same "
+          "function, not used: crypto is libsodium's)")
+    # Two fingerprints (the envelope's and its attachment's) of about the same bytes each.
+    work = sum(parts.values()) + parts["SHA-256 (a fingerprint)"]
+    cores = len(os.sched_getaffinity(0))
+    longest = max(parts["BLAKE2b (bundle checksum)"] + parts["read the bundle"],
+                  parts["secretstream pull"])
+    cpu_bound = max(work / cores, longest)  # the import's threads, given every core
+    print(f"  all of an import's CPU work: {work:.2f} s (it used {import_cpu:.2f} s); given "
+          f"{cores} free cores, no import is faster than {cpu_bound:.2f} s "
+          f"({mib / cpu_bound:.0f} MiB/s), nor than the disk ({disk_t:.2f} s here): ratio at "
+          f"best {disk_t / max(cpu_bound, disk_t):.2f}; the target needs "
+          f"{0.8 * mib / disk_t:.0f} MiB/s")
+
+
+def cpu_timed(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.thread_time()
+    fn()
+    return time.thread_time() - start
 
 
 def fill(vault: Vault, count: int) -> None:
@@ -238,47 +309,74 @@ def bench_triage(folder: Path, count: int) -> None:
         verdict = "ok" if t < 1 else "OVER"
         print(f"  tipline-desk {args[0]:<9}{t:7.3f} s  goal < 1 s: {verdict} "
               "(whole command: Python start, unlock, query, print)")
-    t = min(tui_start(vault_dir) for _ in range(3))
-    print(f"  TUI start to inbox    {t:7.3f} s  goal < 1 s: {'ok' if t < 1 else 'OVER'} "
-          "(whole process, headless: Python start, imports, unlock, first render)")
+    TUI_CPU.clear()
+    runs = []
+    for _ in range(3):  # each on a fresh copy: its newest item new, as after an import
+        copy = folder / "big-copy"
+        shutil.copytree(vault_dir, copy)
+        runs.append(tui_start(copy))
+        shutil.rmtree(copy)
+    t = min(runs)
+    print(f"  TUI start, CPU time   {min(TUI_CPU):7.3f} s  (the process's CPU until drawn, all "
+          "threads, best of the same three: load adds less to it than to the wall clock)")
+    print(f"  TUI start to inbox    {t:7.3f} s  (headless, from starting the process to the inbox "
+          f"drawn: Python start, imports, unlock, first render; runs "
+          f"{', '.join(f'{r:.2f}' for r in runs)} s, load {os.getloadavg()[0]:.1f})")
+    print(f"  TARGET TUI drawn within 1 s of start at {count} items: {t:.2f} s: "
+          f"{'ok' if t < 1 else 'NOT MET'}")
     ops, mem = KDF_PRESETS["moderate"]
     kdf_t, _ = timed(lambda: keys.lock(b"x" * 32, PASS, ops, mem))
     print(f"  passphrase (Argon2id, moderate preset) {kdf_t:.2f} s, once per command, on purpose")
 
 
 TUI_SCRIPT = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
-from tipline.desk.tui.app import make_app
-from tipline.desk.vault import Vault
+from tipline.desk.tui.start import open_view  # what `tipline-desk tui` runs
 
 async def main():
-    with Vault.open(Path(sys.argv[1]), sys.argv[2]) as vault:
-        app = make_app(vault)
+    app = open_view(Path(sys.argv[1]), sys.argv[2])
+    with app.vault:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             assert app.query_one("#inbox").option_count > 0
+            # Drawn: the wall clock (for the parent) and the CPU this process used so far.
+            print(time.time(), time.process_time(), flush=True)
 
 asyncio.run(main())
 """
 
 
 def tui_start(vault_dir: Path) -> float:
-    """A fresh process: imports, unlock (weak preset), query, first full render of the inbox."""
-    start = time.perf_counter()
+    """A fresh process, as `tipline-desk tui` once the passphrase is typed: imports, unlock
+    (weak preset) beside them, query, first full render of the inbox. Returns the seconds from
+    just before the process is started to the inbox drawn (not its exit); keeps the CPU seconds
+    the process had used by then in TUI_CPU."""
+    start = time.time()
     proc = subprocess.run([sys.executable, "-c", TUI_SCRIPT, str(vault_dir), PASS],
                           capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
-    return time.perf_counter() - start
+    drawn, cpu = (float(x) for x in proc.stdout.split())
+    TUI_CPU.append(cpu)
+    return drawn - start
+
+
+TUI_CPU: list[float] = []  # CPU seconds of each TUI start (load adds less to it than to the time)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--tmp", type=Path, default=None,
+                        help="folder for the vaults and bundle (on the disk to measure; "
+                        "default: the system's temporary folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tipline-bench-") as tmp:
+    if args.tmp:
+        args.tmp.mkdir(parents=True, exist_ok=True)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at the start")
+    with tempfile.TemporaryDirectory(prefix="tipline-bench-", dir=args.tmp) as tmp:
         bench_import(Path(tmp), args.size_mib)
         bench_triage(Path(tmp), args.items)
 

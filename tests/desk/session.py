@@ -9,7 +9,8 @@ WORK holds ``vault/`` (passphrase tests.desk.conftest.PASS), ``bundle.tlb``, ``e
 only folder plaintext may reach), ``usb/`` (reply bundles) and gets ``audit.json``. PLANT names
 a leak to plant, each the positive control of one check (docs/TESTING.md):
 
-- ``spill``: SQLite's default temp store (files in /var/tmp) on the triage database;
+- ``spill``: SQLite's default temp store (files in /var/tmp) on the triage database, and
+  listings that sort whole rows (as they did before taking the newest ids first);
 - ``socket``: a lazy socket opened by the desk's import;
 - ``tempfile``: every imported message teed into an unnamed temporary file.
 """
@@ -42,6 +43,17 @@ def plant(name: str) -> None:
     """Plant one leak (a positive control); the session must then be caught."""
     if name == "spill":
         store_module.TEMP_STORE_MEMORY = 0  # SQLite's DEFAULT: temporary files on disk
+        # Listings now take the newest ids before reading rows, so they sort nothing decrypted;
+        # each one also sorts whole rows here, as they did before, to give SQLite something
+        # to spill.
+        real_query = store_module.Store.query
+
+        def whole_rows(self: store_module.Store, **kwargs: Any) -> Any:
+            order = " ORDER BY i.received DESC, i.seq DESC LIMIT ?"
+            self.db.execute(self._SELECT + order, (kwargs.get("limit", 50),)).fetchall()
+            return real_query(self, **kwargs)
+
+        store_module.Store.query = whole_rows  # type: ignore[method-assign]
     elif name == "socket":
         from tipline.desk import importer
 

@@ -1,5 +1,6 @@
-"""A triage listing over 3,100 items in the desk's own triage database, run as its own process
-so that tests/desk/test_spill.py can watch it under strace.
+"""A triage listing over 3,100 items in the desk's own triage database, and a sort of all their
+whole rows on the same connection, run as its own process so that tests/desk/test_spill.py can
+watch it under strace.
 
     python -m tests.desk.spill_probe [default]
 
@@ -44,6 +45,12 @@ def main() -> None:
             ],
         )
     _threads, total = store.query(limit=10 * ITEMS)
+    # The listing sorts only ids and dates now (store.py picks the newest ids before reading
+    # rows), so it has nothing decrypted to spill even with the default temp store. A sort of
+    # whole rows on the same connection (what the listing did until then) still has: with
+    # MEMORY it stays in memory, and the control (default) must be caught spilling it.
+    whole_rows = store._SELECT + " ORDER BY i.received DESC, i.seq DESC LIMIT ?"
+    store.db.execute(whole_rows, (10 * ITEMS,)).fetchall()
     print(total)
 
 

@@ -272,10 +272,14 @@ def reply(
 @click.pass_context
 def tui(ctx: click.Context) -> None:
     """Open the full-screen desk (keyboard first)."""
-    from .tui.app import make_app
+    from .tui.start import open_view  # Textual is imported while the vault is unlocked
 
-    with opened(ctx) as vault:
-        make_app(vault).run()
+    app = open_view(vault_path(ctx), ask_passphrase())
+    try:
+        app.run()
+        app.save_now()  # read marks still waiting, however the view ended
+    finally:
+        app.vault.close()
 
 
 EXIT_CODES: list[tuple[type[TiplineError], int]] = [

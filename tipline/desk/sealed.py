@@ -100,14 +100,15 @@ def _unseal(key: bytes, role: str, src: io.RawIOBase | io.BufferedIOBase, size: 
                 raise damaged  # the file shrank while it was read
             got += step
         body -= got
-        result = puller.pull(got, ad)
+        # Straight into the output (a large triage database is opened at every start of the
+        # TUI, which must draw within a second): no copy of each chunk on the way.
+        result = puller.pull_at(inbuf, 0, got, out, written, ad)
         if result is None:
             raise damaged
-        plain, tag = result
+        length, tag = result
         if tag != (TAG_FINAL if n == chunks - 1 else TAG_MESSAGE):
             raise damaged  # a missing FINAL is a truncated file
-        out[written : written + len(plain)] = plain
-        written += len(plain)
+        written += length
         ad = None
     return out
 

@@ -378,8 +378,13 @@ class Store:
         try:
             count_sql = "SELECT count(*) FROM items i" + clause  # noqa: S608
             total = int(self.db.execute(count_sql, args).fetchone()[0])
+            # The newest ``limit`` first, by the items table alone, and only then their whole
+            # rows: sorting whole rows would read every item's tags and message preview
+            # (4 times slower at 100,000 items, where the TUI must draw within a second).
+            order = " ORDER BY i.received DESC, i.seq DESC"
+            newest = "SELECT i.seq FROM items i" + clause + order + " LIMIT ?"  # noqa: S608
             rows = self.db.execute(
-                self._SELECT + clause + " ORDER BY i.received DESC, i.seq DESC LIMIT ?",
+                self._SELECT + " WHERE i.seq IN (" + newest + ")" + order,
                 [*args, limit],
             ).fetchall()
         except sqlite3.OperationalError as exc:

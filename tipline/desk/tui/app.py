@@ -17,21 +17,24 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...crypto.errors import TiplineError
-from ..outgoing import write_reply
 from ..store import STATUSES, Item
 from ..sync import share
 from ..text import neutralise, one_line
 from ..vault import Vault, today
 from . import exporting
-from .actions import ActionMenu, run_action
 from .dialogs import Composer, Confirm, Notice, Prompt, ReplyDraft
 from .importing import BUSY, ImportJob, ImportOutcome, ImportPanel, ask_cancel, finish, progress
 
 PAGE = 200  # items listed at once; search and the filter reach the rest
+# Seconds a read mark (an item previewed) waits before it is saved, with any others made
+# meanwhile: at 100,000 items each save seals and writes about 80 MiB, which would otherwise
+# hold up the first draw and every key press through new items. Quitting saves at once.
+READ_SAVE_DELAY = 1.0
 MAX_PREVIEW = 100_000  # characters of a message shown in the preview pane
 FILTERS = (None, *STATUSES, "starred")
 
@@ -92,6 +95,7 @@ class DeskApp(App[None]):
         self.job: ImportJob | None = None  # the import running in a worker, if any
         self.read_later: set[str] = set()  # previewed during an import: marked read after it
         self.export_job: exporting.ExportJob | None = None
+        self.save_timer: Timer | None = None  # a save of read marks, waiting
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
         """Textual's screenshot (an SVG of the decrypted screen, on disk): refused."""
@@ -213,7 +217,7 @@ class DeskApp(App[None]):
             self.read_later.add(item_id)  # the database is the import's until it ends
         elif item.status == "new":
             store.set_status(item_id, "read")
-            self.vault.save_store()
+            self.save_soon()
             item = store.get(item_id)
             self._relabel(item)
         self.current = item
@@ -245,6 +249,26 @@ class DeskApp(App[None]):
             body.append("\n\nNote: ", style="bold")
             body.append(neutralise(note))
         self.query_one("#body", Static).update(body)
+
+    def save_soon(self) -> None:
+        """Save the triage database in READ_SAVE_DELAY seconds (once for every mark until then)."""
+        if self.save_timer is None:
+            self.save_timer = self.set_timer(READ_SAVE_DELAY, self.save_now)
+
+    def save_now(self) -> None:
+        """Save what is waiting (read marks). Not while an import runs: the database is then
+        the import's copy, which holds the marks made before it and saves them when it ends."""
+        if self.save_timer is not None:
+            self.save_timer.stop()
+            self.save_timer = None
+        if self.job is not None:
+            return
+        try:
+            self.vault.save_store()
+        except TiplineError as exc:
+            self.say(exc.message)
+        except OSError as exc:
+            self.say(f"could not save the triage database: {exc.strerror or exc}")
 
     def _relabel(self, item: Item) -> None:
         inbox = self.query_one("#inbox", OptionList)
@@ -312,6 +336,7 @@ class DeskApp(App[None]):
         if self.job:
             self.say("an import is running: wait for it to end, or cancel it with c")
             return
+        self.save_now()
         await super().action_quit()
 
     def action_star(self) -> None:
@@ -370,6 +395,8 @@ class DeskApp(App[None]):
             if draft is None:
                 self.say("reply discarded")
                 return
+            from ..outgoing import write_reply  # at first use: not needed to draw the inbox
+
             try:
                 reply = write_reply(
                     self.vault, item.source_id, draft.message, [], Path(draft.out).expanduser()
@@ -404,6 +431,10 @@ class DeskApp(App[None]):
 
 
 def _admin(app: DeskApp) -> None:
+    # Imported at first use: the keys-and-vault menu brings the admin and maintenance code,
+    # which the inbox does not need to be drawn (bench/desk.py: drawn within 1 s).
+    from .actions import ActionMenu, run_action
+
     def chosen(name: str | None) -> None:
         if name:
             run_action(app, name)
