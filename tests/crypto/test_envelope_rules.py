@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import traceback
 from typing import Any
 
 import nacl.bindings as sodium
@@ -38,8 +39,15 @@ def header_for(stanzas: list[fmt.Stanza], file_key: bytes, ss_header: bytes) -> 
     return body + primitives.mac(mac_key, body)
 
 
-def crafted(plaintext: bytes, recipient: keys.RecipientSecret, *, pad: bool = True) -> bytes:
-    """An envelope around any plaintext, written from the spec with libsodium directly."""
+def crafted(
+    plaintext: bytes,
+    recipient: keys.RecipientSecret,
+    *,
+    pad: bool = True,
+    empty_final: bool = False,
+) -> bytes:
+    """An envelope around any plaintext, written from the spec with libsodium directly; with
+    ``empty_final``, its chunks all tagged MESSAGE and an empty FINAL chunk after them."""
     if pad:
         plaintext += bytes(padded_length(len(plaintext)) - len(plaintext))
     file_key = bytes(range(7, 39))
@@ -50,6 +58,8 @@ def crafted(plaintext: bytes, recipient: keys.RecipientSecret, *, pad: bool = Tr
     stanza = fmt.Stanza(keys.key_id(pk), SealedBox(PublicKey(pk)).encrypt(file_key))
     out = [header_for([stanza], file_key, ss_header)]
     pieces = [plaintext[i : i + fmt.CHUNK_SIZE] for i in range(0, len(plaintext), fmt.CHUNK_SIZE)]
+    if empty_final:
+        pieces.append(b"")
     for i, piece in enumerate(pieces or [b""]):
         ad = fmt.PREAMBLE + ss_header if i == 0 else None
         tag = TAG_FINAL if i == len(pieces or [b""]) - 1 else TAG_MESSAGE
@@ -256,3 +266,40 @@ def test_inner_json_survives_the_trip(alice: keys.RecipientSecret) -> None:
     got, files = opened(crafted(manifest(inner), alice), alice)
     assert json.loads(got.encode()) == json.loads(inner.encode())
     assert files == [(Attachment("\u00e9", 0, "a/b"), b"")]
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_an_empty_final_chunk_is_refused(alice: keys.RecipientSecret, read_ahead: bool) -> None:
+    # A plaintext of whole chunks ends with a full FINAL chunk (SPEC §4.3): an empty chunk after
+    # it, though it authenticates, is refused, where it could be a truncation point.
+    target = 2 * fmt.CHUNK_SIZE  # a Padmé length: no padding, FINAL on a full chunk
+    size = target - len(manifest(Inner("reply", "desk", "", None, (Attachment("a", 100000),))))
+    inner = Inner("reply", "desk", "", None, (Attachment("a", size),))
+    whole = manifest(inner) + b"a" * size
+    assert len(whole) == padded_length(len(whole)) == target
+    good = crafted(whole, alice, pad=False)
+    assert opened(good, alice, read_ahead=read_ahead)[1] == [(Attachment("a", size), b"a" * size)]
+    bad = crafted(whole, alice, pad=False, empty_final=True)
+    assert len(bad) == len(good) + fmt.ABYTES
+    with pytest.raises(EnvelopeOpenError) as info:
+        opened(bad, alice, read_ahead=read_ahead)
+    assert "check: chunk-auth" in (traceback.extract_tb(info.value.__traceback__)[-1].line or "")
+
+
+def test_the_chunk_writer_holds_the_sealer_to_its_announced_length() -> None:
+    # seal() checks every source's length first; the writer checks again, as its last guard.
+    over = envelope._ChunkWriter(io.BytesIO(), bytes(32), 10)
+    with pytest.raises(ValueError, match=r"^more plaintext than announced$"):
+        over.write(b"x" * 11)
+        over.close()
+    under = envelope._ChunkWriter(io.BytesIO(), bytes(32), 10)
+    under.write(b"x" * 9)
+    with pytest.raises(ValueError, match=r"^less plaintext than announced$"):
+        under.close()
+    out = io.BytesIO()
+    exact = envelope._ChunkWriter(out, bytes(32), fmt.CHUNK_SIZE + 1)
+    exact.write(b"y" * fmt.CHUNK_SIZE)
+    assert len(out.getvalue()) == fmt.CHUNK_SIZE + fmt.ABYTES  # a full chunk goes out at once
+    exact.write(b"y")
+    exact.close()
+    assert len(out.getvalue()) == fmt.CHUNK_SIZE + 1 + 2 * fmt.ABYTES
