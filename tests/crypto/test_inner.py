@@ -168,3 +168,8 @@ def test_encoded_manifest_limit_is_inclusive() -> None:
     assert parse_inner(exact.encode()) == exact
     over = Inner("reply", "desk", message + "a")
     assert content_error(over.encode) == "the inner manifest is too large"
+
+
+def test_parse_inner_takes_the_most_attachments_allowed() -> None:
+    raw = [{"name": f"f{i}", "size": 0, "type": "t"} for i in range(MAX_ATTACHMENTS)]
+    assert len(parse_inner(doc(attachments=raw)).attachments) == MAX_ATTACHMENTS

@@ -196,3 +196,13 @@ def test_unlock_refuses_other_documents() -> None:
     with pytest.raises(LockedSecretError) as info:
         keys.unlock(keys.lock(b"s", "p", **FAST), "q")
     assert str(info.value) == "the passphrase is wrong, or the locked file was changed"
+
+
+@pytest.mark.parametrize("kind", ["tipline-recipient-public", "tipline-org-public"])
+def test_public_key_files_name_the_bad_field(kind: str) -> None:
+    doc: dict[str, object] = {"type": kind, "v": 1, "public_key": b64e(bytes(31))}
+    if kind == "tipline-recipient-public":
+        doc["label"] = "A"
+    assert refused(KeyFileError, keys.load_key_file, json.dumps(doc).encode()) == (
+        "public_key must be 32 bytes"
+    )

@@ -48,6 +48,7 @@ def request(doc: dict[str, Any] | bytes, key: SigningKey = SIGNING, **outer: Any
 
 def test_make_and_read() -> None:
     secret, file = keyrequest.make_request("jo.doe", "Jo", DAY)
+    assert secret.label == "Jo"
     got = keyrequest.read_request(file)
     assert got.public == keys.RecipientPublic(secret.public.public_key, "Jo", "jo.doe")
     assert got.created == DAY

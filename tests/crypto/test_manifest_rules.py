@@ -215,3 +215,9 @@ def test_order_and_messages_of_the_acceptance_rules(
     )
     assert verify(org, file, TODAY, 4).manifest.version == 5
     assert verify(org, file, TODAY, 0).manifest.version == 5
+
+
+def test_a_signed_body_that_is_not_json_is_refused(org: keys.OrgSecret) -> None:
+    for body, message in [(b"{", "manifest body is not valid JSON"),
+                          (b"[]", "manifest body must be a JSON object")]:
+        assert refused(verify, org, signed_body(org, body)) == message

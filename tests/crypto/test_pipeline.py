@@ -683,3 +683,20 @@ def test_the_read_ring_is_deeper_when_the_ciphertext_is_copied(
     assert size == FULL  # one chunk per block here
     assert depth == envelope.DEPTH + (envelope.COPY_DEPTH if copy else 0) == (4 if copy else 2)
     assert isinstance(held, bytearray) and len(held) == FULL
+
+
+def test_read_ahead_refuses_a_reader_that_gives_too_much() -> None:
+    class Generous:
+        def read(self, n: int = -1, /) -> bytes:
+            return b"y" * (n + 1)
+
+    with ReadAhead(Generous(), 10) as reader, pytest.raises(ValueError) as caught:
+        reader.next()
+    assert str(caught.value) == "read returned more bytes than it was asked for"
+
+
+def test_read_ahead_reads_nothing_after_the_end() -> None:
+    src = Recorded(b"z" * 20, 100)
+    with ReadAhead(src, 10) as reader:
+        assert [bytes(b) for b in iter(reader.next, memoryview(b""))] == [b"z" * 10] * 2
+    assert src.asked == [10, 10, 10]  # the empty read ends it: no second look

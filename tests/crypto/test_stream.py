@@ -130,3 +130,19 @@ def test_pull_at_follows_buffers_that_change() -> None:
 def test_a_bad_stream_header_is_refused() -> None:
     with pytest.raises(ValueError):
         Puller(KEY, bytes(23), CHUNK)
+
+
+def test_pull_at_never_reads_past_the_end_of_src() -> None:
+    # src is a view that ends one byte before the ciphertext does; the byte after it in memory
+    # is the ciphertext's last. Reading it would authenticate: the bound must refuse first.
+    header, cts = pushed([(b"a" * 8, None, TAG_MESSAGE)])
+    memory = b"x" + cts[0]
+    src = memoryview(memory)[: len(cts[0])]
+    dst = bytearray(8)
+    assert Puller(KEY, header, CHUNK).pull_at(src, 1, len(cts[0]), dst, 0, None) is None
+    assert dst == bytes(8)
+    # positive control: the same bytes inside the view open
+    whole = memoryview(memory)
+    assert Puller(KEY, header, CHUNK).pull_at(whole, 1, len(cts[0]), dst, 0, None) == (
+        8, TAG_MESSAGE
+    )
