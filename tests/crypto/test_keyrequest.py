@@ -184,3 +184,15 @@ def test_pow_refusals() -> None:
         with pytest.raises(ValueError, match=r"^the difficulty is 0 to 24 bits$"):
             proof_of_work.solve(b"c", difficulty)
     assert str(proof_of_work.PowError("x")) == "the proof of work does not solve its challenge: x"
+
+
+def test_solve_takes_the_highest_difficulty() -> None:
+    # A challenge found offline whose nonce 0 already has exactly 24 leading zero bits, so the
+    # top of the range is checked without 2**24 hashes.
+    challenge = b"limit-1652791"
+    digest = proof_of_work.solution_hash(challenge, bytes(8))
+    assert proof_of_work.leading_zero_bits(digest) == proof_of_work.MAX_DIFFICULTY == 24
+    assert proof_of_work.solve(challenge, 24) == bytes(8)
+    proof_of_work.check(challenge, bytes(8), 24)
+    with pytest.raises(proof_of_work.PowError):
+        proof_of_work.check(challenge, bytes(8), 25)
