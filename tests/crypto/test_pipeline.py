@@ -462,19 +462,21 @@ class Gate:
     """A reader that blocks in ``read`` until the gate opens, counting its reads."""
 
     def __init__(self) -> None:
-        self.open = threading.Event()
+        self.open, self.entered = threading.Event(), threading.Event()
         self.reads = 0
 
     def read(self, n: int = -1, /) -> bytes:
         self.reads += 1
+        self.entered.set()
         assert self.open.wait(10)
         return b"g" * n
 
 
 def test_read_ahead_stops_reading_once_the_consumer_left() -> None:
     src = Gate()
-    timer = threading.Timer(0.2, src.open.set)
+    timer = threading.Timer(0.5, src.open.set)
     with pytest.raises(KeyboardInterrupt), ReadAhead(src, 8, depth=2):
+        assert src.entered.wait(10)
         timer.start()
         raise KeyboardInterrupt  # leaves while the helper is inside its first read
     timer.join()
@@ -602,25 +604,27 @@ def test_write_behind_writes_nothing_after_an_error() -> None:
 
 
 def test_write_behind_drops_queued_writes_when_the_caller_leaves() -> None:
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     class Slow:
         def __init__(self) -> None:
             self.writes: list[bytes] = []
 
         def write(self, data: Any, /) -> int:
+            entered.set()
             assert gate.wait(10)
             self.writes.append(bytes(data))
             return len(data)
 
     target = Slow()
-    timer = threading.Timer(0.2, gate.set)
+    timer = threading.Timer(0.5, gate.set)
     with pytest.raises(KeyboardInterrupt), WriteBehind(4, depth=2) as writer:
         for i in range(3):
             buf = writer.buffer()
             buf[:] = bytes([i]) * 4
             writer.write(target, memoryview(buf))
             writer.submit()
+        assert entered.wait(10)  # the first write is under way
         timer.start()
         raise KeyboardInterrupt
     timer.join()
@@ -650,7 +654,10 @@ def test_write_behind_has_depth_blocks_in_flight(depth: int | None, buffers: int
     with WriteBehind(4, **kw) as writer:
         filler = threading.Thread(target=fill_blocks, args=(writer,))
         filler.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while got < buffers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # time enough to take one buffer too many, were there one
         assert got == buffers  # the next buffer() waits for the writer
         gate.set()
         filler.join(10)
