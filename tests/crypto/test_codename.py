@@ -79,3 +79,85 @@ def test_derivations_are_independent() -> None:
     assert len(values) == 6
     assert codename.login_token_hash(d.login_token) == d.token_hash
     assert repr(d) == "Derived(<secret>)"
+
+
+def test_wordlist_from_text_keeps_the_words(wordlist: codename.Wordlist) -> None:
+    text = wordlist_text()
+    assert codename.wordlist_digest(text.splitlines()) == codename.WORDLIST_DIGEST
+    parsed = codename.Wordlist.from_text(text)
+    assert parsed.words == tuple(text.splitlines()) == wordlist.words
+    assert parsed.index == frozenset(parsed.words)
+    assert parsed.words[0] == "abacus" and "zoom" in parsed.index
+
+
+def test_wordlist_error_says_what_is_wrong() -> None:
+    with pytest.raises(WordlistError) as info:
+        codename.Wordlist.from_text("abacus\n")
+    assert str(info.value) == (
+        "the codename word list is not the one this version of Tipline expects"
+    )
+
+
+@pytest.mark.parametrize("words", [7, 12])
+def test_generate_at_each_limit(wordlist: codename.Wordlist, words: int) -> None:
+    name = codename.generate(wordlist, words)
+    assert len(name.split(" ")) == words
+    assert codename.normalize(wordlist, name) == name
+
+
+@pytest.mark.parametrize("words", [0, 6, 13])
+def test_generate_refuses_past_each_limit(wordlist: codename.Wordlist, words: int) -> None:
+    with pytest.raises(CodenameError) as info:
+        codename.generate(wordlist, words)
+    assert info.value.detail == "a codename has 7 to 12 words"
+
+
+NAME = "abacus abdomen abdominal abide abiding ability ablaze"
+
+
+def test_normalize_length_limit_is_on_what_was_typed(wordlist: codename.Wordlist) -> None:
+    limit = 4 * codename.MAX_CODENAME_BYTES
+    at_limit = NAME + " " * (limit - len(NAME))  # spaces count: a paste of junk is refused
+    assert len(at_limit) == limit
+    assert codename.normalize(wordlist, at_limit) == NAME
+    with pytest.raises(CodenameError) as info:
+        codename.normalize(wordlist, at_limit + " ")
+    assert info.value.detail == "it is too long"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (" ".join(NAME.split()[:6]), "a codename has 7 to 12 words"),
+        (" ".join([NAME] * 2), "a codename has 7 to 12 words"),  # 14
+        ("", "a codename has 7 to 12 words"),
+        (NAME + " zzzz", "one of the words is not in the codename word list"),
+    ],
+)
+def test_normalize_messages(wordlist: codename.Wordlist, typed: str, message: str) -> None:
+    with pytest.raises(CodenameError) as info:
+        codename.normalize(wordlist, typed)
+    assert info.value.detail == message
+    assert str(info.value) == f"that is not a valid codename: {message}"
+
+
+def test_normalize_accepts_twelve_words(wordlist: codename.Wordlist) -> None:
+    twelve = " ".join((NAME.split() * 2)[:12])
+    assert codename.normalize(wordlist, twelve.upper()) == twelve
+
+
+def test_login_token_hash_wants_32_bytes() -> None:
+    for size in (0, 31, 33):
+        with pytest.raises(CodenameError) as info:
+            codename.login_token_hash(bytes(size))
+        assert info.value.detail == "a login token is 32 bytes"
+    assert len(codename.login_token_hash(bytes(32))) == 32
+
+
+def test_derived_reply_keypair_is_a_keypair() -> None:
+    from nacl.public import PrivateKey
+
+    d = codename.derive(NAME)
+    assert isinstance(d.reply_secret_key, bytes) and len(d.reply_secret_key) == 32
+    assert bytes(PrivateKey(d.reply_secret_key).public_key) == d.reply_public_key
+    assert len(d.login_token) == 32 and len(d.token_hash) == 32
