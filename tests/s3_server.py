@@ -114,6 +114,9 @@ class Seaweed:
         return name
 
     def start(self, timeout: float = 60) -> None:
+        # -volume.max=0: as many volumes as the disk holds. Each test's bucket is a collection
+        # of its own that takes several volumes at its first write; with a fixed 100 the
+        # session's later tests got "no free volumes left" (a 503 at an upload's start).
         with (self.folder / "weed.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -127,7 +130,7 @@ class Seaweed:
                     f"-s3.config={self.config}",
                     f"-filer.localSocket={self.folder / 'filer.sock'}",
                     f"-s3.localSocket={self.folder / 's3.sock'}",
-                    "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=100",
+                    "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=0",
                     *self.extra,
                 ],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
