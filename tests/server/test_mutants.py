@@ -1,0 +1,133 @@
+"""Sharp tests for the blob store and the request hygiene, each written against a mutant that
+the rest of the suite let through (``make mutation-paths``, tests/mutation/survivors.md): every
+assertion here fails on the mutant it was written for.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tipline.server import blobs
+from tipline.server.blobs import BlobStore
+from tipline.server.security import QuietRequestHandler, _Recording, _Replay, quiet_logging
+
+BLOB = "cd" * 16
+
+
+# --- blobs.py --------------------------------------------------------------------------------
+
+
+def test_a_blob_is_found_where_it_is_now(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, 0)
+    store.write("replies", BLOB, lambda f: f.write(b"sealed"))
+    assert store.path("replies", BLOB) == store.pending_path("replies", BLOB)
+    assert store.publish(now=time.time() + 3600) == 1
+    assert store.path("replies", BLOB) == store.published_path("replies", BLOB)
+    # A published blob is never given back to an upload.
+    assert store.give_back("replies", BLOB, tmp_path / "partial") is False
+    assert not (tmp_path / "partial").exists()
+
+
+def test_opening_a_missing_blob_names_its_kind_not_its_path(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, 0)
+    with pytest.raises(FileNotFoundError) as caught:
+        store.open("submissions", BLOB)
+    assert str(caught.value) == "no submission with that id"
+
+
+def test_a_blob_read_is_not_inherited_by_children(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, 0)
+    store.write("submissions", BLOB, lambda f: f.write(b"sealed"))
+    with store.open("submissions", BLOB) as f:
+        assert os.get_inheritable(f.fileno()) is False
+        assert f.read() == b"sealed"
+
+
+def test_age_of_counts_from_the_ctime(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    ctime = path.stat().st_ctime
+    assert blobs.age_of(path, now=ctime + 1000) == 1000
+    assert 0 <= blobs.age_of(path) < 60
+
+
+# --- security.py: the no-JS form's head, read for its CSRF token and put back ----------------
+
+
+def test_the_replayed_body_gives_the_head_then_the_rest() -> None:
+    assert _Replay(b"head", io.BytesIO(b"+rest")).read() == b"head+rest"
+    assert _Replay(b"head", io.BytesIO(b"+rest")).read(-1) == b"head+rest"
+    body = _Replay(b"head", io.BytesIO(b"+rest"))
+    assert body.read(0) == b""
+    assert body.read(3) == b"hea"
+    assert body.read(3) == b"d"  # the rest of the head first, never mixed with the rest
+    assert body.read() == b"+rest"
+
+
+def test_the_replayed_body_reads_lines() -> None:
+    body = _Replay(b"\nab\ncd", io.BytesIO(b"ef\ngh\n"))
+    assert body.readline() == b"\n"
+    assert body.readline(0) == b""
+    assert body.readline(1) == b"a"
+    assert body.readline(-1) == b"b\n"
+    assert body.readline() == b"cd"  # the head ends: a line never runs into the rest
+    assert body.readline(1) == b"e"
+    assert body.readline() == b"f\n"
+    assert body.readline(-1) == b"gh\n"
+    assert body.readline() == b""
+
+
+def test_the_recording_reads_at_most_its_limit_and_keeps_it() -> None:
+    recording = _Recording(io.BytesIO(b"abcdefgh"), 5)
+    assert recording.read(0) == b""
+    assert recording.read(2) == b"ab"
+    assert recording.read(2) == b"cd"
+    assert recording.read(2) == b"e"
+    assert recording.read(2) == b""
+    assert recording.read() == b""
+    assert recording.read_so_far == b"abcde"
+    whole = _Recording(io.BytesIO(b"abcdefgh"), 5)
+    assert whole.read() == b"abcde"
+    assert whole.read() == b""
+
+
+# --- security.py: the development server's handler --------------------------------------------
+
+
+def test_the_development_server_names_no_client_even_in_an_error_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    quiet_logging()
+    caplog.set_level(logging.DEBUG, logger="werkzeug")
+
+    def app(environ: object, start_response: object) -> list[bytes]:
+        raise AssertionError("never reached: the request line is malformed")
+
+    server = make_server("127.0.0.1", 0, app, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            answer = client.recv(4096)
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert b"400" in answer
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    # Positive control: the error line was written. It names neither the client (only "-")
+    # nor the time (werkzeug's "[30/Nov/2026 10:52:32]").
+    assert len(errors) == 1 and "code 400" in errors[0], errors
+    assert errors[0].startswith("- - - [-] code 400"), errors
+    assert "127.0.0.1" not in caplog.text
+    assert not re.search(r"\d\d:\d\d", caplog.text), caplog.text
