@@ -9,10 +9,13 @@ import io
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from werkzeug.serving import make_server
@@ -53,6 +56,57 @@ def test_a_blob_read_is_not_inherited_by_children(tmp_path: Path) -> None:
         assert f.read() == b"sealed"
 
 
+def test_a_blob_is_written_where_the_sweep_looks_for_leftovers(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, 0)
+    seen: list[Path] = []
+
+    def fill(f: BinaryIO) -> None:
+        seen.append(Path(os.readlink(f"/proc/self/fd/{f.fileno()}")))
+        f.write(b"sealed")
+
+    store.write("submissions", BLOB, fill)
+    (written,) = seen
+    # In the store's own temp folder (same file system: the rename is atomic) and named as
+    # the sweep expects, so what a crash leaves there is found and removed.
+    assert written.parent == store.tmp and written.name.startswith(".blob-"), written
+    assert list(store.tmp.glob(".blob-*")) == []
+
+
+def test_a_blob_opens_where_no_atime_may_be_kept_too(tmp_path: Path) -> None:
+    """O_NOATIME is refused to anyone but the file's owner: the read falls back to a plain
+    one. Run as nobody in a forked child, on a file root owns (the control: O_NOATIME is
+    refused there)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root, to become another user")  # pragma: no cover
+    folder = Path(tempfile.mkdtemp())
+    try:
+        folder.chmod(0o755)
+        blob = folder / "blob"
+        blob.write_bytes(b"sealed")
+        blob.chmod(0o644)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    os.close(os.open(blob, os.O_RDONLY | os.O_NOATIME))
+                    refused = b"n"
+                except PermissionError:
+                    refused = b"y"
+                with blobs._read_noatime(blob) as f:
+                    os.write(write, refused + f.read())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as answer:
+            assert answer.read() == b"ysealed"
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_age_of_counts_from_the_ctime(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x")
@@ -72,6 +126,9 @@ def test_the_replayed_body_gives_the_head_then_the_rest() -> None:
     assert body.read(3) == b"hea"
     assert body.read(3) == b"d"  # the rest of the head first, never mixed with the rest
     assert body.read() == b"+rest"
+    whole = _Replay(b"head", io.BytesIO(b"+rest"))
+    assert whole.read() == b"head+rest"
+    assert whole.read() == b""
 
 
 def test_the_replayed_body_reads_lines() -> None:
