@@ -15,14 +15,23 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
-from tipline.server import blobs
+from tipline.server import assets, blobs
 from tipline.server.blobs import BlobStore
-from tipline.server.security import QuietRequestHandler, _Recording, _Replay, quiet_logging
+from tipline.server.security import (
+    CSP_CRYPTO,
+    CSP_PLAIN,
+    BoundedJSON,
+    QuietRequestHandler,
+    _Recording,
+    _Replay,
+    quiet_logging,
+)
 
 BLOB = "cd" * 16
 
@@ -107,12 +116,84 @@ def test_a_blob_opens_where_no_atime_may_be_kept_too(tmp_path: Path) -> None:
         shutil.rmtree(folder)
 
 
+def test_a_failed_write_raises_its_own_error_even_if_the_temp_file_is_gone(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path, 0)
+
+    def fill(f: BinaryIO) -> None:
+        os.unlink(os.readlink(f"/proc/self/fd/{f.fileno()}"))
+        raise OSError("the disk went away")
+
+    with pytest.raises(OSError, match="the disk went away"):
+        store.write("submissions", BLOB, fill)
+    assert not store.exists("submissions", BLOB)
+
+
+def test_the_free_space_floor_counts_what_is_coming(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    # Exactly the floor left: allowed. One byte under it: refused. Free space moves a little
+    # while the test runs, so the margins are a megabyte either way.
+    BlobStore(tmp_path, free - (1 << 20)).check_space(0)
+    with pytest.raises(blobs.LowDiskSpaceError):
+        BlobStore(tmp_path, free - (1 << 20)).check_space(2 << 20)
+    BlobStore(tmp_path, 0).check_space(free - (1 << 20))
+
+
 def test_age_of_counts_from_the_ctime(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x")
     ctime = path.stat().st_ctime
     assert blobs.age_of(path, now=ctime + 1000) == 1000
     assert 0 <= blobs.age_of(path) < 60
+
+
+# --- security.py: the headers of every response ---------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_response_gets_the_headers_for_its_kind(app: Flask) -> None:
+    client = app.test_client()
+    built = sorted(p.name for p in (Path(app.static_folder or "") / "build" / "assets").iterdir())
+    script = next(n for n in built if n.endswith(".js"))
+    style = next(n for n in built if n.endswith(".css"))
+    plain, crypto = CSP_PLAIN, CSP_CRYPTO
+    kinds = {
+        "/": (plain, "no-store"),  # a page without scripts
+        "/submit": (crypto, "no-store"),  # a page that seals in the browser (crypto_page)
+        f"{assets.FOLDER}{script}": (crypto, assets.IMMUTABLE),  # a script: a Worker's CSP
+        f"{assets.FOLDER}{style}": (plain, assets.IMMUTABLE),  # a hashed file, not a script
+        "/static/css/source.css": (plain, "no-store"),  # static, but not content-addressed
+        f"{assets.FOLDER}missing.0000.js": (crypto, "no-store"),  # a 404 is never kept
+    }
+    for path, (csp, cache) in kinds.items():
+        with client.get(path) as response:
+            headers = response.headers
+            assert response.status_code == (404 if "missing" in path else 200), path
+            assert headers["Content-Security-Policy"] == csp, path
+            assert headers["Cache-Control"] == cache, path
+            assert headers.get("Pragma") == (None if cache == assets.IMMUTABLE else "no-cache")
+            assert headers["Referrer-Policy"] == "no-referrer"
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["X-Frame-Options"] == "DENY"
+            assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+            assert headers["Permissions-Policy"] == (
+                "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+            )
+            assert "Server" not in headers and "Last-Modified" not in headers, path
+    # Not a script, whatever its name says, unless it is a static file.
+    with client.get("/nothing.js") as response:
+        assert response.status_code == 404
+        assert response.headers["Content-Security-Policy"] == plain
+
+
+def test_json_nested_too_deeply_is_invalid_json_not_a_crash(app_factory: Any) -> None:
+    provider = BoundedJSON(app_factory())
+    assert provider.loads('{"a": [1, 2]}', parse_int=str) == {"a": ["1", "2"]}  # kwargs kept
+    with pytest.raises(ValueError) as caught:
+        provider.loads("[" * 100_000 + "]" * 100_000)
+    assert str(caught.value) == "JSON nested too deeply"
 
 
 # --- security.py: the no-JS form's head, read for its CSRF token and put back ----------------
