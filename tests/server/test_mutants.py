@@ -5,6 +5,7 @@ assertion here fails on the mutant it was written for.
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 import os
@@ -140,6 +141,31 @@ def test_the_free_space_floor_counts_what_is_coming(tmp_path: Path) -> None:
     BlobStore(tmp_path, 0).check_space(free - (1 << 20))
 
 
+def test_the_store_makes_its_private_folders(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, 0)
+    made = {"tmp", "uploads", "pending", *blobs.KINDS, *(f"pending/{k}" for k in blobs.KINDS)}
+    assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")} == made
+    for name in made:
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o700, name
+    assert (store.tmp, store.uploads, store.pending) == (
+        tmp_path / "tmp",
+        tmp_path / "uploads",
+        tmp_path / "pending",
+    )
+
+
+def test_days_and_hours_start_where_they_should(tmp_path: Path) -> None:
+    moment = 20_000 * 86400 + 7 * 3600 + 59 * 60 + 59.5  # 07:59:59.5 on day 20,000
+    assert blobs.day_start(moment) == 20_000 * 86400
+    assert blobs.hour_start(moment) == 20_000 * 86400 + 7 * 3600
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    blobs.blur(path, to=12345.0)
+    assert (path.stat().st_atime, path.stat().st_mtime) == (12345.0, 12345.0)
+    blobs.blur(path)
+    assert path.stat().st_mtime == blobs.day_start()
+
+
 def test_age_of_counts_from_the_ctime(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x")
@@ -186,6 +212,32 @@ def test_every_response_gets_the_headers_for_its_kind(app: Flask) -> None:
     with client.get("/nothing.js") as response:
         assert response.status_code == 404
         assert response.headers["Content-Security-Policy"] == plain
+
+
+def test_cookies_sessions_and_forms_are_configured_as_promised(app_factory: Any) -> None:
+    app = app_factory()
+    cookie = app.test_client().get("/").headers["Set-Cookie"]
+    assert cookie.startswith("tipline=") and "; HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie and "Secure" not in cookie
+    config = app.config
+    assert config["SESSION_REFRESH_EACH_REQUEST"] is False
+    assert config["PERMANENT_SESSION_LIFETIME"] == datetime.timedelta(
+        minutes=config["SESSION_MINUTES"]
+    )
+    assert config["WTF_CSRF_TIME_LIMIT"] is None  # a source may take hours over a message
+    assert config["WTF_CSRF_SSL_STRICT"] is False  # Tor Browser sends no Referer
+    assert config["SEND_FILE_MAX_AGE_DEFAULT"] is None
+    assert config["MAX_FORM_MEMORY_SIZE"] == 1 << 20
+    assert config["MAX_FORM_PARTS"] == 200
+    # No request line, with its address and time, in any log.
+    assert logging.getLogger("werkzeug").level == logging.ERROR
+    assert logging.getLogger("gunicorn.access").disabled is True
+
+
+def test_over_https_the_cookie_is_secure(app_factory: Any) -> None:
+    app = app_factory(HTTPS=True)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert "; Secure" in app.test_client().get("/").headers["Set-Cookie"]
 
 
 def test_json_nested_too_deeply_is_invalid_json_not_a_crash(app_factory: Any) -> None:
