@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
@@ -55,11 +55,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log: Path, ready: str) -> Iterator[str]:
-    """Serve tipline.server.wsgi:app with gunicorn (2 workers, the production settings in
-    tipline.server.gunicorn_conf) on a free loopback port, with ``env`` added to this process's
-    environment and its output in ``log``. Yields the URL once ``ready`` (a path) answers; stops
-    the server afterwards, even if it never came up.
+def gunicorn(
+    env: dict[str, str], log: Path, ready: str, app: str = "tipline.server.wsgi:app"
+) -> Iterator[str]:
+    """Serve ``app`` (tipline.server.wsgi:app unless told) with gunicorn (2 workers, the
+    production settings in tipline.server.gunicorn_conf) on a free loopback port, with ``env``
+    added to this process's environment and its output in ``log``. Yields the URL once ``ready``
+    (a path) answers; stops the server afterwards, even if it never came up.
     """
     port = _free_port()
     with log.open("wb") as out:
@@ -74,7 +76,7 @@ def gunicorn(env: dict[str, str], log: Path, ready: str) -> Iterator[str]:
                 "2",
                 "-b",
                 f"127.0.0.1:{port}",
-                "tipline.server.wsgi:app",
+                app,
             ],
             env={**os.environ, **env},
             stdout=out,
@@ -166,25 +168,18 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
 
 
 def new_context(browser: Browser, **extra: Any) -> BrowserContext:
-    """A browser context that sends the distinctive headers.
+    """A browser context that sends the distinctive User-Agent and X-Forwarded-For.
 
-    Chromium stalls a multipart POST whose Referer was set through Playwright's extra headers,
-    so the Referer is added by a route, to GET requests only (the server tests cover POSTs).
+    No Referer: Chromium drops one added by a route or by extra headers (it stalls a multipart
+    POST given one that way). tests/browser/test_source_privacy.py sends real ones, by a link
+    and a form on a page of another origin and by ``page.goto(referer=...)``, and checks that
+    they arrived.
     """
-    context = browser.new_context(
+    return browser.new_context(
         user_agent=DISTINCTIVE["User-Agent"],
         extra_http_headers={"X-Forwarded-For": DISTINCTIVE["X-Forwarded-For"]},
         **extra,
     )
-
-    def add_referer(route: Route) -> None:
-        if route.request.method == "GET":
-            route.continue_(headers={**route.request.headers, "referer": DISTINCTIVE["Referer"]})
-        else:
-            route.fallback()
-
-    context.route("**/*", add_referer)
-    return context
 
 
 def every_file(*folders: Path) -> Iterator[Path]:

@@ -84,6 +84,7 @@ class BlobStore:
             self.tmp,
             self.uploads,
             *(root / kind for kind in KINDS),
+            self.pending,  # made here, not as a parent below (a parent ignores ``mode``)
             *(self.pending / kind for kind in KINDS),
         ):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -282,5 +282,10 @@ class QuietRequestHandler(WSGIRequestHandler):
         """Never the client address, even in an error line."""
         return "-"
 
+    def log_date_time_string(self) -> str:
+        """Never the time to the second either: an error line (a malformed request) keeps
+        werkzeug's layout with ``[-]`` where the time was."""
+        return "-"
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """No access log."""

@@ -18,6 +18,7 @@ from ..vault import Vault
 if TYPE_CHECKING:
     from .app import DeskApp
 
+
 def open_view(path: Path, passphrase: str, out_folder: Path | None = None) -> DeskApp:
     """Unlock the vault at ``path`` and return the TUI over it (``app.vault``; the caller
     closes it). A wrong passphrase raises as ``Vault.open`` does, and nothing is left running."""
