@@ -443,6 +443,52 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     assert _count(a, Submission) == 1 and _count(a, Upload) == 0
 
 
+@pytest.mark.parametrize("when", ["before-call", "after-call"])
+def test_another_server_finishes_while_this_one_reads(
+    tmp_path: Path,
+    seaweed: Seaweed,
+    org_keys: Keys,
+    redis_uri: str,  # noqa: F811
+    when: str,
+) -> None:
+    """No lock spans servers: B's whole finish of a first-time source's upload runs while A's
+    finish reads the upload's header (before the read is sent: A then meets no header; after
+    it: A then meets the source B made). A must say "stored already" (200), not fail on the
+    missing header or take the source for a codename taken by someone else and try to cancel
+    an upload B had already stored: both answered 500 (seen in 2 of 3 runs of the
+    four-finishes test above; the page's retry then got 200). Control: B's finish ran inside
+    A's (201 first)."""
+    a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
+    store: S3BlobStore = a.extensions["tipline.blobs"]
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(6_000_000)})
+    created = browser.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
+    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
+    name = a.config["SESSION_COOKIE_NAME"]
+    cookie = browser.client.get_cookie(name)
+    assert cookie is not None
+    statuses: list[int] = []
+
+    def finish(app: Flask) -> int:
+        client = app.test_client()
+        client.set_cookie(name, cookie.value)
+        url = f"/api/source/uploads/{upload_id}/finish"
+        return client.post(url, headers={"X-CSRFToken": browser.token}).status_code
+
+    def b_finishes(**_kwargs: Any) -> None:
+        if not statuses:
+            statuses.append(finish(b))
+
+    store.s3.meta.events.register(f"{when}.s3.GetObject", b_finishes)
+    statuses.append(finish(a))
+    assert statuses == [201, 200]
+    with store.open("submissions", upload_id) as f:
+        assert f.read() == envelope
+    assert _count(a, Submission) == 1 and _count(a, Upload) == 0
+
+
 def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Seaweed) -> None:
     """The service answers InternalError to the second part, then to the completion: each is a
     StoreUnavailableError (a 503), what was acknowledged stays acknowledged, nothing is at the

@@ -50,6 +50,10 @@ class WrongOffsetError(UploadError):
     """that part of the upload does not follow the part the server has"""
 
 
+class _StoredMeanwhileError(Exception):
+    """Another finish of the same upload stored it while this one ran."""
+
+
 class CodenameTakenError(UploadError):
     """that codename is taken; make a new one"""
 
@@ -252,13 +256,7 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
         store.check_space(length)
         handle.seek(have)
         try:
-            remaining = length
-            while remaining:
-                piece = body.read(min(remaining, 1 << 16))
-                if not piece:
-                    raise ClientDisconnected()
-                handle.write(piece)
-                remaining -= len(piece)
+            _copy_exactly(body, handle, length)
             handle.flush()
             # Last activity, for expiry: the hour, not the moment.
             blur(handle.fileno(), hour_start())
@@ -267,6 +265,18 @@ def append(upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
             handle.truncate(have)
             raise
         return have + length
+
+
+def _copy_exactly(body: BinaryIO, out: BinaryIO, length: int) -> None:
+    """Copy ``length`` bytes of the request body to ``out`` in 64 KiB reads; a body that ends
+    sooner is a client that went away."""
+    remaining = length
+    while remaining:
+        piece = body.read(min(remaining, 1 << 16))
+        if not piece:
+            raise ClientDisconnected()
+        out.write(piece)
+        remaining -= len(piece)
 
 
 def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, body: BinaryIO) -> int:
@@ -285,17 +295,8 @@ def _append_s3(store: S3BlobStore, upload: Upload, offset: int, length: int, bod
     if length != state.part_size and have + length != upload.size:
         raise UploadError(f"each part of this upload but the last is {state.part_size} bytes")
 
-    def fill(out: BinaryIO) -> None:
-        remaining = length
-        while remaining:
-            piece = body.read(min(remaining, 1 << 16))
-            if not piece:
-                raise ClientDisconnected()
-            out.write(piece)
-            remaining -= len(piece)
-
     try:
-        store.upload_part(state, offset, length, fill)
+        store.upload_part(state, offset, length, lambda out: _copy_exactly(body, out, length))
     except FileNotFoundError:
         raise UploadError("this upload no longer exists; start again") from None
     return have + length
@@ -362,8 +363,13 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
         return _already_finished(upload_id)
     if have != upload.size:
         raise UploadError("the upload is not complete yet")
-    _refuse_stale_keys(upload, store.upload_head(upload_id, fmt.MAX_HEADER_SIZE), keys)
-    source = _source_of(upload)
+    try:
+        # No lock spans servers: another finish may complete, commit and forget the upload
+        # (its header object too) while this one reads.
+        _refuse_stale_keys(upload, store.upload_head(upload_id, fmt.MAX_HEADER_SIZE), keys)
+        source = _source_of(upload)
+    except (FileNotFoundError, _StoredMeanwhileError):
+        return _already_finished(upload_id)
     try:
         store.upload_compose(upload_id, upload.size)
     except FileNotFoundError:
@@ -455,6 +461,11 @@ def _source_of(upload: Upload) -> Source:
     if upload.token_hash is None or upload.reply_public_key is None:
         raise UploadError("this upload no longer exists; start again")
     if find_by_token_hash(upload.token_hash) is not None:
+        # The source may be this upload's own, made by another finish of it that committed
+        # meanwhile (finishes at once on two servers, S3); that commit stored the submission
+        # too, so it is seen here with the source: it is not someone else's codename.
+        if db.session().get(Submission, upload.id) is not None:
+            raise _StoredMeanwhileError()
         cancel(upload)
         raise CodenameTakenError()
     return new_source(upload.token_hash, upload.reply_public_key)
