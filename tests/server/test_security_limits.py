@@ -152,7 +152,8 @@ def test_a_submission_declared_one_byte_over_the_limit_is_refused_unread(
 ) -> None:
     """At exactly the admin's limit plus the form's overhead the body is let through to the
     CSRF check (a forged token: the 'form expired' page after at most 4 KiB); one byte more is
-    the 413 page with the typed message given back, and neither is spooled."""
+    the 413 page with the typed message given back, and neither is spooled. Control: an honest
+    post afterwards is."""
     client = app.test_client()
     csrf_token(client, "/submit")
     _admin_limit(app, 100_000)
@@ -173,6 +174,13 @@ def test_a_submission_declared_one_byte_over_the_limit_is_refused_unread(
     assert response.headers["Connection"] == "close"
     assert read < len(body) // 2
     assert spool_writes == []
+
+    # Control: the spy sees what is spooled.
+    ctype, body = _multipart(
+        {"csrf_token": csrf_token(client, "/submit"), "message": "a tip", "files": bytes(50_000)}
+    )
+    assert _send(client, "/submit", ctype, body)[0].status_code == 200
+    assert sum(spool_writes) == 50_000
 
 
 def test_a_submission_under_the_admins_limit_is_stored(app: Flask, spool_writes: list[int]) -> None:
