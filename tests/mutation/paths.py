@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/mutation/paths.py [SET ...] [--target PERCENT]
     .venv/bin/python tests/mutation/paths.py SET --report
-    .venv/bin/python tests/mutation/paths.py SET --recheck TEST_FILE.py ...
+    .venv/bin/python tests/mutation/paths.py SET --recheck TEST_FILE.py ... [--only TEXT]
 
 ``make mutation`` measures ``tipline/crypto`` with the ``[tool.mutmut]`` of pyproject.toml. This
 measures the other named target sets, each in a temporary copy of the repository whose
@@ -70,6 +70,7 @@ SETS: dict[str, tuple[list[str], list[str], list[str]]] = {
             "tests/server/test_bodies.py",
             "tests/server/test_hostile_inputs.py",
             "tests/server/test_mutants.py",
+            "tests/server/test_security_limits.py",
         ],
         # SQLite only: the blob store and the request hooks do not depend on the database
         ["-k", "not postgres"],
@@ -177,18 +178,23 @@ def score(status: dict[str, str]) -> dict[str, Counter[str]]:
     return per_module
 
 
-def recheck(work: Path, files: list[str]) -> None:
+def recheck(work: Path, files: list[str], only: str = "") -> None:
     """Run ``files`` (tests added since the mutmut run, copied in afresh) against each mutant
     that survived or had no tests, selected as mutmut does (``MUTANT_UNDER_TEST``); a failure
     is a kill, kept in ``recheck.json``. The files must pass unmutated first (the control), so
     a broken test cannot pass for a killer. The source must be unchanged since the run.
+    ``only`` (``--only TEXT``) limits it to the mutants whose names contain TEXT.
     """
     mutants = work / "mutants"
     for name in files:
         shutil.copy2(ROOT / name, mutants / name)
     rechecked_file = work / "recheck.json"
     rechecked = json.loads(rechecked_file.read_text()) if rechecked_file.exists() else {}
-    todo = [m for m, what in sorted(results(work).items()) if what in ("survived", "no tests")]
+    todo = [
+        m
+        for m, what in sorted(results(work).items())
+        if what in ("survived", "no tests") and only in m
+    ]
     worker = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--worker", *files],
         cwd=mutants,
@@ -271,7 +277,8 @@ def main(argv: list[str]) -> int:
     lowest = 100.0
     for name in names:
         if "--recheck" in argv:
-            recheck(workdir(name), extra)
+            only = argv[argv.index("--only") + 1] if "--only" in argv else ""
+            recheck(workdir(name), extra, only)
             work = workdir(name)
         elif "--report" in argv:
             work = workdir(name)

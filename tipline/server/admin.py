@@ -286,7 +286,14 @@ def save_settings() -> ResponseReturnValue:
 def _read_upload(form: ManifestUploadForm) -> bytes:
     stream = form.manifest.data.stream
     source = stream.reader() if isinstance(stream, SpoolFile) else stream
-    data: bytes = source.read(MAX_SIGNED_MANIFEST + 1)
+    # The spool gives back one 64 KiB chunk a read: read until the limit or the end, or a file
+    # over 64 KiB is cut and refused as broken JSON, not as too large.
+    data = b""
+    while len(data) <= MAX_SIGNED_MANIFEST:
+        piece: bytes = source.read(MAX_SIGNED_MANIFEST + 1 - len(data))
+        if not piece:
+            break
+        data += piece
     if len(data) > MAX_SIGNED_MANIFEST:
         raise ManifestError(gettext("the file is larger than a signed manifest can be"))
     return data
