@@ -229,14 +229,17 @@ EOF
     mkdir -m "$(unit_setting tipline.socket DirectoryMode)" "$CHROOT$(dirname "$listen")"
     workdir="$(unit_setting tipline.service WorkingDirectory)"
     execstart="$(unit_setting tipline.service ExecStart)"
-    env_line="$(unit_setting tipline.service Environment)"
+    # Every Environment= line of the unit (the configuration file, the malloc arenas).
+    env_args=()
+    while IFS= read -r setting; do env_args+=(-E "$setting"); done \
+        < <(sed -n 's/^Environment=//p' "$CHROOT/etc/systemd/system/tipline.service")
     user="$(unit_setting tipline.service User)"
     group="$(unit_setting tipline.service Group)"
     umask_="$(unit_setting tipline.service UMask)"
     # systemd-socket-activate listens (as tipline.socket would) and execs, without forking,
     # chroot, setpriv and sh, so the app is the process LISTEN_PID names.
     # shellcheck disable=SC2016  # $0.. are expanded by the inner sh
-    systemd-socket-activate -l "$CHROOT$listen" -E "$env_line" -E LANG=C.UTF-8 \
+    systemd-socket-activate -l "$CHROOT$listen" "${env_args[@]}" -E LANG=C.UTF-8 \
         -E PATH=/usr/sbin:/usr/bin:/sbin:/bin \
         chroot "$CHROOT" setpriv --reuid "$user" --regid "$group" --init-groups --inh-caps=-all \
         sh -c 'cd "$0" && umask "$1" && exec $2' "$workdir" "$umask_" "$execstart" \
