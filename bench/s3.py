@@ -34,10 +34,9 @@ from serving import (
     tipline_env,
     worker_pids,
 )
-from upload import MIB, Pattern
+from upload import MIB, Pattern, send_envelope
 
 from tests.s3_server import Seaweed
-from tipline.crypto import format as fmt
 from tipline.crypto.envelope import seal
 from tipline.crypto.inner import Attachment, Inner
 
@@ -56,20 +55,6 @@ def sealed(journalist: bytes, reply_key: bytes, size: int, folder: Path) -> Path
     with envelope.open("wb") as out:
         seal(out, [journalist], inner, [Pattern(size)])
     return envelope
-
-
-def upload(port: int, envelope: Path, chunk: int, session: Session) -> tuple[str, float]:
-    """Time the chunked upload and its finish; the upload's id and the seconds."""
-    total = envelope.stat().st_size
-    with envelope.open("rb") as src:
-        prefix = src.read(11)
-        header = prefix + src.read(fmt.header_size_from_prefix(prefix) - len(prefix))
-        start = time.monotonic()
-        upload_id, offset = session.create_upload(header, total), len(header)
-        while offset < total:
-            offset = session.put_chunk(upload_id, offset, src.read(chunk))
-        session.finish_upload(upload_id)
-    return upload_id, time.monotonic() - start
 
 
 def export(port: int, token: str, upload_id: str) -> tuple[int, float]:
@@ -134,7 +119,7 @@ def main() -> None:
                     session = Session(port)
                     envelope = sealed(journalist.public.public_key, session.register(), size, base)
                     cpu = server_cpu(master.pid), _cpu_seconds(seaweed_pid)
-                    upload_id, up = upload(port, envelope, chunk, session)
+                    upload_id, up = send_envelope(envelope, chunk, session)
                     cpu_app = server_cpu(master.pid) - cpu[0]
                     cpu_weed = _cpu_seconds(seaweed_pid) - cpu[1]
                     envelope.unlink()

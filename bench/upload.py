@@ -70,6 +70,14 @@ def browser_path(port: int, size: int, chunk: int, journalist: bytes, folder: Pa
     inner = Inner("submission", "browser", "bench", reply_key, (Attachment("big.bin", size),))
     with envelope.open("wb") as out:
         seal(out, [journalist], inner, [Pattern(size)])
+    _, elapsed = send_envelope(envelope, chunk, session)
+    envelope.unlink()
+    return elapsed
+
+
+def send_envelope(envelope: Path, chunk: int, session: Session) -> tuple[str, float]:
+    """Time the chunked upload of a sealed envelope file and its finish, as the page sends
+    them (header first, then ``chunk`` bytes a request); the upload's id and the seconds."""
     total = envelope.stat().st_size
     with envelope.open("rb") as src:
         prefix = src.read(11)
@@ -79,8 +87,7 @@ def browser_path(port: int, size: int, chunk: int, journalist: bytes, folder: Pa
         while offset < total:
             offset = session.put_chunk(upload_id, offset, src.read(chunk))
         session.finish_upload(upload_id)
-    envelope.unlink()
-    return time.monotonic() - start
+    return upload_id, time.monotonic() - start
 
 
 def form_parts(token: str, size: int, boundary: str) -> Iterator[bytes]:
