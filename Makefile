@@ -78,10 +78,10 @@ bench-s3: setup
 bench-scale: setup
 	$(PY) bench/scale.py
 
-# The app limits' cost per request against limits off, in memory and in Redis (limits.py).
+# The app limits' cost per request against limits off, in memory and in Redis (app_limits.py).
 .PHONY: bench-limits
 bench-limits: setup
-	$(PY) bench/limits.py
+	$(PY) bench/app_limits.py
 
 .PHONY: bench-seal-browser
 bench-seal-browser: setup

@@ -41,8 +41,7 @@ import psycopg
 from sqlalchemy import event, select
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/ itself must not be on the path: bench/limits.py would shadow the limits package.
-sys.path[:] = [str(ROOT)] + [q for q in sys.path if Path(q or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
 from tests.server.conftest import (  # noqa: E402
     POSTGRES_URL,

@@ -20,15 +20,11 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from serving import ROOT, demo_keys, gunicorn
-
-# bench/limits.py would shadow the limits package the server imports: bench/ leaves the path.
-sys.path.remove(str(Path(__file__).resolve().parent))
 
 from tests.browser.debian_chromium import CHROMIUM, CHROMIUM_ARGS, launch
 from tipline.crypto.encoding import b64e

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,8 +43,6 @@ from tipline.crypto.inner import Attachment, Inner
 # 1 GiB (the tests' 64 MiB ones save disk; a fresh volume every 64 MiB costs time) and the filer
 # storing a part as chunks of up to 16 MiB (its default is 4).
 SEAWEED_SETTINGS = ("-master.volumeSizeLimitMB=1024", "-filer.maxMB=16")
-# bench/limits.py would shadow the limits package the app imports (in demo_keys' create_app).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
 
 def sealed(journalist: bytes, reply_key: bytes, size: int, folder: Path) -> Path:

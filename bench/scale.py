@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,9 +39,6 @@ from tipline.crypto import keys, manifest
 from tipline.crypto.codename import derive, generate
 from tipline.crypto.encoding import b64e
 from tipline.wordlist import load_wordlist
-
-# bench/limits.py would shadow the limits package the app imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
 POSTGRES_URL = os.environ.get(
     "TIPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -5,7 +5,7 @@ request against three apps: limits off (the baseline), counted in memory, counte
 The request is a refused upload creation, which checks the capacity (``room``) and nothing else
 expensive. Then the pair a stored tip costs (``room`` and ``spend``) is timed on its own.
 
-    .venv/bin/python bench/limits.py [REQUESTS]
+    .venv/bin/python bench/app_limits.py [REQUESTS]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A redis-server on a unix socket in ``folder``, nothing saved."""
     server = shutil.which("redis-server")
     if server is None:
-        sys.exit("bench/limits.py: redis-server is missing (tools/test-deps.sh)")
+        sys.exit("bench/app_limits.py: redis-server is missing (tools/test-deps.sh)")
     sock = folder / "redis.sock"
     proc = subprocess.Popen(
         [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
