@@ -9,6 +9,7 @@ access log, warnings and errors only, to stderr and so to the journal.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tipline.crypto.errors import TiplineError
@@ -74,3 +75,16 @@ def on_starting(server: Any) -> None:
         load_config()
     except TiplineError as exc:
         raise SystemExit(f"tipline-server: {exc}") from None
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Close the worker's database connections as it stops. SQLite removes its write-ahead log
+    and shared-memory files when the last connection closes; left to the interpreter's exit, a
+    pooled connection may never be closed, and a stopped tip line kept ``tipline.db-wal`` (the
+    installer's second run then checkpointed it away: a file changed that it should not touch).
+    """
+    wsgi = sys.modules.get("tipline.server.wsgi")
+    if wsgi is not None:
+        from tipline.server import db
+
+        db.engine_of(wsgi.flask_app).dispose()

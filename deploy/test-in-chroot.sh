@@ -268,6 +268,11 @@ EOF
         exit "$rc"' || { cat "$WORK/$db-app.log" >&2; fail "$db: the submission"; }
     kill "$app_pid"
     wait "$app_pid" || true
+    # A stopped app closes its database (gunicorn.conf.py's worker_exit): no SQLite journal left.
+    if [ "$db" = sqlite ]; then
+        leftover="$(find "$CHROOT/var/lib/tipline" -maxdepth 1 -name '*.db-wal' -o -maxdepth 1 -name '*.db-shm')"
+        [ -z "$leftover" ] || fail "$db: the stopped app left ${leftover//$CHROOT/}"
+    fi
     grep -q "Traceback" "$WORK/$db-app.log" && { cat "$WORK/$db-app.log" >&2; fail "$db: the app logged a traceback"; }
     [ "$(in_chroot stat -c %U /var/lib/tipline/blobs)" = tipline ] || fail "$db: blobs are not tipline's"
     ok "$db: the app ran as $user in $workdir with umask $umask_ and logged no traceback"
