@@ -10,8 +10,6 @@ expensive. Then the pair a stored tip costs (``room`` and ``spend``) is timed on
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,25 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # This file's own folder first on the path would make "limits" this file, not the package.
 sys.path[0] = str(ROOT)
 
+from tests.redis_server import redis_server  # noqa: E402
 from tipline.crypto import keys  # noqa: E402
 from tipline.crypto.encoding import b64e  # noqa: E402
 from tipline.server import create_app  # noqa: E402
 from tipline.server.limits import Limits  # noqa: E402
-
-
-def redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server on a unix socket in ``folder``, nothing saved."""
-    server = shutil.which("redis-server")
-    if server is None:
-        sys.exit("bench/app_limits.py: redis-server is missing (tools/test-deps.sh)")
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    while not sock.exists():
-        time.sleep(0.02)
-    return proc, f"redis+unix://{sock}"
 
 
 def client(storage: str | None, folder: Path, org: bytes) -> FlaskClient:
@@ -95,14 +79,10 @@ def main() -> None:
     org = keys.OrgSecret.generate().public.public_key
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, uri = redis(folder)
-        try:
+        with redis_server(folder / "redis") as uri:
             clients = [client(storage, folder, org) for storage in (None, "memory://", uri)]
             off, memory, shared = per_request(clients, count)
             both = pair(uri, count)
-        finally:
-            proc.terminate()
-            proc.wait()
     print(f"requests per setting: {count} (best of 7 rounds)")
     print(f"limits off       {off * 1e3:7.3f} ms/request")
     print(f"memory://        {memory * 1e3:7.3f} ms/request  ratio {memory / off:.3f}")

@@ -22,8 +22,6 @@ import argparse
 import os
 import re
 import secrets
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 from serving import ROOT, Session, gunicorn, server_cpu
 from submit import Tally, browser_submission, form_submission
 
+from tests.redis_server import redis_server
 from tests.s3_server import Seaweed
 from tipline.crypto import keys, manifest
 from tipline.crypto.codename import derive, generate
@@ -60,31 +59,6 @@ def postgres_database() -> Iterator[str]:
             yield make_url(url).set(database=name).render_as_string(hide_password=False)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A throwaway redis-server on a Unix socket, nothing saved (as deployed); its URI."""
-    server = shutil.which("redis-server")
-    if server is None:
-        raise RuntimeError("redis-server is missing: run tools/test-deps.sh")
-    folder.mkdir()
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        yield f"redis+unix://{sock}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def install_keys(database: str, data_dir: Path) -> tuple[keys.OrgSecret, keys.RecipientSecret]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,31 +23,15 @@ from werkzeug.test import encode_multipart
 
 from tipline.crypto.encoding import b64e
 
+from ..redis_server import redis_server
 from .conftest import Keys, csrf_token, make_staff, next_code, page_token
 
 
 @pytest.fixture
 def redis_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway redis-server on a unix socket, no TCP port, nothing saved; its URI."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is missing: run tools/test-deps.sh")
-    folder = tmp_path_factory.mktemp("redis")
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
-        yield f"redis+unix://{sock}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as uri:
+        yield uri
 
 
 def _submit(client: FlaskClient, message: str, token: str | None = None) -> Any:
