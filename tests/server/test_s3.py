@@ -386,6 +386,28 @@ def test_a_part_sent_twice_and_parts_of_the_wrong_size(
     assert list(store.upload_ids()) == []
 
 
+def _sent_in_two_parts(a: Flask, org_keys: Keys) -> tuple[Browser, str, bytes]:
+    """A first-time source's upload through A of a 6 MB tip, both parts sent, not finished."""
+    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
+    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(6_000_000)})
+    created = browser.create(envelope)
+    upload_id, offset = created.json["id"], created.json["received"]
+    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
+    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
+    return browser, upload_id, envelope
+
+
+def _finish_from(app: Flask, browser: Browser, upload_id: str) -> Any:
+    """The browser's finish of ``upload_id`` sent to ``app`` (its own client, same cookie)."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = browser.client.get_cookie(name)
+    assert cookie is not None
+    client = app.test_client()
+    client.set_cookie(name, cookie.value)
+    url = f"/api/source/uploads/{upload_id}/finish"
+    return client.post(url, headers={"X-CSRFToken": browser.token})
+
+
 def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     tmp_path: Path,
     seaweed: Seaweed,
@@ -398,12 +420,7 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     finish did fail (500) and stored no row."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     store: S3BlobStore = a.extensions["tipline.blobs"]
-    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
-    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(6_000_000)})
-    created = browser.create(envelope)
-    upload_id, offset = created.json["id"], created.json["received"]
-    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
-    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
+    browser, upload_id, envelope = _sent_in_two_parts(a, org_keys)
     with a.app_context():
         db.session().execute(
             text(
@@ -418,19 +435,10 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     with a.app_context():
         db.session().execute(text("DROP TRIGGER refuse"))
         db.session().commit()
-    name = a.config["SESSION_COOKIE_NAME"]
-    cookie = browser.client.get_cookie(name)
-    assert cookie is not None
     results: list[Any] = []
 
     def finish(app: Flask) -> None:
-        other = app.test_client()
-        other.set_cookie(name, cookie.value)
-        results.append(
-            other.post(
-                f"/api/source/uploads/{upload_id}/finish", headers={"X-CSRFToken": browser.token}
-            )
-        )
+        results.append(_finish_from(app, browser, upload_id))
 
     threads = [threading.Thread(target=finish, args=(app,)) for app in (a, b, a, b)]
     for t in threads:
@@ -460,22 +468,11 @@ def test_another_server_finishes_while_this_one_reads(
     A's (201 first)."""
     a, b = _pair(tmp_path, seaweed, org_keys, redis_uri)
     store: S3BlobStore = a.extensions["tipline.blobs"]
-    browser = Browser(a.test_client(), org_keys.alice.public.public_key)
-    envelope = _envelope(org_keys, browser, "raced", **{"z.bin": secrets.token_bytes(6_000_000)})
-    created = browser.create(envelope)
-    upload_id, offset = created.json["id"], created.json["received"]
-    assert browser.put(upload_id, offset, envelope[offset : offset + PART]).status_code == 200
-    assert browser.put(upload_id, offset + PART, envelope[offset + PART :]).status_code == 200
-    name = a.config["SESSION_COOKIE_NAME"]
-    cookie = browser.client.get_cookie(name)
-    assert cookie is not None
+    browser, upload_id, envelope = _sent_in_two_parts(a, org_keys)
     statuses: list[int] = []
 
     def finish(app: Flask) -> int:
-        client = app.test_client()
-        client.set_cookie(name, cookie.value)
-        url = f"/api/source/uploads/{upload_id}/finish"
-        return client.post(url, headers={"X-CSRFToken": browser.token}).status_code
+        return int(_finish_from(app, browser, upload_id).status_code)
 
     def b_finishes(**_kwargs: Any) -> None:
         if not statuses:
