@@ -66,6 +66,17 @@ class Tap:
         with self._lock:
             return b"".join(self._sent)
 
+    def seen(self, marker: bytes, timeout: float = 10.0) -> bool:
+        """Whether ``marker`` passed through within ``timeout`` seconds. For positive controls:
+        a server may answer before it has read a body (a 404 to a PUT), so the browser can
+        have its answer while the body's last bytes are still on their way through the tap."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.sent():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def clear(self) -> None:
         """Forget what was recorded so far."""
         with self._lock:

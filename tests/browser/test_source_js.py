@@ -142,7 +142,7 @@ def test_the_tap_sees_plaintext_when_there_is_some(
                .then((r) => r.status)"""
         )
         assert status == 404
-        assert b"Planted-Blob-Marker-31" in tap.sent()
+        assert tap.seen(b"Planted-Blob-Marker-31")
         context.close()
         context = chromium.new_context(java_script_enabled=False)
         page = context.new_page()
@@ -150,7 +150,7 @@ def test_the_tap_sees_plaintext_when_there_is_some(
         page.get_by_label("Your message").fill("Planted-Form-Marker-32")
         page.get_by_role("button", name="Send").click()
         page.locator("#codename").wait_for()
-        assert b"Planted-Form-Marker-32" in tap.sent()
+        assert tap.seen(b"Planted-Form-Marker-32")
         context.close()
 
 
