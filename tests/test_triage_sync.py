@@ -30,11 +30,13 @@ from tipline import bundle as bundles
 from tipline.crypto import envelope, keys
 from tipline.crypto.encoding import b64e
 from tipline.crypto.inner import Inner
+from tipline.crypto.primitives import SIG_TRIAGE
 from tipline.desk import triage
 from tipline.desk.store import Store
 from tipline.desk.vault import Vault
 from tipline.server import create_app
 
+from .crypto import mixed_order
 from .test_desks import PASS, api_token, init, run, server_run, submit
 
 TAG = "zanzibar-ledger"  # the tag text the server must never see
@@ -496,6 +498,18 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
         "version 2": ({**good, "v": 2}, "version"),
         "zero signing key": ({**good, "signing_key": b64e(bytes(32))}, "does not verify"),
     }
+
+    # A signing key that verifies but does not convert (tests/crypto/mixed_order.py).
+    def signed_body(_key: bytes, n: int) -> bytes:
+        update = triage.Update(f"{n:032x}", item, "2026-11-30T09:05:00Z", IDS["bob"],
+                               (("star", True),))
+        return SIG_TRIAGE + update.encode().encode()
+
+    key, message, signature = mixed_order.signing_key_and_signature(signed_body)
+    assert keys.verify_signature(key, message, signature)  # control: it does verify
+    unconvertible = {**good, "body": b64e(message[len(SIG_TRIAGE):]), "signing_key": b64e(key),
+                     "signature": b64e(signature)}
+    bad["signs but does not convert"] = (unconvertible, "its signing key is not a valid key")
     for name, (doc, detail) in bad.items():
         with pytest.raises(triage.TriageError) as caught:
             triage.read_signed(json.dumps(doc))

@@ -15,6 +15,8 @@ from tipline.crypto.encoding import b64d, b64e, dump_json
 from tipline.crypto.errors import KeyRequestError
 from tipline.crypto.primitives import SIG_KEY_REQUEST
 
+from . import mixed_order
+
 DAY = datetime.date(2026, 11, 30)
 SIGNING = SigningKey(bytes(range(32)))
 
@@ -139,6 +141,21 @@ def test_a_signing_key_that_is_not_a_point_is_refused() -> None:
     assert refused(request(body(signing_key=bad))) == (
         "its signature does not verify (damaged or altered on the way)"
     )
+
+
+def test_a_signing_key_that_signs_but_does_not_convert_is_refused() -> None:
+    # A point outside the prime-order subgroup (tests/crypto/mixed_order.py): the signature
+    # verifies, the derivation refuses it (tests/mutation/survivors.md named this message).
+    def signed_body(key: bytes, n: int) -> bytes:
+        return SIG_KEY_REQUEST + dump_json(body(signing_key=b64e(key), label=f"Jo {n}"))
+
+    key, message, signature = mixed_order.signing_key_and_signature(signed_body)
+    raw = message[len(SIG_KEY_REQUEST) :]
+    assert keys.verify_signature(key, message, signature)  # control: it does verify
+    file = dump_json(
+        {"type": "tipline-key-request", "v": 1, "body": b64e(raw), "signature": b64e(signature)}
+    )
+    assert refused(file) == "its signing key is not a valid key"
 
 
 # proof of work

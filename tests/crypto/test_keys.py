@@ -6,10 +6,14 @@ import json
 import re
 
 import pytest
+from nacl.signing import SigningKey
 
 from tipline.crypto import keys
 from tipline.crypto.encoding import b64d, b64e
-from tipline.crypto.errors import KeyFileError, LockedSecretError
+from tipline.crypto.errors import KeyFileError, LockedSecretError, TiplineError
+from tipline.crypto.primitives import SIG_KEY_MANIFEST, SIG_KEY_REQUEST, SIG_TRIAGE
+
+from . import mixed_order
 
 FAST = {"opslimit": 1, "memlimit": 8 << 20}
 
@@ -139,3 +143,96 @@ def test_lock_cost_is_bounded_before_work() -> None:
     for field, value in [("memlimit", 1 << 40), ("opslimit", 10**6), ("memlimit", 1)]:
         with pytest.raises(LockedSecretError, match=field):
             keys.unlock(json.dumps({**locked, field: value}).encode(), "p")
+
+
+# -- verify_derived: the signature and the X25519 key it proves (SPEC §3.1, §8.5) ------------
+
+
+class RefusedError(TiplineError):
+    """refused"""
+
+
+BODY = b'{"a document":"signed"}'
+SIGNING = SigningKey(bytes(range(32)))
+DERIVED = bytes(SIGNING.verify_key.to_curve25519_public_key())
+WORDS = {"bad_signature": "the signature does not verify", "mismatch": "not the signer's key"}
+
+
+def verified(
+    signing_key: bytes, body: bytes, signature: bytes, expected: bytes | None = DERIVED
+) -> bytes | str:
+    """What ``verify_derived`` gives under SIG_KEY_REQUEST: the key, or the words it refused
+    with (always as the caller's error class)."""
+    try:
+        return keys.verify_derived(
+            signing_key,
+            SIG_KEY_REQUEST,
+            body,
+            signature,
+            RefusedError,
+            WORDS["bad_signature"],
+            expected=expected,
+            mismatch=WORDS["mismatch"],
+        )
+    except TiplineError as exc:
+        assert type(exc) is RefusedError
+        return str(exc.detail)
+
+
+def signed(prefix: bytes, body: bytes = BODY, key: SigningKey = SIGNING) -> bytes:
+    return key.sign(prefix + body).signature
+
+
+def test_verify_derived_gives_the_derived_key() -> None:
+    vk = bytes(SIGNING.verify_key)
+    # The key the recipient secret derived from the same signing key has (SPEC §3.1).
+    assert (
+        keys.RecipientSecret(bytes(SIGNING.to_curve25519_private_key()), "x").public.public_key
+        == DERIVED
+    )
+    assert verified(vk, BODY, signed(SIG_KEY_REQUEST)) == DERIVED
+    assert verified(vk, BODY, signed(SIG_KEY_REQUEST), expected=None) == DERIVED
+
+
+def test_verify_derived_refuses_a_bad_signature() -> None:
+    vk = bytes(SIGNING.verify_key)
+    good = signed(SIG_KEY_REQUEST)
+    assert verified(vk, BODY + b" ", good) == "the signature does not verify"  # altered body
+    other = SigningKey(bytes(32))
+    assert verified(vk, BODY, signed(SIG_KEY_REQUEST, key=other)) == "the signature does not verify"
+    flipped = bytes([good[0] ^ 1]) + good[1:]
+    assert verified(vk, BODY, flipped) == "the signature does not verify"
+    # Checked before the key: a bad signature with a wrong expected key says "signature".
+    assert verified(vk, BODY, flipped, expected=bytes(32)) == "the signature does not verify"
+
+
+def test_verify_derived_refuses_a_signature_under_another_domain() -> None:
+    vk = bytes(SIGNING.verify_key)
+    # Another format's prefix, none, and this one without its zero byte.
+    for prefix in (SIG_TRIAGE, SIG_KEY_MANIFEST, b"", SIG_KEY_REQUEST[:-1]):
+        assert verified(vk, BODY, signed(prefix)) == "the signature does not verify", prefix
+    # Control: the triage signature is good under its own prefix.
+    triage = signed(SIG_TRIAGE)
+    assert keys.verify_derived(vk, SIG_TRIAGE, BODY, triage, RefusedError, "x") == DERIVED
+
+
+def test_verify_derived_refuses_a_key_the_signer_does_not_hold() -> None:
+    vk = bytes(SIGNING.verify_key)
+    other = bytes(SigningKey(bytes(32)).verify_key.to_curve25519_public_key())
+    for expected in (other, bytes(32), DERIVED[:-1] + bytes([DERIVED[-1] ^ 1])):
+        assert verified(vk, BODY, signed(SIG_KEY_REQUEST), expected) == "not the signer's key"
+
+
+def test_verify_derived_refuses_malformed_signing_keys() -> None:
+    sig = signed(SIG_KEY_REQUEST)
+    vk = bytes(SIGNING.verify_key)
+    for key in (vk[:31], vk + b"\0", b"", bytes([0xFF] * 32), bytes(32)):
+        assert verified(key, BODY, sig) == "the signature does not verify", key.hex()
+    # One that signs yet does not convert (tests/crypto/mixed_order.py): the shared words.
+    key, message, signature = mixed_order.signing_key_and_signature(
+        lambda _key, n: SIG_KEY_REQUEST + BODY + b" " * n
+    )
+    body = message[len(SIG_KEY_REQUEST) :]
+    assert keys.verify_signature(key, message, signature)  # control: it does verify
+    assert verified(key, body, signature) == "its signing key is not a valid key"
+    assert verified(key, body, signature, expected=None) == "its signing key is not a valid key"

@@ -13,8 +13,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.exceptions
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from . import keys
 from .encoding import (
@@ -108,14 +107,16 @@ def read_request(data: bytes) -> KeyRequest:
     )
     signing_key = b64d(body["signing_key"], 32, KeyRequestError, "signing_key")
     public_key = b64d(body["public_key"], 32, KeyRequestError, "public_key")
-    if not keys.verify_signature(signing_key, SIG_KEY_REQUEST + body_bytes, signature):
-        raise KeyRequestError("its signature does not verify (damaged or altered on the way)")
-    try:
-        derived = bytes(VerifyKey(signing_key).to_curve25519_public_key())
-    except (nacl.exceptions.CryptoError, ValueError) as exc:
-        raise KeyRequestError("its signing key is not a valid key") from exc
-    if derived != public_key:
-        raise KeyRequestError("its public key is not the one its signing key proves")
+    keys.verify_derived(
+        signing_key,
+        SIG_KEY_REQUEST,
+        body_bytes,
+        signature,
+        KeyRequestError,
+        "its signature does not verify (damaged or altered on the way)",
+        expected=public_key,
+        mismatch="its public key is not the one its signing key proves",
+    )
     account = keys.expect_account(body["account"], KeyRequestError)
     label = expect_label(body["label"], keys.MAX_LABEL, KeyRequestError, "label")
     created = expect_date(body["created"], KeyRequestError, "created")

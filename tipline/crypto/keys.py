@@ -185,6 +185,34 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     return True
 
 
+def verify_derived(
+    signing_key: bytes,
+    domain: bytes,
+    body: bytes,
+    signature: bytes,
+    error: type[TiplineError],
+    bad_signature: str,
+    *,
+    expected: bytes | None = None,
+    mismatch: str = "",
+) -> bytes:
+    """The X25519 key derived from the Ed25519 ``signing_key`` (``crypto_sign_ed25519_pk_to_
+    curve25519``), once ``signature`` verifies over ``domain || body`` under it (a key request,
+    SPEC §3.1, or a signed triage update, §8.5). With ``expected``, the derived key must be it:
+    that is the proof that the signer holds the secret of the X25519 key a document names.
+    Each failure is ``error`` with the caller's words, but for a signing key that verifies yet
+    does not convert, which both formats word alike."""
+    if not verify_signature(signing_key, domain + body, signature):
+        raise error(bad_signature)
+    try:
+        derived = bytes(VerifyKey(signing_key).to_curve25519_public_key())
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise error("its signing key is not a valid key") from exc
+    if expected is not None and derived != expected:
+        raise error(mismatch)
+    return derived
+
+
 KeyFile = RecipientPublic | RecipientSecret | OrgPublic | OrgSecret
 
 

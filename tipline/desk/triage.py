@@ -25,9 +25,8 @@ import io
 import json
 from dataclasses import dataclass
 
-import nacl.exceptions
 import nacl.utils
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from ..crypto import envelope, keys
 from ..crypto.encoding import (
@@ -171,12 +170,10 @@ def read_signed(text: str) -> Signed:
     signature = b64d(doc["signature"], 64, TriageError, "its signature")
     if len(body) > MAX_UPDATE_JSON:
         raise TriageError(f"its body is larger than {MAX_UPDATE_JSON} bytes")
-    if not keys.verify_signature(signing_key, SIG_TRIAGE + body, signature):
-        raise TriageError("its signature does not verify")
-    try:
-        public_key = bytes(VerifyKey(signing_key).to_curve25519_public_key())
-    except (nacl.exceptions.CryptoError, ValueError) as exc:
-        raise TriageError("its signing key is not a valid key") from exc
+    # The writer is named in the body, so its key is checked once the body is parsed (§8.5).
+    public_key = keys.verify_derived(
+        signing_key, SIG_TRIAGE, body, signature, TriageError, "its signature does not verify"
+    )
     try:
         text_body = body.decode("utf-8")
     except UnicodeDecodeError as exc:
