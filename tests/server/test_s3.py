@@ -451,17 +451,20 @@ def test_finishing_at_once_on_two_servers_and_a_refused_commit(
     assert _count(a, Submission) == 1 and _count(a, Upload) == 0
 
 
-@pytest.mark.parametrize("when", ["before-call", "after-call"])
+@pytest.mark.parametrize(
+    "event", ["before-call.s3.GetObject", "after-call.s3.GetObject", "after-call.s3.ListParts"]
+)
 def test_another_server_finishes_while_this_one_reads(
     tmp_path: Path,
     seaweed: Seaweed,
     org_keys: Keys,
     redis_uri: str,  # noqa: F811
-    when: str,
+    event: str,
 ) -> None:
     """No lock spans servers: B's whole finish of a first-time source's upload runs while A's
     finish reads the upload's header (before the read is sent: A then meets no header; after
-    it: A then meets the source B made). A must say "stored already" (200), not fail on the
+    it: A then meets the completed object and the source B made), or once A has listed the
+    parts (A then meets the source B made). A must say "stored already" (200), not fail on the
     missing header or take the source for a codename taken by someone else and try to cancel
     an upload B had already stored: both answered 500 (seen in 2 of 3 runs of the
     four-finishes test above; the page's retry then got 200). Control: B's finish ran inside
@@ -478,12 +481,37 @@ def test_another_server_finishes_while_this_one_reads(
         if not statuses:
             statuses.append(finish(b))
 
-    store.s3.meta.events.register(f"{when}.s3.GetObject", b_finishes)
+    store.s3.meta.events.register(event, b_finishes)
     statuses.append(finish(a))
     assert statuses == [201, 200]
     with store.open("submissions", upload_id) as f:
         assert f.read() == envelope
     assert _count(a, Submission) == 1 and _count(a, Upload) == 0
+
+
+def test_a_finish_reads_the_header_object_once(
+    tmp_path: Path, seaweed: Seaweed, org_keys: Keys
+) -> None:
+    """One finish asks the service for ``uploads/<id>/header`` once (a GET: its metadata and
+    its bytes), and then deletes it after the commit; every request a's client makes for that
+    key is counted (botocore's provide-client-params event names the operation and its Key).
+    Control: before the state was passed through, the same finish read it three times (HEAD
+    for what was received, GET for the bytes, HEAD again to complete the upload)."""
+    a, _ = _pair(tmp_path, seaweed, org_keys, "memory://")
+    store: S3BlobStore = a.extensions["tipline.blobs"]
+    browser, upload_id, envelope = _sent_in_two_parts(a, org_keys)
+    header = f"uploads/{upload_id}/header"
+    asked: list[str] = []
+
+    def count(params: dict[str, Any], model: Any, **_kwargs: Any) -> None:
+        if params.get("Key") == header:
+            asked.append(model.name)
+
+    store.s3.meta.events.register("provide-client-params.s3", count)
+    assert browser.finish(upload_id).status_code == 201
+    assert asked == ["GetObject", "DeleteObject"], asked
+    with store.open("submissions", upload_id) as f:
+        assert f.read() == envelope
 
 
 def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Seaweed) -> None:
@@ -529,15 +557,15 @@ def test_the_store_failing_halfway_through_an_upload(tmp_path: Path, seaweed: Se
     send(100 + PART, pieces[2])
     events.register("provide-client-params.s3.CompleteMultipartUpload", complete_fails)
     with pytest.raises(StoreUnavailableError):
-        store.upload_compose(upload_id, size)
+        store.upload_compose(state, size)
     events.unregister("provide-client-params.s3.CompleteMultipartUpload", complete_fails)
     assert calls == ["UploadPart", "CompleteMultipartUpload"]
     assert not store.exists("submissions", upload_id)
     assert store.upload_received(upload_id) == size
     reads: list[str] = []
     events.register("provide-client-params.s3.GetObject", lambda params, **_: reads.append("x"))
-    store.upload_compose(upload_id, size)
-    store.upload_compose(upload_id, size)  # again (a finish retried): done already is fine
+    store.upload_compose(state, size)
+    store.upload_compose(state, size)  # again (a finish retried): done already is fine
     assert reads == []
     with store.open("submissions", upload_id) as f:
         assert f.read() == b"".join(pieces)

@@ -13,8 +13,9 @@ Layout in the bucket (docs/SPEC.md §7.1):
   from its offset (part 1 is the header and the first chunk; every chunk but the last is one
   part size, at least the 5 MiB S3 services ask of every part but the last), so chunks may land
   on different app servers: what was acknowledged is what ListParts shows, which every server
-  sees alike. ``finish`` completes the multipart upload (nothing is read back) and, after the
-  row is committed, removes the header object; a cancel, an expiry or the sweep aborts it.
+  sees alike. ``finish`` reads the header object once (``upload_opened``), completes the
+  multipart upload (nothing is read back) and, after the row is committed, removes the header
+  object; a cancel, an expiry or the sweep aborts it.
 
 Local disk is still used for spool files (``tmp``, sealing on the no-JS path): ``root`` is that
 local folder and ``check_space`` guards it. Keys and secrets are never logged nor put in errors.
@@ -324,8 +325,25 @@ class S3BlobStore:
     def upload_state(self, upload_id: str) -> UploadState | None:
         """The upload's header object as the app needs it, or None if it has none."""
         found = self._head(f"{self._upload_prefix(upload_id)}header")
-        if found is None:
+        return None if found is None else self._state(upload_id, found)
+
+    def upload_opened(self, upload_id: str, size: int) -> tuple[UploadState, bytes] | None:
+        """``upload_state`` and ``upload_head`` from one GET of the header object (what a
+        finish needs), or None if it has none."""
+        try:
+            with _unavailable():
+                found = self.s3.get_object(
+                    Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header"
+                )
+                with found["Body"] as body:
+                    head = cast(bytes, body.read(size))
+        except FileNotFoundError:
             return None
+        state = self._state(upload_id, found)
+        return None if state is None else (state, head)
+
+    def _state(self, upload_id: str, found: dict[str, Any]) -> UploadState | None:
+        """An ``UploadState`` from the header object's HEAD or GET answer."""
         meta = found.get("Metadata", {})
         multipart, part_size = meta.get("multipart", ""), meta.get("part-size", "")
         if not multipart or not part_size.isdigit() or int(part_size) < MIN_PART:
@@ -442,14 +460,12 @@ class S3BlobStore:
             with body:
                 return cast(bytes, body.read(size))
 
-    def upload_compose(self, upload_id: str, size: int) -> None:  # "complete", in S3's words
+    def upload_compose(self, state: UploadState, size: int) -> None:  # "complete", in S3's words
         """Complete the multipart upload: its parts become ``pending/submissions/<id>`` in the
         service, nothing read back. Done already (another finish, or one that died before its
-        commit) is fine; a run of parts that is not ``size`` bytes is ``FileNotFoundError``."""
-        state = self.upload_state(upload_id)
-        if state is None:
-            raise FileNotFoundError("this upload no longer exists")
-        target = self.pending_key("submissions", upload_id)
+        commit) is fine; a run of parts that is not ``size`` bytes, or a multipart upload that
+        was aborted (a cancel since ``state`` was read), is ``FileNotFoundError``."""
+        target = self.pending_key("submissions", state.upload_id)
         parts = self._parts(state)
         if parts is None:
             done = self._head(target)

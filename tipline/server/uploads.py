@@ -358,20 +358,24 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
     row: the next finish, on any server, sees the object whole and commits it; an object whose
     upload is dropped has no row and the sweep removes it."""
     upload_id = upload.id
-    have = store.upload_received(upload_id)
-    if have is None:
+    # The header object is read once: what it says and its bytes. No lock spans servers:
+    # another finish may complete, commit and forget the upload (its header object too) at
+    # any point after this read, which the steps below meet as a completed object (received,
+    # compose), as the source it made (_source_of) or as a refused commit.
+    opened = store.upload_opened(upload_id, fmt.MAX_HEADER_SIZE)
+    have = None if opened is None else store.received(opened[0])
+    if opened is None or have is None:
         return _already_finished(upload_id)
     if have != upload.size:
         raise UploadError("the upload is not complete yet")
+    state, header = opened
     try:
-        # No lock spans servers: another finish may complete, commit and forget the upload
-        # (its header object too) while this one reads.
-        _refuse_stale_keys(upload, store.upload_head(upload_id, fmt.MAX_HEADER_SIZE), keys)
+        _refuse_stale_keys(upload, header, keys)
         source = _source_of(upload)
-    except (FileNotFoundError, _StoredMeanwhileError):
+    except _StoredMeanwhileError:
         return _already_finished(upload_id)
     try:
-        store.upload_compose(upload_id, upload.size)
+        store.upload_compose(state, upload.size)
     except FileNotFoundError:
         return _already_finished(upload_id)
     faults.point("finish-moved")
