@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import threading
 import time
@@ -49,7 +50,8 @@ class Tap:
         self.rtt = rtt
         self.up = Link(rtt / 2, rate)  # browser -> server
         self.down = Link(rtt / 2, rate)  # server -> browser
-        self._sent: list[bytes] = []
+        self._sent: list[tuple[int, bytes]] = []  # (connection, bytes read), as they came
+        self._connections = itertools.count()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -62,9 +64,18 @@ class Tap:
         return f"http://127.0.0.1:{self.port}"
 
     def sent(self) -> bytes:
-        """Everything browsers sent, in the order it arrived (connections interleaved)."""
+        """Everything browsers sent: each connection's bytes together and in order, the
+        connections one after another in the order they first sent.
+
+        Not in the order the reads arrived: connections send at the same time (Chromium fetches
+        /favicon.ico on a connection of its own whenever it gets to it), and a request body
+        read in pieces would then be cut by another connection's bytes, so a search for a run
+        of it would miss bytes that did go out."""
+        streams: dict[int, list[bytes]] = {}
         with self._lock:
-            return b"".join(self._sent)
+            for connection, data in self._sent:
+                streams.setdefault(connection, []).append(data)
+        return b"".join(b"".join(pieces) for pieces in streams.values())
 
     def seen(self, marker: bytes, timeout: float = 10.0) -> bool:
         """Whether ``marker`` passed through within ``timeout`` seconds. For positive controls:
@@ -116,9 +127,10 @@ class Tap:
             return
         # Opening a stream to an onion service costs a round trip of the circuit.
         opened = time.monotonic() + self.rtt
+        connection = next(self._connections)
         await asyncio.gather(
-            self._pump(client_r, server_w, self.up, opened, record=True),
-            self._pump(server_r, client_w, self.down, opened, record=False),
+            self._pump(client_r, server_w, self.up, opened, record=connection),
+            self._pump(server_r, client_w, self.down, opened, record=None),
             return_exceptions=True,
         )
 
@@ -128,7 +140,7 @@ class Tap:
         dst: asyncio.StreamWriter,
         link: Link,
         opened: float,
-        record: bool,
+        record: int | None,
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -168,17 +180,18 @@ class Tap:
         src: asyncio.StreamReader,
         queue: asyncio.Queue[tuple[float, bytes]],
         link: Link,
-        record: bool,
+        record: int | None,
     ) -> None:
-        """Read one direction until it ends, recording it if asked, timing each piece."""
+        """Read one direction until it ends, timing each piece; recorded as connection
+        ``record`` unless that is None."""
         while True:
             try:
                 data = await src.read(PIECE)
             except (OSError, ConnectionError):
                 data = b""
-            if record and data:
+            if record is not None and data:
                 with self._lock:
-                    self._sent.append(data)
+                    self._sent.append((record, data))
             await queue.put((link.arrival(len(data)) if data else time.monotonic(), data))
             if not data:
                 break
