@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from gunicorn.config import Config
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
-from tipline.server import create_app, db, keyset, settings
+from tipline.server import create_app, db, gunicorn_conf, keyset, settings
 
 from .debian_chromium import CHROMIUM, launch
 
@@ -47,6 +48,12 @@ class Server:
     log: Path
     journalist: keys.RecipientSecret
     app: Flask  # the same database and blob store, for inspecting and adding replies
+
+
+# How long gunicorn may take to stop on SIGTERM: it lets its workers finish what they are doing
+# for up to graceful_timeout, then kills them, and exits itself. Waiting less fails on a server
+# that is only slow: on a loaded machine, workers with nothing to do took over 10 s to go.
+STOP_SECONDS = getattr(gunicorn_conf, "graceful_timeout", Config().graceful_timeout) + 10
 
 
 def _free_port() -> int:
@@ -115,7 +122,7 @@ def gunicorn(
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=STOP_SECONDS)
 
 
 @dataclass
