@@ -3,11 +3,15 @@ that send at the same time."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import socketserver
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+
+import pytest
 
 from .tap import tapped
 
@@ -50,3 +54,21 @@ def test_a_body_cut_by_another_connection_is_recorded_whole() -> None:
         assert b"GET /favicon.ico\r\n\r\n" in sent
         tap.clear()
         assert tap.sent() == b""
+
+
+def test_connections_open_as_it_stops_are_closed(caplog: pytest.LogCaptureFixture) -> None:
+    """Connections the tap has just accepted when it stops (a browser opens one as its context
+    closes) are closed with it: none is left for the garbage collector to find open, which is
+    a ResourceWarning, an error in this suite (test_source_tor.py failed on one)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with _sink() as port:
+            for _ in range(3):
+                with tapped(port) as tap:
+                    address = ("127.0.0.1", tap.port)
+                    clients = [socket.create_connection(address) for _ in range(50)]
+                for client in clients:
+                    client.close()
+        gc.collect()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
