@@ -131,4 +131,3 @@ def test_when_the_worker_cannot_start_the_form_is_used_and_says_so(
     assert "could not get ready to lock your tip itself" in notice.inner_text()
     assert page.get_attribute("#submit-form", "data-sealing") == "server"  # not intercepted
     context.close()
-

@@ -46,7 +46,11 @@ def watched_server(base: Path, plant: str = "") -> Iterator[tuple[Server, Path]]
     to the end rather than detaching)."""
     site = prepare_site(base)
     data_dir, tmp_dir, log, journalist, app = (
-        site.data_dir, site.tmp_dir, site.log, site.journalist, site.app
+        site.data_dir,
+        site.tmp_dir,
+        site.log,
+        site.journalist,
+        site.app,
     )
     env = {**os.environ, **site.env, "TIPLINE_TEST_PLANT": plant, "PYTHONPATH": str(ROOT)}
     port, pidfile, trace = _free_port(), base / "gunicorn.pid", base / "strace.txt"
