@@ -64,6 +64,12 @@ class PlaywrightDriver:
 
     def click(self, css: str) -> None:
         self.page.click(css)
+        # A click that loads a page returns once that page has committed, possibly before its
+        # body came (gunicorn writes the headers and the body separately): a read straight
+        # after would find an empty page. The scenarios read the page a click led to, so wait
+        # until it is all parsed; not for its "load", which over a slow link (the tap) can wait
+        # long for a stylesheet queued behind an upload.
+        self.page.wait_for_load_state("domcontentloaded")
 
     def check(self, css: str) -> None:
         self.page.check(css)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +21,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from gunicorn.config import Config
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from tipline.crypto import keys, manifest
 from tipline.crypto.encoding import b64e
-from tipline.server import create_app, db, keyset, settings
+from tipline.server import create_app, db, gunicorn_conf, keyset, settings
 
 from .debian_chromium import CHROMIUM, launch
 
@@ -48,10 +50,42 @@ class Server:
     app: Flask  # the same database and blob store, for inspecting and adding replies
 
 
+# How long gunicorn may take to stop on SIGTERM: it lets its workers finish what they are doing
+# for up to graceful_timeout, then kills them, and exits itself. Waiting less fails on a server
+# that is only slow: on a loaded machine, workers with nothing to do took over 10 s to go.
+STOP_SECONDS = getattr(gunicorn_conf, "graceful_timeout", Config().graceful_timeout) + 10
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_serving(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    """Return once ``url`` answers; fail with the server's ``log`` if it does not.
+
+    Only a refused connection (nothing was sent) is tried again. A request that reached the
+    socket is waited for, never abandoned: gunicorn's master listens before its workers have
+    loaded the app, and a worker serves a request queued there even after its client gave up,
+    possibly after this returned (a test that records what reached the server then found
+    urllib's own request among the browser's).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):
+                return
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or proc.poll() is not None:
+                pytest.fail(f"gunicorn did not start ({exc}): {log.read_text()}")
+        except OSError as exc:
+            pytest.fail(f"gunicorn did not start ({exc}): {log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gunicorn did not listen within {timeout} s: {log.read_text()}")
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -84,18 +118,11 @@ def gunicorn(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(url + ready, timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start: {log.read_text()}")
+        wait_until_serving(url + ready, proc, log)
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=STOP_SECONDS)
 
 
 @dataclass

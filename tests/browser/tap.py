@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 PIECE = 16 * 1024  # bytes read at a time: the granularity of the emulated link
 
@@ -49,9 +51,14 @@ class Tap:
         self.rtt = rtt
         self.up = Link(rtt / 2, rate)  # browser -> server
         self.down = Link(rtt / 2, rate)  # server -> browser
-        self._sent: list[bytes] = []
+        self._sent: list[tuple[int, bytes]] = []  # (connection, bytes read), as they came
+        self._connections = itertools.count()
         self._lock = threading.Lock()
+        # Every task and stream of the tap's own, so that stopping ends and closes them all.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
+        self._listener = socket.socket()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.port = 0
@@ -62,9 +69,18 @@ class Tap:
         return f"http://127.0.0.1:{self.port}"
 
     def sent(self) -> bytes:
-        """Everything browsers sent, in the order it arrived (connections interleaved)."""
+        """Everything browsers sent: each connection's bytes together and in order, the
+        connections one after another in the order they first sent.
+
+        Not in the order the reads arrived: connections send at the same time (Chromium fetches
+        /favicon.ico on a connection of its own whenever it gets to it), and a request body
+        read in pieces would then be cut by another connection's bytes, so a search for a run
+        of it would miss bytes that did go out."""
+        streams: dict[int, list[bytes]] = {}
         with self._lock:
-            return b"".join(self._sent)
+            for connection, data in self._sent:
+                streams.setdefault(connection, []).append(data)
+        return b"".join(b"".join(pieces) for pieces in streams.values())
 
     def seen(self, marker: bytes, timeout: float = 10.0) -> bool:
         """Whether ``marker`` passed through within ``timeout`` seconds. For positive controls:
@@ -84,23 +100,35 @@ class Tap:
 
     def __enter__(self) -> Tap:
         self._thread.start()
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
+        self._listener.bind(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
         future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, sock=listener), self._loop
+            asyncio.start_server(self._accept, sock=self._listener), self._loop
         )
         self._server = future.result(10)
         return self
 
     def __exit__(self, *_exc: object) -> None:
         async def stop() -> None:
+            # First no new connections; then those already accepted, each asyncio's task for
+            # a turn or two more, hand their streams over while the server is still open (an
+            # accept that finds it closed fails and leaves its socket open, and one cancelled
+            # before it ran does too: a ResourceWarning, an error in this suite); then close.
+            self._loop.remove_reader(self._listener.fileno())
+            others = asyncio.all_tasks() - self._tasks - {asyncio.current_task()}
+            if others:  # the accepts under way: none can start now
+                await asyncio.wait(others, timeout=5)
             if self._server is not None:
                 self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # A connection's task cancelled before it ran closed nothing: close every stream.
+            writers = list(self._writers)
+            for writer in writers:
+                writer.close()
+            await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
@@ -108,19 +136,36 @@ class Tap:
         self._thread.join(10)
         self._loop.close()
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task of the tap's own, remembered until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        """A browser's new connection: its stream is remembered at once, and served by a task
+        (not a coroutine handed to asyncio, whose task is not the tap's to end)."""
+        self._writers.add(client_w)
+        self._spawn(self._serve(client_r, client_w))
+
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
         except OSError:
             client_w.close()
+            self._writers.discard(client_w)
             return
+        self._writers.add(server_w)
         # Opening a stream to an onion service costs a round trip of the circuit.
         opened = time.monotonic() + self.rtt
+        connection = next(self._connections)
         await asyncio.gather(
-            self._pump(client_r, server_w, self.up, opened, record=True),
-            self._pump(server_r, client_w, self.down, opened, record=False),
+            self._spawn(self._pump(client_r, server_w, self.up, opened, record=connection)),
+            self._spawn(self._pump(server_r, client_w, self.down, opened, record=None)),
             return_exceptions=True,
         )
+        self._writers.difference_update((client_w, server_w))  # both closed by their pumps
 
     async def _pump(
         self,
@@ -128,7 +173,7 @@ class Tap:
         dst: asyncio.StreamWriter,
         link: Link,
         opened: float,
-        record: bool,
+        record: int | None,
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -151,7 +196,7 @@ class Tap:
                 with contextlib.suppress(OSError, ConnectionError):
                     await dst.drain()
 
-        writer = asyncio.ensure_future(deliver())
+        writer = self._spawn(deliver())
         try:
             await self._read(src, queue, link, record)
             await writer
@@ -168,17 +213,18 @@ class Tap:
         src: asyncio.StreamReader,
         queue: asyncio.Queue[tuple[float, bytes]],
         link: Link,
-        record: bool,
+        record: int | None,
     ) -> None:
-        """Read one direction until it ends, recording it if asked, timing each piece."""
+        """Read one direction until it ends, timing each piece; recorded as connection
+        ``record`` unless that is None."""
         while True:
             try:
                 data = await src.read(PIECE)
             except (OSError, ConnectionError):
                 data = b""
-            if record and data:
+            if record is not None and data:
                 with self._lock:
-                    self._sent.append(data)
+                    self._sent.append((record, data))
             await queue.put((link.arrival(len(data)) if data else time.monotonic(), data))
             if not data:
                 break

@@ -43,6 +43,7 @@ def test_enrol_and_log_in_with_totp(chromium: Browser, staff_server: StaffServer
     secret = page.inner_text("#secret").replace(" ", "")
     page.get_by_label("Code from the app").fill("000000")
     page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state("domcontentloaded")  # the click returns at commit, maybe bodiless
     assert "not right" in page.inner_text("main")
     page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Confirm").click()

@@ -66,11 +66,16 @@ def test_no_js_submission_and_reply(
     page = context.new_page()
     page.goto(source_server.url + "/login")
     page.get_by_label("Your codename", exact=True).fill(codename)
+    # Each click loads a page; its click returns when that page has committed, maybe before
+    # its body came, so each read waits for the page to be parsed (tests/browser/drivers.py).
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("domcontentloaded")
     assert "Reply-Marker: we read it" in page.inner_text("main")
     page.get_by_role("button", name="Delete this reply").click()
+    page.wait_for_load_state("domcontentloaded")
     assert "No replies yet" in page.inner_text("main")
     page.get_by_role("button", name="Log out").click()
+    page.wait_for_load_state("domcontentloaded")
     assert "close Tor Browser" in page.inner_text("main")
     context.close()
 
@@ -126,4 +131,3 @@ def test_when_the_worker_cannot_start_the_form_is_used_and_says_so(
     assert "could not get ready to lock your tip itself" in notice.inner_text()
     assert page.get_attribute("#submit-form", "data-sealing") == "server"  # not intercepted
     context.close()
-

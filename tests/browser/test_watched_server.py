@@ -18,8 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from tests.watch import Trace, strace_command
 from tipline.server import db
 
 from ..server.replies import open_stored, submission_ids
-from .source_fixtures import Server, _free_port, prepare_site
+from .source_fixtures import Server, _free_port, prepare_site, wait_until_serving
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +46,11 @@ def watched_server(base: Path, plant: str = "") -> Iterator[tuple[Server, Path]]
     to the end rather than detaching)."""
     site = prepare_site(base)
     data_dir, tmp_dir, log, journalist, app = (
-        site.data_dir, site.tmp_dir, site.log, site.journalist, site.app
+        site.data_dir,
+        site.tmp_dir,
+        site.log,
+        site.journalist,
+        site.app,
     )
     env = {**os.environ, **site.env, "TIPLINE_TEST_PLANT": plant, "PYTHONPATH": str(ROOT)}
     port, pidfile, trace = _free_port(), base / "gunicorn.pid", base / "strace.txt"
@@ -72,14 +74,7 @@ def watched_server(base: Path, plant: str = "") -> Iterator[tuple[Server, Path]]
             [*strace_command(trace), *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(url + "/", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start: {log.read_text()}")
+        wait_until_serving(url + "/", proc, log)
         yield Server(url, data_dir, tmp_dir, log, journalist, app), trace
     finally:
         with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
