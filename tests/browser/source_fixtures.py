@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,6 +88,21 @@ def wait_until_serving(
         if time.monotonic() > deadline:
             pytest.fail(f"gunicorn did not listen within {timeout} s: {log.read_text()}")
         time.sleep(0.1)
+
+
+@contextmanager
+def local_server(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
+    """A throwaway server on 127.0.0.1 for what is not the tip line (a page of another origin,
+    a hand-timed answer, a sink), a thread per connection; yields its port."""
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @contextmanager

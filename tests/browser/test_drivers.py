@@ -3,17 +3,17 @@ page there to be read, even when its body comes some time after its headers."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
 
 from .drivers import PlaywrightDriver
+from .source_fixtures import local_server
 
 pytestmark = pytest.mark.browser
 FORM = b'<!doctype html><html lang="en"><title>form</title><form method="post" action="/next">'
@@ -46,15 +46,8 @@ def late_bodies() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with local_server(Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_click_returns_with_the_page_it_loaded(chromium: Browser) -> None:

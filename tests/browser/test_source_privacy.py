@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,14 @@ from playwright.sync_api import Browser
 from tipline.server import db
 
 from ..server.replies import open_stored, submission_ids
-from .source_fixtures import DISTINCTIVE, every_file, gunicorn, new_context, prepare_site
+from .source_fixtures import (
+    DISTINCTIVE,
+    every_file,
+    gunicorn,
+    local_server,
+    new_context,
+    prepare_site,
+)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +62,8 @@ def elsewhere(server_url: str) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{httpd.server_address[1]}{ELSEWHERE_PATH}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with local_server(Handler) as port:
+        yield f"http://localhost:{port}{ELSEWHERE_PATH}"
 
 
 def found(values: list[str], folders: list[Path], log: Path) -> list[str]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import gc
 import socket
 import socketserver
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 
 import pytest
 
+from .source_fixtures import local_server
 from .tap import tapped
 
 
@@ -25,15 +25,8 @@ class _Sink(socketserver.BaseRequestHandler):
 @contextmanager
 def _sink() -> Iterator[int]:
     """A server that reads and drops whatever it is sent; yields its port."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Sink)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_server(_Sink) as port:
+        yield port
 
 
 def test_a_body_cut_by_another_connection_is_recorded_whole() -> None:
