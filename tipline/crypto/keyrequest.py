@@ -107,16 +107,16 @@ def read_request(data: bytes) -> KeyRequest:
     )
     signing_key = b64d(body["signing_key"], 32, KeyRequestError, "signing_key")
     public_key = b64d(body["public_key"], 32, KeyRequestError, "public_key")
-    keys.verify_derived(
+    derived = keys.verify_derived(
         signing_key,
         SIG_KEY_REQUEST,
         body_bytes,
         signature,
         KeyRequestError,
         "its signature does not verify (damaged or altered on the way)",
-        expected=public_key,
-        mismatch="its public key is not the one its signing key proves",
     )
+    if derived != public_key:
+        raise KeyRequestError("its public key is not the one its signing key proves")
     account = keys.expect_account(body["account"], KeyRequestError)
     label = expect_label(body["label"], keys.MAX_LABEL, KeyRequestError, "label")
     created = expect_date(body["created"], KeyRequestError, "created")

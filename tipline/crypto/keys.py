@@ -192,25 +192,19 @@ def verify_derived(
     signature: bytes,
     error: type[TiplineError],
     bad_signature: str,
-    *,
-    expected: bytes | None = None,
-    mismatch: str = "",
 ) -> bytes:
     """The X25519 key derived from the Ed25519 ``signing_key`` (``crypto_sign_ed25519_pk_to_
     curve25519``), once ``signature`` verifies over ``domain || body`` under it (a key request,
-    SPEC §3.1, or a signed triage update, §8.5). With ``expected``, the derived key must be it:
-    that is the proof that the signer holds the secret of the X25519 key a document names.
-    Each failure is ``error`` with the caller's words, but for a signing key that verifies yet
-    does not convert, which both formats word alike."""
+    SPEC §3.1, or a signed triage update, §8.5). The caller then checks the derived key against
+    what its document names: that is the proof that the signer holds the secret of that X25519
+    key. Each failure is ``error`` with the caller's words, but for a signing key that verifies
+    yet does not convert, which both formats word alike."""
     if not verify_signature(signing_key, domain + body, signature):
         raise error(bad_signature)
     try:
-        derived = bytes(VerifyKey(signing_key).to_curve25519_public_key())
+        return bytes(VerifyKey(signing_key).to_curve25519_public_key())
     except (nacl.exceptions.CryptoError, ValueError) as exc:
         raise error("its signing key is not a valid key") from exc
-    if expected is not None and derived != expected:
-        raise error(mismatch)
-    return derived
 
 
 KeyFile = RecipientPublic | RecipientSecret | OrgPublic | OrgSecret
