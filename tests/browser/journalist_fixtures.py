@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from tipline.server import accounts, create_app, db, keyset
 from tipline.server.models import Source, Submission, new_id
 
 from ..server.conftest import sealed_submission
+from ..totp_codes import code_after
 from .source_fixtures import gunicorn
 
 
@@ -41,13 +41,12 @@ class StaffServer:
 
 
 def code_for(app: Flask, username: str, secret: str) -> str:
-    """A code the server takes now: the earliest allowed time step not yet used."""
+    """A code the server takes when the form reaches it (tests/totp_codes.py)."""
     with app.app_context():
         found = accounts.by_username(db.session(), username)
         assert found is not None
         last = found.totp_last_step
-    step = max(int(time.time()) // 30 - 1, last + 1)
-    return str(pyotp.TOTP(secret).generate_otp(step))
+    return code_after(secret, last)
 
 
 def _seed(app: Flask, alice: keys.RecipientSecret) -> tuple[str, PrivateKey, list[str]]:

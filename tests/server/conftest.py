@@ -283,17 +283,14 @@ def make_staff(app: Flask, username: str, admin: bool = False) -> Staff:
 
 
 def next_code(app: Flask, staff: Staff) -> str:
-    """A TOTP code the server will take now: the earliest allowed step not yet used."""
-    import time
-
-    import pyotp
-
+    """A TOTP code the server will take when the request reaches it (tests/totp_codes.py)."""
     from tipline.server import accounts
+
+    from ..totp_codes import code_after
 
     with app.app_context():
         last = accounts.by_username(db.session(), staff.username).totp_last_step  # type: ignore[union-attr]
-    step = max(int(time.time()) // 30 - 1, last + 1)
-    return str(pyotp.TOTP(staff.secret).generate_otp(step))
+    return code_after(staff.secret, last)
 
 
 def staff_login(app: Flask, client: FlaskClient, staff: Staff) -> Any:
