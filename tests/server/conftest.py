@@ -307,6 +307,24 @@ def staff_login(app: Flask, client: FlaskClient, staff: Staff) -> Any:
     )
 
 
+def new_token(client: FlaskClient, label: str = "usb") -> str:
+    """A bearer token made on the account page of the staff member ``client`` is logged in as."""
+    page = client.post(
+        "/journalist/account/tokens",
+        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": label},
+    )
+    found = re.search(r'id="new-token">([^<]+)<', page.text)
+    assert page.status_code == 201 and found, page.text
+    return found.group(1)
+
+
+def staff_token(app: Flask, username: str, label: str = "usb") -> str:
+    """A bearer token of a new staff account ``username``, logged in through the form."""
+    client = app.test_client()
+    staff_login(app, client, make_staff(app, username))
+    return new_token(client, label)
+
+
 def page_token(text: str) -> str:
     """The CSRF token of the first form on a page."""
     found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', text)

@@ -18,21 +18,13 @@ from tipline.server import accounts, db
 from tipline.server.journalist_api import document
 from tipline.server.models import ApiToken, Reply, Submission, new_id
 
-from .conftest import Keys, make_staff, page_token, staff_login
+from .conftest import Keys, staff_token
 from .test_journalist import reply_bundle, reply_envelope, store_source
 
 
 @pytest.fixture
 def token(app: Flask) -> str:
-    client = app.test_client()
-    staff_login(app, client, make_staff(app, "scripter"))
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert page.status_code == 201 and found
-    return found.group(1)
+    return staff_token(app, "scripter")
 
 
 def auth(token: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ schema-valid requests accepted, invalid ones refused).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,13 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 
-from .conftest import make_staff, page_token, staff_login
+from .conftest import staff_token
 
 
 @pytest.fixture
 def fuzzed(app_factory: Any) -> tuple[Flask, str]:
     app: Flask = app_factory()
-    client = app.test_client()
-    staff_login(app, client, make_staff(app, "fuzzer"))
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "f"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert found
-    return app, found.group(1)
+    return app, staff_token(app, "fuzzer", "f")
 
 
 def _fuzz(operation: Any, token: str, mode: GenerationMode) -> None:

@@ -26,7 +26,7 @@ from tipline.server.models import (
     new_id,
 )
 
-from .conftest import Keys, make_staff, page_token, staff_login
+from .conftest import Keys, make_staff, new_token, staff_login
 from .test_journalist import _read_bundle, store_source, token_of
 
 
@@ -37,13 +37,7 @@ def login(app: Flask, name: str) -> FlaskClient:
 
 
 def api_token(client: FlaskClient) -> dict[str, str]:
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "t"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert page.status_code == 201 and found
-    return {"Authorization": f"Bearer {found.group(1)}"}
+    return {"Authorization": f"Bearer {new_token(client, 't')}"}
 
 
 def export_new(client: FlaskClient) -> Any:

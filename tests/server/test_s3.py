@@ -7,7 +7,6 @@ mid-upload.
 from __future__ import annotations
 
 import io
-import re
 import secrets
 import threading
 import time
@@ -26,7 +25,7 @@ from tipline.server.models import Submission, Upload, new_id
 from tipline.server.s3store import S3BlobStore
 
 from ..s3_server import Seaweed
-from .conftest import Keys, make_app, make_staff, page_token, staff_login
+from .conftest import Keys, make_app, make_staff, new_token, staff_login
 from .test_api import Browser, _count, _envelope
 from .test_limits import redis_uri  # noqa: F401  (a fixture)
 
@@ -155,16 +154,10 @@ def _move(browser: Browser, to: FlaskClient, app: Flask) -> None:
 def _export(app: Flask, ids: list[str]) -> list[tuple[str, bytes]]:
     client = app.test_client()
     staff_login(app, client, make_staff(app, f"j{secrets.token_hex(3)}"))
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert page.status_code == 201 and found, page.text
     export = client.post(
         "/api/journalist/export",
         json={"ids": ids},
-        headers={"Authorization": f"Bearer {found.group(1)}"},
+        headers={"Authorization": f"Bearer {new_token(client)}"},
     )
     assert export.status_code == 200, export.text
     reader = bundle.BundleReader(io.BytesIO(export.get_data()), bundle.KIND_EXPORT)

@@ -30,29 +30,13 @@ from tipline.server.security import (
     _relative_location,
 )
 
-from .conftest import Keys, csrf_token, make_staff, page_token, staff_login
-from .test_bodies import _admin_limit
+from .conftest import Keys, csrf_token, make_staff, page_token, staff_login, staff_token
+from .test_bodies import Counting, _admin_limit
 
 TOO_LARGE = "That is larger than this tip line accepts. Nothing was stored."
 FORM_EXPIRED = "The form expired. Please send it again."
 PAGE_EXPIRED = "The page expired. Reload it and try again. Nothing was stored."
 BUSY = "Too many attempts just now. Wait a minute, then try again."
-
-
-class Counting(io.BytesIO):
-    """A request body that counts how much of it the server read, by either way of reading."""
-
-    read_bytes = 0
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        chunk = super().read(size)
-        self.read_bytes += len(chunk)
-        return chunk
-
-    def readinto(self, buffer: Any, /) -> int:
-        done = super().readinto(buffer)
-        self.read_bytes += done
-        return done
 
 
 def _as_a_server_gives_it(app: Flask) -> None:
@@ -411,25 +395,11 @@ def bundle_app(app_factory: Any) -> Flask:
     return app
 
 
-def _bearer(app: Flask) -> str:
-    import re
-
-    client = app.test_client()
-    staff_login(app, client, make_staff(app, "scripter"))
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert found
-    return found.group(1)
-
-
 def test_a_reply_bundle_may_be_its_limit_plus_a_mib(bundle_app: Flask) -> None:
     """Through the API, a body of MAX_REPLY_BUNDLE + 1 MiB reaches the bundle reader (this one
     is not a bundle: a 400 saying why); one byte more is the 413 before it is read."""
     headers = {
-        "Authorization": f"Bearer {_bearer(bundle_app)}",
+        "Authorization": f"Bearer {staff_token(bundle_app, 'scripter')}",
         "Content-Type": "application/octet-stream",
     }
     client = bundle_app.test_client()

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from tipline.server import accounts, db
 
-from .conftest import make_staff, page_token, staff_login
+from .conftest import make_staff, page_token, staff_login, staff_token
 from .test_journalist_api import auth
 
 
@@ -21,18 +21,6 @@ def _admin(app: Flask) -> FlaskClient:
     client = app.test_client()
     assert staff_login(app, client, make_staff(app, "chief", admin=True)).status_code == 303
     return client
-
-
-def _token(app: Flask, username: str) -> str:
-    client = app.test_client()
-    staff_login(app, client, make_staff(app, username))
-    page = client.post(
-        "/journalist/account/tokens",
-        data={"csrf_token": page_token(client.get("/journalist/account").text), "label": "usb"},
-    )
-    found = re.search(r'id="new-token">([^<]+)<', page.text)
-    assert found
-    return found.group(1)
 
 
 def _works(app: Flask, token: str) -> bool:
@@ -61,7 +49,7 @@ def test_the_admins_clean_up_ends_api_tokens(app: Flask, changes: list[str]) -> 
     """Each change ends the attacker's token, also once the victim has enrolled 2FA again;
     control: a second account's token, untouched, still works."""
     admin = _admin(app)
-    attacker, bystander = _token(app, "victim"), _token(app, "bystander")
+    attacker, bystander = staff_token(app, "victim"), staff_token(app, "bystander")
     assert _works(app, attacker) and _works(app, bystander)
     for change in changes:
         _change(app, admin, "victim", change)
