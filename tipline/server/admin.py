@@ -22,6 +22,7 @@ from .auth import account, staff_required
 from .forms import ActionForm
 from .i18n import refusal
 from .models import Account, today
+from .security import read_up_to
 from .sources import blobs
 from .spooled import SpoolFile
 from .staff_forms import ManifestConfirmForm, ManifestUploadForm, NewAccountForm, SettingsForm
@@ -286,14 +287,9 @@ def save_settings() -> ResponseReturnValue:
 def _read_upload(form: ManifestUploadForm) -> bytes:
     stream = form.manifest.data.stream
     source = stream.reader() if isinstance(stream, SpoolFile) else stream
-    # The spool gives back one 64 KiB chunk a read: read until the limit or the end, or a file
-    # over 64 KiB is cut and refused as broken JSON, not as too large.
-    data = b""
-    while len(data) <= MAX_SIGNED_MANIFEST:
-        piece: bytes = source.read(MAX_SIGNED_MANIFEST + 1 - len(data))
-        if not piece:
-            break
-        data += piece
+    # Not one read: the spool gives a 64 KiB chunk a read, and a file over 64 KiB cut there
+    # would be refused as broken JSON, not as too large.
+    data = read_up_to(source, MAX_SIGNED_MANIFEST + 1)
     if len(data) > MAX_SIGNED_MANIFEST:
         raise ManifestError(gettext("the file is larger than a signed manifest can be"))
     return data

@@ -125,6 +125,18 @@ def _limit_body() -> None:
 SMALL_READ = 1 << 20  # bodies bounded to this much are small enough to read ahead in memory
 
 
+def read_up_to(stream: Any, most: int) -> bytes:
+    """The first ``most`` bytes of ``stream``, or all of it if it ends sooner, in reads of at
+    most 64 KiB: one read may give less than asked (a spooled upload gives a chunk a read)."""
+    data = bytearray()
+    while len(data) < most:
+        chunk = stream.read(min(64 * 1024, most - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 def _read_small_chunked(limit: int) -> None:
     """A chunked body (no Content-Length) for a small-bodied endpoint, read ahead whole and
     refused with a 413 if it is over the limit. Werkzeug's stream would stop at the limit
@@ -132,17 +144,11 @@ def _read_small_chunked(limit: int) -> None:
     """
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return
-    stream = request.environ["wsgi.input"]
-    data = bytearray()
-    while len(data) <= limit:
-        chunk = stream.read(min(64 * 1024, limit + 1 - len(data)))
-        if not chunk:
-            break
-        data += chunk
+    data = read_up_to(request.environ["wsgi.input"], limit + 1)
     if len(data) > limit:
         abort(413)
     # From here on it is an ordinary body of known length.
-    request.environ["wsgi.input"] = io.BytesIO(bytes(data))
+    request.environ["wsgi.input"] = io.BytesIO(data)
     request.environ["CONTENT_LENGTH"] = str(len(data))
     request.environ.pop("HTTP_TRANSFER_ENCODING", None)
 
