@@ -331,12 +331,7 @@ class S3BlobStore:
         """``upload_state`` and ``upload_head`` from one GET of the header object (what a
         finish needs), or None if it has none."""
         try:
-            with _unavailable():
-                found = self.s3.get_object(
-                    Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header"
-                )
-                with found["Body"] as body:
-                    head = cast(bytes, body.read(size))
+            found, head = self._header_object(upload_id, size)
         except FileNotFoundError:
             return None
         state = self._state(upload_id, found)
@@ -453,12 +448,17 @@ class S3BlobStore:
 
     def upload_head(self, upload_id: str, size: int) -> bytes:
         """The first ``size`` bytes of the upload (at most its header, stored on its own)."""
+        return self._header_object(upload_id, size)[1]
+
+    def _header_object(self, upload_id: str, size: int) -> tuple[dict[str, Any], bytes]:
+        """The GET answer for the upload's header object and its first ``size`` bytes
+        (``FileNotFoundError`` if there is none)."""
         with _unavailable():
-            body = self.s3.get_object(
+            found = self.s3.get_object(
                 Bucket=self.bucket, Key=f"{self._upload_prefix(upload_id)}header"
-            )["Body"]
-            with body:
-                return cast(bytes, body.read(size))
+            )
+            with found["Body"] as body:
+                return found, cast(bytes, body.read(size))
 
     def upload_compose(self, state: UploadState, size: int) -> None:  # "complete", in S3's words
         """Complete the multipart upload: its parts become ``pending/submissions/<id>`` in the

@@ -363,12 +363,14 @@ def _finish_s3(store: S3BlobStore, upload: Upload, keys: Current | None) -> Fini
     # any point after this read, which the steps below meet as a completed object (received,
     # compose), as the source it made (_source_of) or as a refused commit.
     opened = store.upload_opened(upload_id, fmt.MAX_HEADER_SIZE)
-    have = None if opened is None else store.received(opened[0])
-    if opened is None or have is None:
+    if opened is None:
+        return _already_finished(upload_id)
+    state, header = opened
+    have = store.received(state)
+    if have is None:
         return _already_finished(upload_id)
     if have != upload.size:
         raise UploadError("the upload is not complete yet")
-    state, header = opened
     try:
         _refuse_stale_keys(upload, header, keys)
         source = _source_of(upload)
