@@ -51,7 +51,8 @@ class Tap:
         self.rtt = rtt
         self.up = Link(rtt / 2, rate)  # browser -> server
         self.down = Link(rtt / 2, rate)  # server -> browser
-        self._sent: list[tuple[int, bytes]] = []  # (connection, bytes read), as they came
+        # Each connection's reads, the connections in the order they first sent.
+        self._sent: dict[int, list[bytes]] = {}
         self._connections = itertools.count()
         self._lock = threading.Lock()
         # Every task and stream of the tap's own, so that stopping ends and closes them all.
@@ -76,11 +77,8 @@ class Tap:
         /favicon.ico on a connection of its own whenever it gets to it), and a request body
         read in pieces would then be cut by another connection's bytes, so a search for a run
         of it would miss bytes that did go out."""
-        streams: dict[int, list[bytes]] = {}
         with self._lock:
-            for connection, data in self._sent:
-                streams.setdefault(connection, []).append(data)
-        return b"".join(b"".join(pieces) for pieces in streams.values())
+            return b"".join(b"".join(pieces) for pieces in self._sent.values())
 
     def seen(self, marker: bytes, timeout: float = 10.0) -> bool:
         """Whether ``marker`` passed through within ``timeout`` seconds. For positive controls:
@@ -224,7 +222,7 @@ class Tap:
                 data = b""
             if record is not None and data:
                 with self._lock:
-                    self._sent.append((record, data))
+                    self._sent.setdefault(record, []).append(data)
             await queue.put((link.arrival(len(data)) if data else time.monotonic(), data))
             if not data:
                 break
