@@ -9,6 +9,8 @@ access log, warnings and errors only, to stderr and so to the journal.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Any
 
@@ -88,3 +90,27 @@ def worker_exit(server: Any, worker: Any) -> None:
         from tipline.server import db
 
         db.engine_of(wsgi.flask_app).dispose()
+
+
+def on_exit(server: Any) -> None:
+    """Once every worker has gone (closed or, past ``graceful_timeout``, killed), open and
+    close the SQLite database once more, so no ``tipline.db-wal`` or ``-shm`` outlives the
+    server: two workers closing at the same moment can each leave them, as does a worker
+    killed with its connection open (``tipline.server.db.close_last``).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tipline.server import db
+
+    # A worker killed at the graceful timeout may not be reaped yet, and holds its lock until
+    # it is gone.
+    for pid in list(server.WORKERS):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    try:
+        closed = db.close_last(str(load_config()["DATABASE_URL"]))
+    except (TiplineError, SQLAlchemyError) as exc:
+        server.log.warning("tipline-server: the database was not closed last: %s", exc)
+        return
+    if not closed:
+        server.log.warning("tipline-server: another process still has the database open")

@@ -268,7 +268,8 @@ EOF
         exit "$rc"' || { cat "$WORK/$db-app.log" >&2; fail "$db: the submission"; }
     kill "$app_pid"
     wait "$app_pid" || true
-    # A stopped app closes its database (gunicorn.conf.py's worker_exit): no SQLite journal left.
+    # A stopped app closes its database (gunicorn.conf.py's worker_exit, then on_exit in the
+    # master): no SQLite journal left.
     if [ "$db" = sqlite ]; then
         leftover="$(find "$CHROOT/var/lib/tipline" -maxdepth 1 -name '*.db-wal' -o -maxdepth 1 -name '*.db-shm')"
         [ -z "$leftover" ] || fail "$db: the stopped app left ${leftover//$CHROOT/}"

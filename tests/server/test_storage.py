@@ -5,8 +5,10 @@ sweeper, the free-space floor, and a deleted source gone from SQLite's WAL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -255,6 +257,44 @@ def test_a_deleted_source_is_not_left_in_the_wal(app: Flask, org_keys: Keys) -> 
         delete_source(db.session(), app.extensions["tipline.blobs"], row)
     assert found() == []
     assert files[1].stat().st_size == 0  # the WAL was emptied after the checkpoint
+
+
+def test_closing_last_removes_the_journal_unless_another_has_it_open(tmp_path: Path) -> None:
+    """``db.close_last`` (the server's on_exit): with another connection still open the journal
+    stays and it says so; once that one has gone, it removes ``-wal`` and ``-shm``. A database
+    that is not there is not made, and PostgreSQL has nothing to close."""
+    path = tmp_path / "tipline.db"
+    url = f"sqlite:///{path}"
+    assert db.close_last(url) and not path.exists()
+    assert db.close_last("postgresql://nobody@127.0.0.1:1/none")
+    other = sqlite3.connect(path)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE t (x)")
+    other.commit()
+    journal = [tmp_path / "tipline.db-wal", tmp_path / "tipline.db-shm"]
+    assert all(f.exists() for f in journal)
+    assert not db.close_last(url)  # the other connection is still open
+    assert all(f.exists() for f in journal)
+    other.close()  # the last to close removes them itself: plant them again without a close
+    leaver = subprocess.run(
+        [sys.executable, "-c", _LEAVE_A_JOURNAL, str(path)], capture_output=True, text=True
+    )
+    assert leaver.returncode == 0, leaver.stderr
+    assert all(f.exists() for f in journal)  # control: a process gone without closing
+    assert db.close_last(url)
+    assert not any(f.exists() for f in journal)
+    with contextlib.closing(sqlite3.connect(path)) as check:  # the row reached the database
+        assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+# Writes a row and exits without closing its connection (as a killed worker does).
+_LEAVE_A_JOURNAL = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("INSERT INTO t VALUES (1)")
+conn.commit()
+os._exit(0)
+"""
 
 
 def test_fault_points_are_inert_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.util import CommandError
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
 
 from ..crypto.errors import TiplineError
@@ -55,6 +55,28 @@ def forget(db: Session) -> bool:
     with bind.connect() as conn:
         busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     return not busy
+
+
+def close_last(url: str) -> bool:
+    """Be the last connection to a SQLite database, after every worker has stopped: SQLite
+    removes ``-wal`` and ``-shm`` only when the connection that closes last finds no other
+    open, so two workers closing at the same moment can each leave them (one stop in a hundred
+    or so), as can a worker killed with its connection open. Opening and closing one here,
+    once nothing else runs, checkpoints and removes them. A database that is not there is not
+    made. Returns True when no write-ahead log is left (always, for PostgreSQL).
+    """
+    if not url.startswith("sqlite"):
+        return True
+    path = make_url(url).database
+    if not path or path == ":memory:" or not Path(path).exists():
+        return True
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    return not Path(f"{path}-wal").exists()
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
