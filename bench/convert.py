@@ -46,21 +46,29 @@ LINE = "The minister's office paid the harbour contractor twice for the same dre
 
 def text_pdf(pages: int, side_pt: int = 0) -> bytes:
     """A PDF of ``pages`` pages of 50 lines of text each (or one page ``side_pt`` points square)."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1"
-               b" /BaseFont /Helvetica >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     kids = []
     width, height = (side_pt, side_pt) if side_pt else (612, 792)
     for n in range(pages):
-        lines = [f"BT /F1 10 Tf 40 {height - 40 - 14 * i} Td ({LINE[: 90]} {n}.{i}) Tj ET"
-                 for i in range(50)]
+        lines = [
+            f"BT /F1 10 Tf 40 {height - 40 - 14 * i} Td ({LINE[:90]} {n}.{i}) Tj ET"
+            for i in range(50)
+        ]
         content = "\n".join(lines).encode()
         kids.append(len(objects) + 1)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font"
-                       b" << /F1 3 0 R >> >> /Contents %d 0 R >>" % (width, height,
-                                                                      len(objects) + 2))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font"
+            b" << /F1 3 0 R >> >> /Contents %d 0 R >>" % (width, height, len(objects) + 2)
+        )
         objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
-        b" ".join(b"%d 0 R" % k for k in kids), pages)
+        b" ".join(b"%d 0 R" % k for k in kids),
+        pages,
+    )
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -70,7 +78,9 @@ def text_pdf(pages: int, side_pt: int = 0) -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
@@ -81,8 +91,13 @@ def vault_with(folder: Path, pdf: bytes) -> tuple[Path, str]:
     vault.keyring.add("Bench", today())
     vault.save_keyring()
     keys = derive(generate(load_wordlist()))
-    inner = Inner("submission", "browser", "bench", keys.reply_public_key,
-                  (Attachment("document.pdf", len(pdf), "application/pdf"),))
+    inner = Inner(
+        "submission",
+        "browser",
+        "bench",
+        keys.reply_public_key,
+        (Attachment("document.pdf", len(pdf), "application/pdf"),),
+    )
     sealed = io.BytesIO()
     pk = [r.secret.public.public_key for r in vault.keyring.active()]
     envelope.seal(sealed, pk, inner, [io.BytesIO(pdf)])
@@ -121,7 +136,9 @@ def export_once(vault: Path, item: str, out: Path) -> dict[str, float]:
         old.unlink()
     done = subprocess.run(
         [sys.executable, "-c", EXPORT, str(vault), item, PASS, str(ROOT), str(out)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -129,8 +146,7 @@ def export_once(vault: Path, item: str, out: Path) -> dict[str, float]:
 
 def pdftoppm_once(pdf: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(["pdftoppm", "-r", str(DPI), str(pdf)], stdout=subprocess.DEVNULL,
-                   check=True)
+    subprocess.run(["pdftoppm", "-r", str(DPI), str(pdf)], stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 
 
@@ -152,8 +168,10 @@ def main() -> None:
         rss = max(r["rss_mib"] for r in runs)
         print(f"document: {args.pages} pages of text, {len(pdf) / 1024:.0f} KiB, {DPI} dpi")
         print(f"pdftoppm alone (baseline): {floor:.2f} s, {args.pages / floor:.1f} pages/s")
-        print(f"viewing copy (sandbox, pixels, rebuilt PDF): {ours:.2f} s, "
-              f"{args.pages / ours:.1f} pages/s")
+        print(
+            f"viewing copy (sandbox, pixels, rebuilt PDF): {ours:.2f} s, "
+            f"{args.pages / ours:.1f} pages/s"
+        )
         print(f"ratio: {floor / ours:.2f} (target >= 0.5)")
         print(f"desk peak RSS: {rss:.0f} MiB (target < 200)")
 
@@ -161,8 +179,10 @@ def main() -> None:
         (folder / "huge").mkdir()
         big_vault, big_item = vault_with(folder / "huge", huge)
         result = export_once(big_vault, big_item, out)
-        print(f"one 200-inch page (rendered at the 20-megapixel bound): {result['seconds']:.2f} s,"
-              f" desk peak RSS {result['rss_mib']:.0f} MiB (target < 200)")
+        print(
+            f"one 200-inch page (rendered at the 20-megapixel bound): {result['seconds']:.2f} s,"
+            f" desk peak RSS {result['rss_mib']:.0f} MiB (target < 200)"
+        )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def raw_pull_rate(size: int) -> float:
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
     plain = os.urandom(65536)
-    chunks = [sodium.crypto_secretstream_xchacha20poly1305_push(state, plain, None, 0)
-              for _ in range(64)]
+    chunks = [
+        sodium.crypto_secretstream_xchacha20poly1305_push(state, plain, None, 0) for _ in range(64)
+    ]
     out = bytearray(65536)
     times = []
     for _ in range(3):
@@ -101,8 +102,9 @@ def make_inputs(folder: Path, size: int) -> tuple[Path, Path, Path, Path]:
         envelope.seal(dst, [identity.public.public_key], inner, [src])
     age_key = folder / "age.key"
     subprocess.run(["age-keygen", "-o", str(age_key)], check=True, capture_output=True)
-    recipient = subprocess.run(["age-keygen", "-y", str(age_key)], check=True,
-                               capture_output=True, text=True).stdout.strip()
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(age_key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     age_file = folder / "plain.age"
     subprocess.run(["age", "-r", recipient, "-o", str(age_file), str(plain)], check=True)
     return key_file, sealed, age_key, age_file
@@ -121,18 +123,26 @@ def main() -> None:
         folder = Path(tmp)
         big = make_inputs(folder / "big", size)
         small = make_inputs(folder / "small", 1 << 20)
-        print(f"payload {args.size_mib} MiB, best of {args.runs} runs (the commands alternated), "
-              f"peak RSS is the worst run's")
+        print(
+            f"payload {args.size_mib} MiB, best of {args.runs} runs (the commands alternated), "
+            f"peak RSS is the worst run's"
+        )
 
-        def ours(inputs: tuple[Path, Path, Path, Path], target: str,
-                 mode: str = MODES[0], runs: int = args.runs) -> tuple[float, int, float]:
-            return best([sys.executable, "-c", OPEN_SCRIPT, str(inputs[0]), str(inputs[1]),
-                         target, mode], runs)
+        def ours(
+            inputs: tuple[Path, Path, Path, Path],
+            target: str,
+            mode: str = MODES[0],
+            runs: int = args.runs,
+        ) -> tuple[float, int, float]:
+            return best(
+                [sys.executable, "-c", OPEN_SCRIPT, str(inputs[0]), str(inputs[1]), target, mode],
+                runs,
+            )
 
-        def age(inputs: tuple[Path, Path, Path, Path], target: str,
-                runs: int = args.runs) -> tuple[float, int, float]:
-            return best(["age", "-d", "-i", str(inputs[2]), "-o", target, str(inputs[3])],
-                        runs)
+        def age(
+            inputs: tuple[Path, Path, Path, Path], target: str, runs: int = args.runs
+        ) -> tuple[float, int, float]:
+            return best(["age", "-d", "-i", str(inputs[2]), "-o", target, str(inputs[3])], runs)
 
         mb = size / 1e6
         pull = raw_pull_rate(min(size, 256 << 20))
@@ -148,32 +158,48 @@ def main() -> None:
             (t_ours, _, cpu_ours), (t_age, _, cpu_age) = min(mine), min(theirs)
             t_one = min(one)[0]
             rss_ours, rss_age = max(r[1] for r in mine + one), max(r[1] for r in theirs)
-            print(f"open to {where}: tipline {mb / t_ours:7.1f} MB/s "
-                  f"(peak RSS {rss_ours / 2**20:5.1f} MiB), age -d {mb / t_age:7.1f} MB/s "
-                  f"(peak RSS {rss_age / 2**20:5.1f} MiB), ratio {t_age / t_ours:.2f} "
-                  f"(target >= 0.90; RSS target < 64 MiB)")
-            print(f"  CPU of the fastest run: tipline {cpu_ours:.2f} s "
-                  f"({cpu_ours / t_ours:.2f} cores), age {cpu_age:.2f} s "
-                  f"({cpu_age / t_age:.2f} cores)")
-            print(f"  tipline without the write-behind thread (write_behind=False): "
-                  f"{mb / t_one:7.1f} MB/s, ratio {t_age / t_one:.2f} "
-                  f"(the thread helps only when a core is free: compare the cores above)")
+            print(
+                f"open to {where}: tipline {mb / t_ours:7.1f} MB/s "
+                f"(peak RSS {rss_ours / 2**20:5.1f} MiB), age -d {mb / t_age:7.1f} MB/s "
+                f"(peak RSS {rss_age / 2**20:5.1f} MiB), ratio {t_age / t_ours:.2f} "
+                f"(target >= 0.90; RSS target < 64 MiB)"
+            )
+            print(
+                f"  CPU of the fastest run: tipline {cpu_ours:.2f} s "
+                f"({cpu_ours / t_ours:.2f} cores), age {cpu_age:.2f} s "
+                f"({cpu_age / t_age:.2f} cores)"
+            )
+            print(
+                f"  tipline without the write-behind thread (write_behind=False): "
+                f"{mb / t_one:7.1f} MB/s, ratio {t_age / t_one:.2f} "
+                f"(the thread helps only when a core is free: compare the cores above)"
+            )
             # Each tool's fixed cost (interpreter start, imports, key loading) measured on a
             # 1 MiB payload and subtracted: the rate at which each then opens bytes.
             s_ours, s_age = ours(small, target)[0], age(small, target)[0]
-            steady_ours, steady_age = (mb - 1.048576) / (t_ours - s_ours), (mb - 1.048576) / (
-                t_age - s_age)
-            print(f"  steady state (start-up of {s_ours * 1000:.0f} ms and {s_age * 1000:.0f} ms "
-                  f"subtracted): tipline {steady_ours:7.1f} MB/s, age -d {steady_age:7.1f} MB/s, "
-                  f"ratio {steady_ours / steady_age:.2f}")
+            steady_ours, steady_age = (
+                (mb - 1.048576) / (t_ours - s_ours),
+                (mb - 1.048576) / (t_age - s_age),
+            )
+            print(
+                f"  steady state (start-up of {s_ours * 1000:.0f} ms and {s_age * 1000:.0f} ms "
+                f"subtracted): tipline {steady_ours:7.1f} MB/s, age -d {steady_age:7.1f} MB/s, "
+                f"ratio {steady_ours / steady_age:.2f}"
+            )
             # What bounds the whole-process ratio: even at the raw cipher's speed, tipline pays
             # its interpreter's start-up on every run.
             bound = t_age / (s_ours + mb / pull)
-            print(f"  raw secretstream pull here {pull:7.1f} MB/s: tipline opening at that "
-                  f"speed after its {s_ours * 1000:.0f} ms start-up would score {bound:.2f}")
-        node = subprocess.run(["node", str(ROOT / "bench" / "seal_node.mjs"),
-                               str(min(args.size_mib, 256))],
-                              cwd=ROOT, check=True, capture_output=True, text=True)
+            print(
+                f"  raw secretstream pull here {pull:7.1f} MB/s: tipline opening at that "
+                f"speed after its {s_ours * 1000:.0f} ms start-up would score {bound:.2f}"
+            )
+        node = subprocess.run(
+            ["node", str(ROOT / "bench" / "seal_node.mjs"), str(min(args.size_mib, 256))],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         print(node.stdout.strip())
 
 

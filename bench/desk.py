@@ -57,9 +57,26 @@ from tipline.desk.vault import KDF_PRESETS, Vault, today  # noqa: E402
 PASS = "benchmark passphrase"
 ITEM_MIB = 8
 WORDS = [
-    "harbour", "mayor", "ledger", "ministry", "contract", "police", "border", "shipment",
-    "invoice", "witness", "meeting", "bribe", "camp", "archive", "river", "station", "report",
-    "payment", "minister", "council",
+    "harbour",
+    "mayor",
+    "ledger",
+    "ministry",
+    "contract",
+    "police",
+    "border",
+    "shipment",
+    "invoice",
+    "witness",
+    "meeting",
+    "bribe",
+    "camp",
+    "archive",
+    "river",
+    "station",
+    "report",
+    "payment",
+    "minister",
+    "council",
 ]
 
 
@@ -86,31 +103,39 @@ def bench_import(folder: Path, size_mib: int) -> None:
     reply_pk = bytes(keys.RecipientSecret.generate("source").public.public_key)
     sealed_file = folder / "envelope.bin"
     with sealed_file.open("wb") as f:
-        inner = Inner("submission", "browser", "bench", reply_pk,
-                      (Attachment("data.bin", len(block)),))
+        inner = Inner(
+            "submission", "browser", "bench", reply_pk, (Attachment("data.bin", len(block)),)
+        )
         envelope.seal(f, pks, inner, [io.BytesIO(block)])
     data = sealed_file.read_bytes()
-    items = [ExportItem(nacl.utils.random(16).hex(), "ab" * 16, "bench source", "2026-11-25",
-                        len(data)) for _ in range(count)]
+    items = [
+        ExportItem(nacl.utils.random(16).hex(), "ab" * 16, "bench source", "2026-11-25", len(data))
+        for _ in range(count)
+    ]
     bundle = folder / "export.tlb"
     with bundle.open("wb") as f:
         write_bundle(f, KIND_EXPORT, items, lambda _: io.BytesIO(data))
     # The same plaintext bytes for age: one file, one identity.
     identity = folder / "age.key"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
-    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True,
-                               capture_output=True, text=True).stdout.strip()
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     age_file = folder / "plain.age"
-    with subprocess.Popen(["age", "-r", recipient, "-o", str(age_file)],
-                          stdin=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        ["age", "-r", recipient, "-o", str(age_file)], stdin=subprocess.PIPE
+    ) as proc:
         assert proc.stdin is not None
         for _ in range(count):
             proc.stdin.write(block)
         proc.stdin.close()
     age_times = []
     for _ in range(2):
-        t, _ = timed(lambda: subprocess.run(["age", "-d", "-i", str(identity), "-o", os.devnull,
-                                             str(age_file)], check=True))
+        t, _ = timed(
+            lambda: subprocess.run(
+                ["age", "-d", "-i", str(identity), "-o", os.devnull, str(age_file)], check=True
+            )
+        )
         age_times.append(t)
     age_t = min(age_times)
     envelopes = count * len(data)  # the bytes an import writes into the vault
@@ -143,19 +168,31 @@ def bench_import(folder: Path, size_mib: int) -> None:
     total = count * ITEM_MIB
     mib = envelopes / 2**20
     ratio = disk_t / import_t
-    print(f"import {mib:.0f} MiB of envelopes ({total} MiB of attachments in {count} "
-          f"submissions), best of 2 each, alternated (load {os.getloadavg()[0]:.1f})")
-    print(f"  write + fsync {mib:.0f} MiB {disk_t:7.2f} s  {mib / disk_t:7.0f} MiB/s  "
-          f"(this disk, runs {', '.join(f'{t:.2f}' for t in disk_times)} s)")
-    print(f"  tipline-desk import   {import_t:7.2f} s  {mib / import_t:7.0f} MiB/s  "
-          f"(runs {', '.join(f'{t:.2f}' for t in import_times)} s)")
-    print(f"  TARGET import >= 0.8 x disk write+fsync: ratio {ratio:.2f}: "
-          f"{'ok' if ratio >= 0.8 else 'NOT MET'}")
-    print(f"  import used {cpu:.2f} s of CPU in {import_t:.2f} s "
-          f"({cpu / import_t:.2f} cores busy on average; the machine has {os.cpu_count()})")
+    print(
+        f"import {mib:.0f} MiB of envelopes ({total} MiB of attachments in {count} "
+        f"submissions), best of 2 each, alternated (load {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"  write + fsync {mib:.0f} MiB {disk_t:7.2f} s  {mib / disk_t:7.0f} MiB/s  "
+        f"(this disk, runs {', '.join(f'{t:.2f}' for t in disk_times)} s)"
+    )
+    print(
+        f"  tipline-desk import   {import_t:7.2f} s  {mib / import_t:7.0f} MiB/s  "
+        f"(runs {', '.join(f'{t:.2f}' for t in import_times)} s)"
+    )
+    print(
+        f"  TARGET import >= 0.8 x disk write+fsync: ratio {ratio:.2f}: "
+        f"{'ok' if ratio >= 0.8 else 'NOT MET'}"
+    )
+    print(
+        f"  import used {cpu:.2f} s of CPU in {import_t:.2f} s "
+        f"({cpu / import_t:.2f} cores busy on average; the machine has {os.cpu_count()})"
+    )
     print(f"  age -d (baseline)     {age_t:7.2f} s  {total / age_t:7.0f} MiB/s")
-    print(f"  open stored items     {open_t:7.2f} s  {total / open_t:7.0f} MiB/s  "
-          f"ratio {age_t / open_t:.2f} (against age -d, goal >= 0.9)")
+    print(
+        f"  open stored items     {open_t:7.2f} s  {total / open_t:7.0f} MiB/s  "
+        f"ratio {age_t / open_t:.2f} (against age -d, goal >= 0.9)"
+    )
     components(folder, bundle, disk_t, cpu)
 
 
@@ -207,8 +244,10 @@ def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> 
 
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
-    chunks = [sodium.crypto_secretstream_xchacha20poly1305_push(state, data[:65536], None, 0)
-              for _ in range(64)]  # 4 MiB of real chunks, pulled again and again
+    chunks = [
+        sodium.crypto_secretstream_xchacha20poly1305_push(state, data[:65536], None, 0)
+        for _ in range(64)
+    ]  # 4 MiB of real chunks, pulled again and again
 
     def pull_all() -> None:
         puller = Puller(key, header, 65536)
@@ -233,9 +272,13 @@ def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> 
                 f.write(data)
 
     parts = {}
-    for name, fn in (("BLAKE2b (bundle checksum)", hash_all), ("secretstream pull", pull_all),
-                     ("SHA-256 (a fingerprint)", sha_all), ("read the bundle", read_all),
-                     ("write (no fsync)", write_all)):
+    for name, fn in (
+        ("BLAKE2b (bundle checksum)", hash_all),
+        ("secretstream pull", pull_all),
+        ("SHA-256 (a fingerprint)", sha_all),
+        ("read the bundle", read_all),
+        ("write (no fsync)", write_all),
+    ):
         parts[name] = min(cpu_timed(fn) for _ in range(2))
     target.unlink()
     other = min(cpu_timed(hashlib_blake2b_all) for _ in range(2))
@@ -243,19 +286,24 @@ def components(folder: Path, bundle: Path, disk_t: float, import_cpu: float) -> 
     print(f"  each part alone on {mib:.0f} MiB, CPU seconds (best of 2):")
     for name, t in parts.items():
         print(f"    {name:<26}{t:7.2f} s  {mib / t:7.0f} MiB/s")
-    print(f"    (BLAKE2b by Python's hashlib {other:7.2f} s  {mib / other:7.0f} MiB/s: the same "
-          "function, not used: crypto is libsodium's)")
+    print(
+        f"    (BLAKE2b by Python's hashlib {other:7.2f} s  {mib / other:7.0f} MiB/s: the same "
+        "function, not used: crypto is libsodium's)"
+    )
     # Two fingerprints (the envelope's and its attachment's) of about the same bytes each.
     work = sum(parts.values()) + parts["SHA-256 (a fingerprint)"]
     cores = len(os.sched_getaffinity(0))
-    longest = max(parts["BLAKE2b (bundle checksum)"] + parts["read the bundle"],
-                  parts["secretstream pull"])
+    longest = max(
+        parts["BLAKE2b (bundle checksum)"] + parts["read the bundle"], parts["secretstream pull"]
+    )
     cpu_bound = max(work / cores, longest)  # the import's threads, given every core
-    print(f"  all of an import's CPU work: {work:.2f} s (it used {import_cpu:.2f} s); given "
-          f"{cores} free cores, no import is faster than {cpu_bound:.2f} s "
-          f"({mib / cpu_bound:.0f} MiB/s), nor than the disk ({disk_t:.2f} s here): ratio at "
-          f"best {disk_t / max(cpu_bound, disk_t):.2f}; the target needs "
-          f"{0.8 * mib / disk_t:.0f} MiB/s")
+    print(
+        f"  all of an import's CPU work: {work:.2f} s (it used {import_cpu:.2f} s); given "
+        f"{cores} free cores, no import is faster than {cpu_bound:.2f} s "
+        f"({mib / cpu_bound:.0f} MiB/s), nor than the disk ({disk_t:.2f} s here): ratio at "
+        f"best {disk_t / max(cpu_bound, disk_t):.2f}; the target needs "
+        f"{0.8 * mib / disk_t:.0f} MiB/s"
+    )
 
 
 def cpu_timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -272,11 +320,20 @@ def fill(vault: Vault, count: int) -> None:
     for n in range(count):
         sid, name = sources[rng.randrange(len(sources))]
         message = " ".join(rng.choice(WORDS) for _ in range(40)) + f" number{n}"
-        store.add_item(item_id=nacl.utils.random(16).hex(), source_id=sid, designation=name,
-                       reply_public_key=bytes(32), direction="in",
-                       received=f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}", imported="2026-11-25",
-                       size=5000, digest=bytes(32), sealed_by="browser", message=message,
-                       attachments=[("report.pdf", 1000, "application/pdf")] if n % 3 else [])
+        store.add_item(
+            item_id=nacl.utils.random(16).hex(),
+            source_id=sid,
+            designation=name,
+            reply_public_key=bytes(32),
+            direction="in",
+            received=f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}",
+            imported="2026-11-25",
+            size=5000,
+            digest=bytes(32),
+            sealed_by="browser",
+            message=message,
+            attachments=[("report.pdf", 1000, "application/pdf")] if n % 3 else [],
+        )
     store.db.execute("COMMIT")
     vault.save_store()
 
@@ -287,8 +344,10 @@ def bench_triage(folder: Path, count: int) -> None:
     with Vault.open(vault_dir, PASS) as vault:
         fill_t, _ = timed(lambda: fill(vault, count))
     size = (vault_dir / "triage.sealed").stat().st_size
-    print(f"triage with {count} items (sealed database {size / 2**20:.1f} MiB, "
-          f"filled in {fill_t:.1f} s)")
+    print(
+        f"triage with {count} items (sealed database {size / 2**20:.1f} MiB, "
+        f"filled in {fill_t:.1f} s)"
+    )
     open_t, vault = timed(lambda: Vault.open(vault_dir, PASS))
     list_t, (_threads, total) = timed(lambda: vault.store.query(limit=50))
     search_t, (_, found) = timed(lambda: vault.store.query(text="ledger witness", limit=50))
@@ -300,15 +359,22 @@ def bench_triage(folder: Path, count: int) -> None:
     for args in (["list"], ["search", "ledger", "witness"]):
         runs = []
         for _ in range(3):  # best of three: the machine is shared
-            t, proc = timed(lambda a=args: subprocess.run(
-                [str(desk), "--vault", str(vault_dir), *a], input=PASS + "\n",
-                capture_output=True, text=True))
+            t, proc = timed(
+                lambda a=args: subprocess.run(
+                    [str(desk), "--vault", str(vault_dir), *a],
+                    input=PASS + "\n",
+                    capture_output=True,
+                    text=True,
+                )
+            )
             assert proc.returncode == 0, proc.stderr
             runs.append(t)
         t = min(runs)
         verdict = "ok" if t < 1 else "OVER"
-        print(f"  tipline-desk {args[0]:<9}{t:7.3f} s  goal < 1 s: {verdict} "
-              "(whole command: Python start, unlock, query, print)")
+        print(
+            f"  tipline-desk {args[0]:<9}{t:7.3f} s  goal < 1 s: {verdict} "
+            "(whole command: Python start, unlock, query, print)"
+        )
     TUI_CPU.clear()
     runs = []
     for _ in range(3):  # each on a fresh copy: its newest item new, as after an import
@@ -317,13 +383,19 @@ def bench_triage(folder: Path, count: int) -> None:
         runs.append(tui_start(copy))
         shutil.rmtree(copy)
     t = min(runs)
-    print(f"  TUI start, CPU time   {min(TUI_CPU):7.3f} s  (the process's CPU until drawn, all "
-          "threads, best of the same three: load adds less to it than to the wall clock)")
-    print(f"  TUI start to inbox    {t:7.3f} s  (headless, from starting the process to the inbox "
-          f"drawn: Python start, imports, unlock, first render; runs "
-          f"{', '.join(f'{r:.2f}' for r in runs)} s, load {os.getloadavg()[0]:.1f})")
-    print(f"  TARGET TUI drawn within 1 s of start at {count} items: {t:.2f} s: "
-          f"{'ok' if t < 1 else 'NOT MET'}")
+    print(
+        f"  TUI start, CPU time   {min(TUI_CPU):7.3f} s  (the process's CPU until drawn, all "
+        "threads, best of the same three: load adds less to it than to the wall clock)"
+    )
+    print(
+        f"  TUI start to inbox    {t:7.3f} s  (headless, from starting the process to the inbox "
+        f"drawn: Python start, imports, unlock, first render; runs "
+        f"{', '.join(f'{r:.2f}' for r in runs)} s, load {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"  TARGET TUI drawn within 1 s of start at {count} items: {t:.2f} s: "
+        f"{'ok' if t < 1 else 'NOT MET'}"
+    )
     ops, mem = KDF_PRESETS["moderate"]
     kdf_t, _ = timed(lambda: keys.lock(b"x" * 32, PASS, ops, mem))
     print(f"  passphrase (Argon2id, moderate preset) {kdf_t:.2f} s, once per command, on purpose")
@@ -353,9 +425,13 @@ def tui_start(vault_dir: Path) -> float:
     just before the process is started to the inbox drawn (not its exit); keeps the CPU seconds
     the process had used by then in TUI_CPU."""
     start = time.time()
-    proc = subprocess.run([sys.executable, "-c", TUI_SCRIPT, str(vault_dir), PASS],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", TUI_SCRIPT, str(vault_dir), PASS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     drawn, cpu = (float(x) for x in proc.stdout.split())
     TUI_CPU.append(cpu)
@@ -369,9 +445,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--tmp", type=Path, default=None,
-                        help="folder for the vaults and bundle (on the disk to measure; "
-                        "default: the system's temporary folder)")
+    parser.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="folder for the vaults and bundle (on the disk to measure; "
+        "default: the system's temporary folder)",
+    )
     args = parser.parse_args()
     if args.tmp:
         args.tmp.mkdir(parents=True, exist_ok=True)

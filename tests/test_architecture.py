@@ -32,28 +32,66 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]  # holds the ``tipline`` package
 
-ALWAYS_BANNED = ("importlib", "__import__", "builtins.__import__", "sys.modules", "_socket",
-                 "ctypes", "_ctypes")
+ALWAYS_BANNED = (
+    "importlib",
+    "__import__",
+    "builtins.__import__",
+    "sys.modules",
+    "_socket",
+    "ctypes",
+    "_ctypes",
+)
 IMPORTLIB_ALLOWED = ("importlib.resources",)  # tipline/wordlist.py reads the packaged word list
 
-SERVER_FORBIDDEN = ("tipline.crypto.envelope.open_envelope", "tipline.crypto.envelope.rewrap",
-                    "tipline.crypto.envelope._unwrap", "tipline.crypto.envelope._ChunkReader",
-                    "tipline.crypto.keys.RecipientSecret", "tipline.crypto.keys.unlock",
-                    "tipline.crypto.keys.load_key_file", "tipline.crypto.keys.OrgSecret",
-                    "tipline.desk", "nacl.public.PrivateKey", "nacl.public.SealedBox",
-                    "nacl.public.Box", "nacl.bindings.crypto_box_seal_open",
-                    "nacl.bindings.crypto_box_open", "nacl.bindings.crypto_box_beforenm",
-                    "nacl.bindings.crypto_scalarmult")
+SERVER_FORBIDDEN = (
+    "tipline.crypto.envelope.open_envelope",
+    "tipline.crypto.envelope.rewrap",
+    "tipline.crypto.envelope._unwrap",
+    "tipline.crypto.envelope._ChunkReader",
+    "tipline.crypto.keys.RecipientSecret",
+    "tipline.crypto.keys.unlock",
+    "tipline.crypto.keys.load_key_file",
+    "tipline.crypto.keys.OrgSecret",
+    "tipline.desk",
+    "nacl.public.PrivateKey",
+    "nacl.public.SealedBox",
+    "nacl.public.Box",
+    "nacl.bindings.crypto_box_seal_open",
+    "nacl.bindings.crypto_box_open",
+    "nacl.bindings.crypto_box_beforenm",
+    "nacl.bindings.crypto_scalarmult",
+)
 # What the server may use of the sanctioned opener (a re-export through it is not among them).
 SOURCE_REPLIES_API = ("open_replies", "open_attachment", "OpenedReply")
 OPENER = "tipline.source_replies"
 # The demo key set (``tipline-server demo``, never for real use) writes unlocked demo keys.
 SERVER_EXEMPT = ("tipline.demo",)
 
-DESK_BANNED = ("flask", "werkzeug", "sqlalchemy", "socket", "http", "urllib", "requests",
-               "ssl", "asyncio", "tipline.server", "gunicorn", "psycopg", "httpx", "aiohttp",
-               "smtplib", "ftplib", "xmlrpc", "tipline.demo", "webbrowser", "subprocess",
-               "selectors", "multiprocessing", "tipline.source_replies")
+DESK_BANNED = (
+    "flask",
+    "werkzeug",
+    "sqlalchemy",
+    "socket",
+    "http",
+    "urllib",
+    "requests",
+    "ssl",
+    "asyncio",
+    "tipline.server",
+    "gunicorn",
+    "psycopg",
+    "httpx",
+    "aiohttp",
+    "smtplib",
+    "ftplib",
+    "xmlrpc",
+    "tipline.demo",
+    "webbrowser",
+    "subprocess",
+    "selectors",
+    "multiprocessing",
+    "tipline.source_replies",
+)
 
 # Not part of the desk's code: run by Debian's own Python, one inside the sandbox (stage 1), one
 # to build the seccomp filter; the desk never imports them (checked below).
@@ -103,8 +141,12 @@ def scan(root: Path, path: Path) -> Module:
     found = Module(name, path)
     aliases: dict[str, str] = {}  # a local name -> the dotted name it stands for
     top_level = {id(n) for n in tree.body}
-    top_level |= {id(n) for n in ast.walk(tree) if isinstance(n, ast.If | ast.Try)
-                  for n in ast.iter_child_nodes(n)}  # `if TYPE_CHECKING:` / `try:` at the top
+    top_level |= {
+        id(n)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.If | ast.Try)
+        for n in ast.iter_child_nodes(n)
+    }  # `if TYPE_CHECKING:` / `try:` at the top
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in top_level:
             found.lazy.append(f"line {node.lineno}")
@@ -135,9 +177,14 @@ def scan(root: Path, path: Path) -> Module:
                 found.uses.add(".".join([aliases[parts[0]], *parts[1:]]))
         elif isinstance(node, ast.Name) and node.id == "__import__":
             found.uses.add("__import__")
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "getattr" and len(node.args) >= 2
-                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "getattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
             parts = _chain(node.args[0])
             if parts and parts[0] in aliases:
                 found.uses.add(".".join([aliases[parts[0]], *parts[1:], node.args[1].value]))
@@ -172,8 +219,11 @@ def closure(root: Path, folder: str) -> dict[str, Module]:
 
 
 def _banned_everywhere(module: Module) -> list[str]:
-    bad = [u for u in module.uses if u.startswith(ALWAYS_BANNED)
-           and not u.startswith(IMPORTLIB_ALLOWED)]
+    bad = [
+        u
+        for u in module.uses
+        if u.startswith(ALWAYS_BANNED) and not u.startswith(IMPORTLIB_ALLOWED)
+    ]
     if bad == ["importlib"] and any(u.startswith(IMPORTLIB_ALLOWED) for u in module.uses):
         bad = []  # `from importlib import resources` names the package too
     return [f"{module.name} uses {u}" for u in sorted(bad)]
@@ -193,10 +243,14 @@ def crypto_findings(root: Path) -> list[str]:
         out += [f"{module.name} imports inside a function ({w})" for w in module.lazy]
         for name in sorted(module.uses):
             top = name.split(".")[0]
-            ok = top in sys.stdlib_module_names or top == "nacl" or name.startswith(
-                "tipline.crypto")
-            if not ok or top in {"os", "socket", "pathlib", "io"} or (
-                    top == "shutil" and module.name != "tipline.crypto.envelope"):
+            ok = (
+                top in sys.stdlib_module_names or top == "nacl" or name.startswith("tipline.crypto")
+            )
+            if (
+                not ok
+                or top in {"os", "socket", "pathlib", "io"}
+                or (top == "shutil" and module.name != "tipline.crypto.envelope")
+            ):
                 out.append(f"{module.name} uses {name}")
     return out
 
@@ -216,8 +270,11 @@ def server_findings(root: Path) -> list[str]:
                 continue
             if name.startswith(SERVER_FORBIDDEN):
                 out.append(f"{module.name} uses {name}")
-            elif (name.startswith(OPENER + ".") and module.name != OPENER
-                  and name.removeprefix(OPENER + ".").split(".")[0] not in SOURCE_REPLIES_API):
+            elif (
+                name.startswith(OPENER + ".")
+                and module.name != OPENER
+                and name.removeprefix(OPENER + ".").split(".")[0] not in SOURCE_REPLIES_API
+            ):
                 out.append(f"{module.name} uses {name} (not the opener's API)")
     return out
 
@@ -262,79 +319,179 @@ def test_scan_records_every_kind_of_use() -> None:
 
 # Planted violations: (file to change, code appended, rule, the finding it must report).
 PLANTS = [
-    ("tipline/server/source.py", "from tipline.crypto.envelope import open_envelope\n",
-     server_findings, "tipline.server.source uses tipline.crypto.envelope.open_envelope"),
-    ("tipline/server/source.py", "from ..crypto import envelope\nX = envelope.open_envelope\n",
-     server_findings, "tipline.server.source uses tipline.crypto.envelope.open_envelope"),
-    ("tipline/server/source.py", "import tipline.crypto.envelope as e\nX = e.rewrap\n",
-     server_findings, "tipline.server.source uses tipline.crypto.envelope.rewrap"),
-    ("tipline/server/source.py", "from ..crypto import envelope\nX = getattr(envelope, 'rewrap')\n",
-     server_findings, "tipline.server.source uses tipline.crypto.envelope.rewrap"),
-    ("tipline/server/source.py", "import importlib\n", server_findings,
-     "tipline.server.source uses importlib"),
-    ("tipline/server/source.py", "X = __import__('tipline.crypto.envelope')\n", server_findings,
-     "tipline.server.source uses __import__"),
-    ("tipline/server/source.py", "import sys\nX = sys.modules\n", server_findings,
-     "tipline.server.source uses sys.modules"),
-    ("tipline/server/source.py", "import _socket\n", server_findings,
-     "tipline.server.source uses _socket"),
-    ("tipline/server/source.py", "import ctypes\n", server_findings,
-     "tipline.server.source uses ctypes"),
-    ("tipline/server/source.py", "import nacl.bindings\nX = nacl.bindings.crypto_box_seal_open\n",
-     server_findings, "tipline.server.source uses nacl.bindings.crypto_box_seal_open"),
-    ("tipline/server/source.py", "from nacl.bindings import crypto_box_seal_open\n",
-     server_findings, "tipline.server.source uses nacl.bindings.crypto_box_seal_open"),
-    ("tipline/server/source.py", "from ..crypto.keys import RecipientSecret\n",
-     server_findings, "tipline.server.source uses tipline.crypto.keys.RecipientSecret"),
+    (
+        "tipline/server/source.py",
+        "from tipline.crypto.envelope import open_envelope\n",
+        server_findings,
+        "tipline.server.source uses tipline.crypto.envelope.open_envelope",
+    ),
+    (
+        "tipline/server/source.py",
+        "from ..crypto import envelope\nX = envelope.open_envelope\n",
+        server_findings,
+        "tipline.server.source uses tipline.crypto.envelope.open_envelope",
+    ),
+    (
+        "tipline/server/source.py",
+        "import tipline.crypto.envelope as e\nX = e.rewrap\n",
+        server_findings,
+        "tipline.server.source uses tipline.crypto.envelope.rewrap",
+    ),
+    (
+        "tipline/server/source.py",
+        "from ..crypto import envelope\nX = getattr(envelope, 'rewrap')\n",
+        server_findings,
+        "tipline.server.source uses tipline.crypto.envelope.rewrap",
+    ),
+    (
+        "tipline/server/source.py",
+        "import importlib\n",
+        server_findings,
+        "tipline.server.source uses importlib",
+    ),
+    (
+        "tipline/server/source.py",
+        "X = __import__('tipline.crypto.envelope')\n",
+        server_findings,
+        "tipline.server.source uses __import__",
+    ),
+    (
+        "tipline/server/source.py",
+        "import sys\nX = sys.modules\n",
+        server_findings,
+        "tipline.server.source uses sys.modules",
+    ),
+    (
+        "tipline/server/source.py",
+        "import _socket\n",
+        server_findings,
+        "tipline.server.source uses _socket",
+    ),
+    (
+        "tipline/server/source.py",
+        "import ctypes\n",
+        server_findings,
+        "tipline.server.source uses ctypes",
+    ),
+    (
+        "tipline/server/source.py",
+        "import nacl.bindings\nX = nacl.bindings.crypto_box_seal_open\n",
+        server_findings,
+        "tipline.server.source uses nacl.bindings.crypto_box_seal_open",
+    ),
+    (
+        "tipline/server/source.py",
+        "from nacl.bindings import crypto_box_seal_open\n",
+        server_findings,
+        "tipline.server.source uses nacl.bindings.crypto_box_seal_open",
+    ),
+    (
+        "tipline/server/source.py",
+        "from ..crypto.keys import RecipientSecret\n",
+        server_findings,
+        "tipline.server.source uses tipline.crypto.keys.RecipientSecret",
+    ),
     # A re-export through the opener, by name and by attribute.
-    ("tipline/server/source.py", "from ..source_replies import open_envelope\n",
-     server_findings, "tipline.server.source uses tipline.source_replies.open_envelope"),
-    ("tipline/server/source.py", "from .. import source_replies\nX = source_replies._secret\n",
-     server_findings, "tipline.server.source uses tipline.source_replies._secret"),
+    (
+        "tipline/server/source.py",
+        "from ..source_replies import open_envelope\n",
+        server_findings,
+        "tipline.server.source uses tipline.source_replies.open_envelope",
+    ),
+    (
+        "tipline/server/source.py",
+        "from .. import source_replies\nX = source_replies._secret\n",
+        server_findings,
+        "tipline.server.source uses tipline.source_replies._secret",
+    ),
     # A module the server imports (followed, not only the folder), lazily and eagerly.
-    ("tipline/bundle.py", "def f():\n    from .crypto.envelope import open_envelope\n",
-     server_findings, "tipline.bundle uses tipline.crypto.envelope.open_envelope"),
-    ("tipline/bundle.py", "def f():\n    import json\n", server_findings,
-     "tipline.bundle imports inside a function"),
-    ("tipline/wordlist.py", "from .crypto.keys import unlock\n", server_findings,
-     "tipline.wordlist uses tipline.crypto.keys.unlock"),
-    ("tipline/source_replies.py", "from .crypto.keys import RecipientSecret\n", server_findings,
-     "tipline.source_replies uses tipline.crypto.keys.RecipientSecret"),
+    (
+        "tipline/bundle.py",
+        "def f():\n    from .crypto.envelope import open_envelope\n",
+        server_findings,
+        "tipline.bundle uses tipline.crypto.envelope.open_envelope",
+    ),
+    (
+        "tipline/bundle.py",
+        "def f():\n    import json\n",
+        server_findings,
+        "tipline.bundle imports inside a function",
+    ),
+    (
+        "tipline/wordlist.py",
+        "from .crypto.keys import unlock\n",
+        server_findings,
+        "tipline.wordlist uses tipline.crypto.keys.unlock",
+    ),
+    (
+        "tipline/source_replies.py",
+        "from .crypto.keys import RecipientSecret\n",
+        server_findings,
+        "tipline.source_replies uses tipline.crypto.keys.RecipientSecret",
+    ),
     # The desk: network by every route, and through a shared module.
     ("tipline/desk/text.py", "import socket\n", desk_findings, "tipline.desk.text uses socket"),
     ("tipline/desk/text.py", "import _socket\n", desk_findings, "tipline.desk.text uses _socket"),
-    ("tipline/desk/text.py", "import importlib\nX = importlib.import_module\n", desk_findings,
-     "tipline.desk.text uses importlib"),
-    ("tipline/desk/text.py", "def f():\n    import urllib.request\n", desk_findings,
-     "tipline.desk.text uses urllib.request"),
-    ("tipline/desk/text.py", "import subprocess\n", desk_findings,
-     "tipline.desk.text uses subprocess"),
-    ("tipline/desk/text.py", "from .safe import stage1\n", desk_findings,
-     "tipline.desk.text uses tipline.desk.safe.stage1"),
+    (
+        "tipline/desk/text.py",
+        "import importlib\nX = importlib.import_module\n",
+        desk_findings,
+        "tipline.desk.text uses importlib",
+    ),
+    (
+        "tipline/desk/text.py",
+        "def f():\n    import urllib.request\n",
+        desk_findings,
+        "tipline.desk.text uses urllib.request",
+    ),
+    (
+        "tipline/desk/text.py",
+        "import subprocess\n",
+        desk_findings,
+        "tipline.desk.text uses subprocess",
+    ),
+    (
+        "tipline/desk/text.py",
+        "from .safe import stage1\n",
+        desk_findings,
+        "tipline.desk.text uses tipline.desk.safe.stage1",
+    ),
     ("tipline/bundle.py", "import socket\n", desk_findings, "tipline.bundle uses socket"),
     ("tipline/bundle.py", "import ctypes\n", desk_findings, "tipline.bundle uses ctypes"),
     # The crypto floor.
-    ("tipline/crypto/padding.py", "import os\n", crypto_findings,
-     "tipline.crypto.padding uses os"),
-    ("tipline/crypto/padding.py", "def f():\n    import json\n", crypto_findings,
-     "tipline.crypto.padding imports inside a function"),
-    ("tipline/crypto/padding.py", "import flask\n", crypto_findings,
-     "tipline.crypto.padding uses flask"),
+    ("tipline/crypto/padding.py", "import os\n", crypto_findings, "tipline.crypto.padding uses os"),
+    (
+        "tipline/crypto/padding.py",
+        "def f():\n    import json\n",
+        crypto_findings,
+        "tipline.crypto.padding imports inside a function",
+    ),
+    (
+        "tipline/crypto/padding.py",
+        "import flask\n",
+        crypto_findings,
+        "tipline.crypto.padding uses flask",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("tree")
-    shutil.copytree(ROOT / "tipline", copy / "tipline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "tipline", copy / "tipline", ignore=shutil.ignore_patterns("__pycache__")
+    )
     return copy
 
 
-@pytest.mark.parametrize(("target", "code", "rule", "expected"), PLANTS,
-                         ids=[f"{i}-{p[3].split(' uses ')[-1][:40]}" for i, p in enumerate(PLANTS)])
-def test_a_planted_violation_is_found(pristine: Path, tmp_path: Path, target: str, code: str,
-                                      rule: object, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "code", "rule", "expected"),
+    PLANTS,
+    ids=[f"{i}-{p[3].split(' uses ')[-1][:40]}" for i, p in enumerate(PLANTS)],
+)
+def test_a_planted_violation_is_found(
+    pristine: Path, tmp_path: Path, target: str, code: str, rule: object, expected: str
+) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(pristine, tree)
     assert callable(rule)
@@ -351,13 +508,28 @@ def test_desk_cli_loads_no_network_module() -> None:
     # socket module for its event loop; the TUI's own code is held to the check above.)
     import subprocess
 
-    code = ("import sys, tipline.desk.cli, tipline.desk.cli_admin, tipline.desk.importer, "
-            "tipline.desk.maintenance, tipline.desk.outgoing; "
-            "print(' '.join(sorted(sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
-    network = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio",
-               "selectors", "tipline.server", "flask", "requests", "httpx")
+    code = (
+        "import sys, tipline.desk.cli, tipline.desk.cli_admin, tipline.desk.importer, "
+        "tipline.desk.maintenance, tipline.desk.outgoing; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    network = (
+        "socket",
+        "_socket",
+        "http",
+        "urllib.request",
+        "ssl",
+        "_ssl",
+        "asyncio",
+        "selectors",
+        "tipline.server",
+        "flask",
+        "requests",
+        "httpx",
+    )
     assert "tipline.desk.cli" in loaded
     assert not [m for m in loaded if m.startswith(network)]
     assert "subprocess" not in loaded  # only an export (or doctor) starts programs
@@ -366,13 +538,27 @@ def test_desk_cli_loads_no_network_module() -> None:
 def test_an_export_loads_no_network_module() -> None:
     import subprocess
 
-    code = ("import sys, tipline.desk.safe.export, tipline.desk.safe.own, "
-            "tipline.desk.safe.dangerzone, tipline.desk.safe.doctor; "
-            "print(' '.join(sorted(sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
+    code = (
+        "import sys, tipline.desk.safe.export, tipline.desk.safe.own, "
+        "tipline.desk.safe.dangerzone, tipline.desk.safe.doctor; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     # subprocess waits on pipes with selectors; nothing here can reach a network.
-    network = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio",
-               "tipline.server", "flask", "requests", "httpx")
+    network = (
+        "socket",
+        "_socket",
+        "http",
+        "urllib.request",
+        "ssl",
+        "_ssl",
+        "asyncio",
+        "tipline.server",
+        "flask",
+        "requests",
+        "httpx",
+    )
     assert "tipline.desk.safe.own" in loaded and "subprocess" in loaded
     assert not [m for m in loaded if m.startswith(network)]

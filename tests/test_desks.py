@@ -56,17 +56,24 @@ def submit(app: Flask, message: str) -> None:
     page = source.get("/submit")
     found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert found
-    form = MultiDict([("csrf_token", found.group(1)), ("message", message),
-                      ("files", FileStorage(io.BytesIO(b""), "", content_type="text/plain"))])
+    form = MultiDict(
+        [
+            ("csrf_token", found.group(1)),
+            ("message", message),
+            ("files", FileStorage(io.BytesIO(b""), "", content_type="text/plain")),
+        ]
+    )
     boundary, body = encode_multipart(form)
-    sent = source.post("/submit", data=body,
-                       content_type=f"multipart/form-data; boundary={boundary}")
+    sent = source.post(
+        "/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
     assert sent.status_code == 200 and 'id="codename"' in sent.text, sent.text[:2000]
 
 
 def export(app: Flask, token: str, out: Path) -> Path:
-    got = app.test_client().post("/api/journalist/export", json={"new": True},
-                                 headers={"Authorization": f"Bearer {token}"})
+    got = app.test_client().post(
+        "/api/journalist/export", json={"new": True}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert got.status_code == 200, got.text
     out.write_bytes(got.data)
     return out
@@ -89,8 +96,9 @@ def opened_messages(vault: Path) -> str:
     return shown
 
 
-def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signing_desk_and_two_journalist_desks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     signer, alice, bob = tmp_path / "signer", tmp_path / "alice", tmp_path / "bob"
     usb = tmp_path / "usb"
     usb.mkdir()
@@ -100,8 +108,17 @@ def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
     for vault, who, label in ((alice, "alice", "Alice Reporter"), (bob, "bob", "Bob Editor")):
         init(vault, "journalist")
         assert "fingerprint" in run(vault, "keys", "org-import", str(usb / "org.json")).stdout
-        run(vault, "keys", "request", "--account", who, "--label", label,
-            "--out", str(usb / f"{who}.request"))
+        run(
+            vault,
+            "keys",
+            "request",
+            "--account",
+            who,
+            "--label",
+            label,
+            "--out",
+            str(usb / f"{who}.request"),
+        )
         assert "secret" not in (usb / f"{who}.request").read_text()
 
     # A journalist desk cannot sign, nor make an org key: it has none.
@@ -151,8 +168,9 @@ def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
     assert json.loads(plain)["org_seed"] is None
     assert all(r.secret is not None and r.account == "bob" for r in ring.recipients)
     assert not {r.key_id for r in ring.recipients} & alice_ids
-    alice_pk = next(m["public_key"] for m in _manifest_entries(usb / "m2.json")
-                    if m["account"] == "alice")
+    alice_pk = next(
+        m["public_key"] for m in _manifest_entries(usb / "m2.json") if m["account"] == "alice"
+    )
     assert alice_pk.encode() not in plain
     # and the signer's vault holds no journalist's secret key
     with Vault.open(signer, PASS) as vault:
@@ -161,8 +179,17 @@ def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
 
     # Bob rotates by request; the signer retires the old key (asks first) and signs.
     old_bob = next(m for m in _manifest_entries(usb / "m2.json") if m["account"] == "bob")
-    run(bob, "keys", "request", "--account", "bob", "--label", "Bob Editor",
-        "--out", str(usb / "bob2.request"))
+    run(
+        bob,
+        "keys",
+        "request",
+        "--account",
+        "bob",
+        "--label",
+        "Bob Editor",
+        "--out",
+        str(usb / "bob2.request"),
+    )
     run(signer, "keys", "accept", str(usb / "bob2.request"), "--yes")
     ambiguous = run(signer, "keys", "retire", "bob", "--yes", code=1).stderr
     assert "matches 2 keys" in ambiguous and old_bob["key_id"][:8] in ambiguous
@@ -193,8 +220,10 @@ def test_signing_desk_and_two_journalist_desks(tmp_path: Path,
     run(bob, "import", str(bundle3))
     assert "Tip-Three" in opened_messages(bob)
     sources = admin.get("/journalist/").text
-    pages = "".join(admin.get(f"/journalist/sources/{s}").text
-                    for s in set(re.findall(r'href="/journalist/sources/([0-9a-f]{32})"', sources)))
+    pages = "".join(
+        admin.get(f"/journalist/sources/{s}").text
+        for s in set(re.findall(r'href="/journalist/sources/([0-9a-f]{32})"', sources))
+    )
     new_short = new_bob["key_id"][:8]
     assert f'Bob Editor <span class="account">bob</span> <code>{new_short}</code>' in pages
     assert f"<code>{old_bob['key_id'][:8]}</code>" in pages  # the old tips still name the old key

@@ -58,9 +58,9 @@ def test_the_demo_serves_and_stores_a_tip_the_demo_key_opens(tmp_path: Path) -> 
         assert token
         boundary = "tiplineboundary"
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
             f"{token.group(1)}\r\n--{boundary}\r\nContent-Disposition: form-data; "
-            f"name=\"message\"\r\n\r\ndemo tip marker\r\n--{boundary}--\r\n"
+            f'name="message"\r\n\r\ndemo tip marker\r\n--{boundary}--\r\n'
         ).encode()
         request = urllib.request.Request(
             f"{base}/submit", data=body, method="POST",

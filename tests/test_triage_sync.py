@@ -110,9 +110,12 @@ def seal_message(message: str, recipients: list[bytes]) -> bytes:
 def send(app: Flask, token: str, path: Path, sealed: dict[str, bytes]) -> None:
     """Upload hand-made triage envelopes (bundle id → envelope) as one reply bundle."""
     with path.open("wb") as dst:
-        bundles.write_bundle(dst, bundles.KIND_REPLY,
-                             [bundles.TriageItem(i, len(d)) for i, d in sealed.items()],
-                             lambda it: io.BytesIO(sealed[it.id]))
+        bundles.write_bundle(
+            dst,
+            bundles.KIND_REPLY,
+            [bundles.TriageItem(i, len(d)) for i, d in sealed.items()],
+            lambda it: io.BytesIO(sealed[it.id]),
+        )
     upload(app, token, path)
 
 
@@ -132,8 +135,17 @@ def two_desks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     for vault, who, label in ((alice, "alice", "Alice Reporter"), (bob, "bob", "Bob Editor")):
         init(vault, "journalist")
         run(vault, "keys", "org-import", str(usb / "org.json"))
-        run(vault, "keys", "request", "--account", who, "--label", label,
-            "--out", str(usb / f"{who}.request"))
+        run(
+            vault,
+            "keys",
+            "request",
+            "--account",
+            who,
+            "--label",
+            label,
+            "--out",
+            str(usb / f"{who}.request"),
+        )
         run(signer, "keys", "accept", str(usb / f"{who}.request"), "--yes")
     run(signer, "manifest", "--out", str(usb / "m.json"))
     org = keys.load_key_file((usb / "org.json").read_bytes())
@@ -149,8 +161,11 @@ def two_desks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     app = create_app()
     submit(app, "Tip: the harbour ledgers")
     tokens = {who: api_token(app, who) for who in ("alice", "bob")}
-    first = app.test_client().post("/api/journalist/export", json={"new": True},
-                                   headers={"Authorization": f"Bearer {tokens['bob']}"})
+    first = app.test_client().post(
+        "/api/journalist/export",
+        json={"new": True},
+        headers={"Authorization": f"Bearer {tokens['bob']}"},
+    )
     assert first.status_code == 200
     (usb / "e0.tlb").write_bytes(first.data)
     tip = bundles.BundleReader(io.BytesIO(first.data), bundles.KIND_EXPORT).items[0].id
@@ -160,15 +175,26 @@ def two_desks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     for vault in (alice, bob):
         run(vault, "import", str(usb / "e0.tlb"))
         assert "holding key manifest version" in run(vault, *as_written(hold, usb)).stdout
-    return {"alice": alice, "bob": bob, "signer": signer, "usb": usb, "app": app,
-            "tokens": tokens, "tip": tip, "server": tmp_path / "server"}
+    return {
+        "alice": alice,
+        "bob": bob,
+        "signer": signer,
+        "usb": usb,
+        "app": app,
+        "tokens": tokens,
+        "tip": tip,
+        "server": tmp_path / "server",
+    }
 
 
 def test_two_desks_converge_and_the_server_sees_only_ciphertext(
     two_desks: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, bob, usb = Path(str(two_desks["alice"])), Path(str(two_desks["bob"])), Path(
-        str(two_desks["usb"]))
+    alice, bob, usb = (
+        Path(str(two_desks["alice"])),
+        Path(str(two_desks["bob"])),
+        Path(str(two_desks["usb"])),
+    )
     app, tip = two_desks["app"], str(two_desks["tip"])
     assert isinstance(app, Flask)
     tokens = two_desks["tokens"]
@@ -211,8 +237,9 @@ def test_two_desks_converge_and_the_server_sees_only_ciphertext(
         else:
             # Alice's status is older than Bob's: kept; her tag applies.
             assert any(f"applied tag:{TAG}" in line for line in lines), lines
-            assert any("older than this desk's status: nothing changed" in line
-                       for line in lines), lines
+            assert any(
+                "older than this desk's status: nothing changed" in line for line in lines
+            ), lines
 
     for vault in (alice, bob):
         shown = run(vault, "show", tip[:8]).stdout
@@ -233,8 +260,17 @@ def test_two_desks_converge_and_the_server_sees_only_ciphertext(
     carol = usb.parent / "carol"
     init(carol, "journalist")
     run(carol, "keys", "org-import", str(usb / "org.json"))
-    run(carol, "keys", "request", "--account", "carol", "--label", "Carol",
-        "--out", str(usb / "carol.request"))
+    run(
+        carol,
+        "keys",
+        "request",
+        "--account",
+        "carol",
+        "--label",
+        "Carol",
+        "--out",
+        str(usb / "carol.request"),
+    )
     run(carol, "import", str(usb / "e0.tlb"), code=1)  # not sealed to Carol: reported
     run(carol, "sync", "--manifest", str(usb / "m.json"))
     # Carol's desk holds no copy of the tip, so she writes the update by hand for its id, signed
@@ -264,26 +300,40 @@ def test_a_forged_update_is_refused_and_the_real_writers_is_applied(
     mallory = SigningKey(bytes(range(7, 39)))
 
     def update(mark: str) -> triage.Update:
-        return triage.Update(mark * 32, tip, "2026-11-30T11:00:00Z", alice_id,
-                             (("status", "follow-up"), (f"tag:{TAG}", True)))
+        return triage.Update(
+            mark * 32,
+            tip,
+            "2026-11-30T11:00:00Z",
+            alice_id,
+            (("status", "follow-up"), (f"tag:{TAG}", True)),
+        )
 
     unsigned = update("1")
     as_alice = update("2")  # Mallory's signature, the update naming Alice's key as its writer
-    signed_by_mallory = json.loads(triage.sign_update(
-        triage.Update(as_alice.id, tip, as_alice.date, key_id_of(bytes(mallory)),
-                      as_alice.changes), bytes(mallory)))
+    signed_by_mallory = json.loads(
+        triage.sign_update(
+            triage.Update(
+                as_alice.id, tip, as_alice.date, key_id_of(bytes(mallory)), as_alice.changes
+            ),
+            bytes(mallory),
+        )
+    )
     signed_by_mallory["body"] = b64e(as_alice.encode().encode())
     signed_by_mallory["signature"] = b64e(
-        mallory.sign(b"tipline/v1/triage\x00" + as_alice.encode().encode()).signature)
+        mallory.sign(b"tipline/v1/triage\x00" + as_alice.encode().encode()).signature
+    )
     alice_key_mallory_sig = update("3")  # Alice's verify key shown, Mallory's signature
     with_alice_key = json.loads(triage.sign_update(alice_key_mallory_sig, alice_seed))
     with_alice_key["signature"] = b64e(
-        mallory.sign(b"tipline/v1/triage\x00"
-                     + base64.b64decode(with_alice_key["body"])).signature)
+        mallory.sign(b"tipline/v1/triage\x00" + base64.b64decode(with_alice_key["body"])).signature
+    )
     wrong_prefix = update("4")  # Alice's real key, but over the key-request prefix
     cross = json.loads(triage.sign_update(wrong_prefix, alice_seed))
-    cross["signature"] = b64e(SigningKey(alice_seed).sign(
-        b"tipline/v1/key-request\x00" + base64.b64decode(cross["body"])).signature)
+    cross["signature"] = b64e(
+        SigningKey(alice_seed)
+        .sign(b"tipline/v1/key-request\x00" + base64.b64decode(cross["body"]))
+        .signature
+    )
     forgeries = {
         unsigned.id: (unsigned.encode(), "it is not signed"),
         as_alice.id: (json.dumps(signed_by_mallory), "signed by a key other than its writer's"),
@@ -292,8 +342,12 @@ def test_a_forged_update_is_refused_and_the_real_writers_is_applied(
     }
     run(bob, "show", tip[:8])  # opening it marks it read (not shared): the state compared
     before = run(bob, "show", tip[:8]).stdout
-    send(app, tokens["alice"], usb / "forged.tlb",
-         {i: seal_message(m, recipients) for i, (m, _) in forgeries.items()})
+    send(
+        app,
+        tokens["alice"],
+        usb / "forged.tlb",
+        {i: seal_message(m, recipients) for i, (m, _) in forgeries.items()},
+    )
     got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b1.tlb"))).stdout
     lines = [line for line in got.splitlines() if line.startswith("triage update")]
     assert len(lines) == len(forgeries), got
@@ -305,11 +359,18 @@ def test_a_forged_update_is_refused_and_the_real_writers_is_applied(
 
     # Control: the same update, signed with Alice's real key, is applied.
     real = update("5")
-    send(app, tokens["alice"], usb / "real.tlb",
-         {real.id: triage.seal_update(real, alice_seed, recipients)})
+    send(
+        app,
+        tokens["alice"],
+        usb / "real.tlb",
+        {real.id: triage.seal_update(real, alice_seed, recipients)},
+    )
     got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
-    assert re.search(rf"triage update {real.id[:12]} by alice {alice_id[:8]} of "
-                     rf".*: applied status, tag:{TAG}", got), got
+    assert re.search(
+        rf"triage update {real.id[:12]} by alice {alice_id[:8]} of "
+        rf".*: applied status, tag:{TAG}",
+        got,
+    ), got
     shown = run(bob, "show", tip[:8]).stdout
     assert "status follow-up" in shown and TAG in shown, shown
 
@@ -328,8 +389,17 @@ def test_a_retired_writers_update_is_refused_after_its_retirement(
     assert isinstance(tokens, dict)
     old_id, old_seed = own_key(alice)
     run(alice, "star", tip[:8])  # pending, written with the old key
-    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter",
-        "--out", str(usb / "alice2.request"))
+    run(
+        alice,
+        "keys",
+        "request",
+        "--account",
+        "alice",
+        "--label",
+        "Alice Reporter",
+        "--out",
+        str(usb / "alice2.request"),
+    )
     run(signer, "keys", "accept", str(usb / "alice2.request"), "--yes")
     run(signer, "keys", "retire", old_id[:8], "--yes")
     run(signer, "manifest", "--out", str(usb / "m2.json"))
@@ -339,26 +409,45 @@ def test_a_retired_writers_update_is_refused_after_its_retirement(
     # (Bob's desk never had it); her new key keeps its own.
     with Vault.open(alice, PASS) as opened:
         seeds = {r.key_id: r.signing_seed for r in opened.keyring.recipients}
-    assert seeds[old_id] is None and len(seeds) == 2 and all(
-        v is not None for k, v in seeds.items() if k != old_id)
+    assert (
+        seeds[old_id] is None
+        and len(seeds) == 2
+        and all(v is not None for k, v in seeds.items() if k != old_id)
+    )
     recipients = manifest_keys(usb / "m2.json")
     today = datetime.datetime.now(datetime.UTC).date()
     after = triage.Update("a1" * 16, tip, f"{today}T00:00:00Z", old_id, (("status", "read"),))
-    send(app, tokens["alice"], usb / "late.tlb",
-         {after.id: triage.seal_update(after, old_seed, recipients)})
+    send(
+        app,
+        tokens["alice"],
+        usb / "late.tlb",
+        {after.id: triage.seal_update(after, old_seed, recipients)},
+    )
     got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b1.tlb"))).stdout
-    assert (f"signed by key {old_id[:8]} (alice {old_id[:8]}), retired on {today}, and dated "
-            f"{today}T00:00:00Z: nothing changed") in got, got
+    assert (
+        f"signed by key {old_id[:8]} (alice {old_id[:8]}), retired on {today}, and dated "
+        f"{today}T00:00:00Z: nothing changed"
+    ) in got, got
     assert re.search(r" new +Tip: the harbour", run(bob, "list").stdout)
 
     # Control: the same change, dated the second before the retirement day, is applied.
-    before = triage.Update("b2" * 16, tip, f"{today - datetime.timedelta(days=1)}T23:59:59Z",
-                           old_id, (("status", "read"),))
-    send(app, tokens["alice"], usb / "early.tlb",
-         {before.id: triage.seal_update(before, old_seed, recipients)})
+    before = triage.Update(
+        "b2" * 16,
+        tip,
+        f"{today - datetime.timedelta(days=1)}T23:59:59Z",
+        old_id,
+        (("status", "read"),),
+    )
+    send(
+        app,
+        tokens["alice"],
+        usb / "early.tlb",
+        {before.id: triage.seal_update(before, old_seed, recipients)},
+    )
     got = run(bob, "import", str(export_ids(app, tokens["bob"], [tip], usb / "b2.tlb"))).stdout
-    assert f"triage update {before.id[:12]} by alice {old_id[:8]}" in got and "applied status" \
-        in got, got
+    assert (
+        f"triage update {before.id[:12]} by alice {old_id[:8]}" in got and "applied status" in got
+    ), got
     assert re.search(r" read +Tip: the harbour", run(bob, "list").stdout)
 
     # Alice's pending star goes out signed by her new key, and Bob applies it as hers.
@@ -372,8 +461,9 @@ def test_a_retired_writers_update_is_refused_after_its_retirement(
 def own_key_new(vault: Path, old_id: str) -> tuple[str, bytes]:
     """The key of a journalist's vault other than ``old_id`` (after a rotation by request)."""
     with Vault.open(vault, PASS) as opened:
-        (entry,) = [r for r in opened.keyring.active()
-                    if r.secret is not None and r.key_id != old_id]
+        (entry,) = [
+            r for r in opened.keyring.active() if r.secret is not None and r.key_id != old_id
+        ]
         assert entry.signing_seed is not None
         return entry.key_id, entry.signing_seed
 
@@ -389,10 +479,20 @@ def _snapshot(store: Store) -> list[object]:
 
 def _store_with_item(item: str) -> Store:
     store = Store()
-    store.add_item(item_id=item, source_id="5" * 32, designation="tidy otter",
-                   reply_public_key=b"\x01" * 32, direction="in", received="2026-11-30",
-                   imported="2026-11-30", size=100, digest=b"\x00" * 32, sealed_by="browser",
-                   message="hello", attachments=[])
+    store.add_item(
+        item_id=item,
+        source_id="5" * 32,
+        designation="tidy otter",
+        reply_public_key=b"\x01" * 32,
+        direction="in",
+        received="2026-11-30",
+        imported="2026-11-30",
+        size=100,
+        digest=b"\x00" * 32,
+        sealed_by="browser",
+        message="hello",
+        attachments=[],
+    )
     return store
 
 
@@ -400,8 +500,9 @@ SEEDS = {name: bytes([n]) * 32 for n, name in enumerate(("alice", "bob", "carol"
 IDS = {name: key_id_of(seed) for name, seed in SEEDS.items()}
 
 
-def _signed(update_id: str, item: str, date: str, who: str,
-            changes: tuple[tuple[str, object], ...]) -> str:
+def _signed(
+    update_id: str, item: str, date: str, who: str, changes: tuple[tuple[str, object], ...]
+) -> str:
     return triage.sign_update(triage.Update(update_id, item, date, IDS[who], changes), SEEDS[who])
 
 
@@ -414,8 +515,9 @@ def test_bad_updates_each_say_one_line_and_change_nothing() -> None:
     item = "a" * 32
     who = triage.Writers({IDS[k]: _writer(k) for k in ("alice", "bob")}, {})
     # Alice's key as a desk holding manifest 2 knows it: retired on 2026-11-30.
-    after = triage.Writers({IDS["bob"]: _writer("bob")},
-                           {IDS["alice"]: _writer("alice", "2026-11-30")})
+    after = triage.Writers(
+        {IDS["bob"]: _writer("bob")}, {IDS["alice"]: _writer("alice", "2026-11-30")}
+    )
     store = _store_with_item(item)
     newer = _signed("b" * 32, item, "2026-11-30T09:05:00Z", "bob", (("status", "done"),))
     assert "applied status" in triage.receive(store, "b" * 32, newer, who)
@@ -425,20 +527,42 @@ def test_bad_updates_each_say_one_line_and_change_nothing() -> None:
     cases = {
         "unsigned": ("c" * 32, unsigned, who, "it is not signed"),
         "replayed": ("b" * 32, newer, who, "already applied (replayed): nothing changed"),
-        "reordered": ("d" * 32, _signed("d" * 32, item, "2026-11-30T09:00:00Z", "alice",
-                                        (("status", "read"),)),
-                      who, "older than this desk's status: nothing changed"),
-        "unknown key": ("e" * 32, _signed("e" * 32, item, "2026-11-30T10:00:00Z", "carol", star),
-                        who, f"signed by key {IDS['carol'][:8]}, not a key of the manifest"),
-        "retired key": ("f" * 32, _signed("f" * 32, item, "2026-11-30T00:00:00Z", "alice", star),
-                        after, "retired on 2026-11-30, and dated 2026-11-30T00:00:00Z"),
-        "unknown item": ("9" * 32, _signed("9" * 32, "8" * 32, "2026-11-30T10:00:00Z", "bob",
-                                           star), who,
-                         "not on this desk (kept until an import brings it): nothing changed"),
-        "id differs": ("7" * 32, _signed("6" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
-                       who, "its id differs from the bundle's"),
-        "no manifest": ("5" * 32, _signed("5" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
-                        triage.Writers({}, {}), "this desk holds no key manifest"),
+        "reordered": (
+            "d" * 32,
+            _signed("d" * 32, item, "2026-11-30T09:00:00Z", "alice", (("status", "read"),)),
+            who,
+            "older than this desk's status: nothing changed",
+        ),
+        "unknown key": (
+            "e" * 32,
+            _signed("e" * 32, item, "2026-11-30T10:00:00Z", "carol", star),
+            who,
+            f"signed by key {IDS['carol'][:8]}, not a key of the manifest",
+        ),
+        "retired key": (
+            "f" * 32,
+            _signed("f" * 32, item, "2026-11-30T00:00:00Z", "alice", star),
+            after,
+            "retired on 2026-11-30, and dated 2026-11-30T00:00:00Z",
+        ),
+        "unknown item": (
+            "9" * 32,
+            _signed("9" * 32, "8" * 32, "2026-11-30T10:00:00Z", "bob", star),
+            who,
+            "not on this desk (kept until an import brings it): nothing changed",
+        ),
+        "id differs": (
+            "7" * 32,
+            _signed("6" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
+            who,
+            "its id differs from the bundle's",
+        ),
+        "no manifest": (
+            "5" * 32,
+            _signed("5" * 32, item, "2026-11-30T10:00:00Z", "bob", star),
+            triage.Writers({}, {}),
+            "this desk holds no key manifest",
+        ),
     }
     for name, (bundle_id, message, writers, expected) in cases.items():
         before = _snapshot(store)
@@ -468,10 +592,20 @@ def test_an_update_for_an_item_not_yet_here_applies_when_the_item_arrives() -> N
     assert "already kept" in triage.receive(store, "9" * 32, early, who)  # replayed
     assert _snapshot(store) == before
     assert triage.apply_parked(store, who) == []  # the item is still not here
-    store.add_item(item_id=other, source_id="5" * 32, designation="tidy otter",
-                   reply_public_key=b"\x01" * 32, direction="in", received="2026-11-30",
-                   imported="2026-11-30", size=100, digest=b"\x00" * 32, sealed_by="browser",
-                   message="later", attachments=[])
+    store.add_item(
+        item_id=other,
+        source_id="5" * 32,
+        designation="tidy otter",
+        reply_public_key=b"\x01" * 32,
+        direction="in",
+        received="2026-11-30",
+        imported="2026-11-30",
+        size=100,
+        digest=b"\x00" * 32,
+        sealed_by="browser",
+        message="later",
+        attachments=[],
+    )
     # A manifest-less desk keeps waiting; one with the writers applies it, once.
     assert triage.apply_parked(store, triage.Writers({}, {})) == []
     (line,) = triage.apply_parked(store, who)
@@ -479,8 +613,9 @@ def test_an_update_for_an_item_not_yet_here_applies_when_the_item_arrives() -> N
     assert store.get(other).status == "done"
     assert triage.apply_parked(store, who) == []
     # A forged one (unsigned) is never kept: refused at once.
-    forged = triage.Update("3" * 32, "7" * 32, "2026-11-30T10:00:00Z", IDS["bob"],
-                           (("star", True),)).encode()
+    forged = triage.Update(
+        "3" * 32, "7" * 32, "2026-11-30T10:00:00Z", IDS["bob"], (("star", True),)
+    ).encode()
     assert "it is not signed" in triage.receive(store, "3" * 32, forged, who)
     assert store.db.execute("SELECT count(*) FROM triage_parked").fetchone()[0] == 0
 
@@ -489,8 +624,9 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
     item = "a" * 32
     good = json.loads(_signed("b" * 32, item, "2026-11-30T09:05:00Z", "bob", (("star", True),)))
     assert triage.read_signed(json.dumps(good)).update.writer == IDS["bob"]  # control
-    other_body = json.loads(_signed("b" * 32, item, "2026-11-30T09:05:00Z", "alice",
-                                    (("star", True),)))["body"]
+    other_body = json.loads(
+        _signed("b" * 32, item, "2026-11-30T09:05:00Z", "alice", (("star", True),))
+    )["body"]
     bad = {
         "body of another writer": ({**good, "body": other_body}, "does not verify"),
         "truncated signature": ({**good, "signature": good["signature"][:40]}, "signature"),
@@ -501,22 +637,29 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
 
     # A signing key that verifies but does not convert (tests/crypto/mixed_order.py).
     def signed_body(_key: bytes, n: int) -> bytes:
-        update = triage.Update(f"{n:032x}", item, "2026-11-30T09:05:00Z", IDS["bob"],
-                               (("star", True),))
+        update = triage.Update(
+            f"{n:032x}", item, "2026-11-30T09:05:00Z", IDS["bob"], (("star", True),)
+        )
         return SIG_TRIAGE + update.encode().encode()
 
     key, message, signature = mixed_order.signing_key_and_signature(signed_body)
     assert keys.verify_signature(key, message, signature)  # control: it does verify
-    unconvertible = {**good, "body": b64e(message[len(SIG_TRIAGE):]), "signing_key": b64e(key),
-                     "signature": b64e(signature)}
+    unconvertible = {
+        **good,
+        "body": b64e(message[len(SIG_TRIAGE) :]),
+        "signing_key": b64e(key),
+        "signature": b64e(signature),
+    }
     bad["signs but does not convert"] = (unconvertible, "its signing key is not a valid key")
     for name, (doc, detail) in bad.items():
         with pytest.raises(triage.TriageError) as caught:
             triage.read_signed(json.dumps(doc))
         assert detail in caught.value.message, (name, caught.value.message)
     with pytest.raises(triage.TriageError) as caught:  # a key that cannot sign for bob's id
-        triage.sign_update(triage.Update("b" * 32, item, "2026-11-30T09:05:00Z", IDS["bob"],
-                                         (("star", True),)), SEEDS["alice"])
+        triage.sign_update(
+            triage.Update("b" * 32, item, "2026-11-30T09:05:00Z", IDS["bob"], (("star", True),)),
+            SEEDS["alice"],
+        )
     assert "not the key that signs it" in caught.value.message
 
 
@@ -524,17 +667,41 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
     ("text", "detail"),
     [
         ('{"type":"tipline-triage","v":2}', "version"),
-        ('{"type":"tipline-triage","v":1,"id":"00","item":"x","date":"d","writer":"w",'
-         '"changes":[]}', "32 lowercase hex"),
-        ('{"type":"tipline-triage","v":1,"id":"' + "a" * 32 + '","item":"' + "b" * 32
-         + '","date":"2026-11-30 09:00","writer":"' + "c" * 32 + '","changes":[["status","x"]]}',
-         "date"),
-        ('{"type":"tipline-triage","v":1,"id":"' + "a" * 32 + '","item":"' + "b" * 32
-         + '","date":"2026-11-30T09:00:00Z","writer":"' + "c" * 32
-         + '","changes":[["status","gone"]]}', "a change is not valid"),
-        ('{"type":"tipline-triage","v":1,"id":"' + "a" * 32 + '","item":"' + "b" * 32
-         + '","date":"2026-11-30T09:00:00Z","writer":"' + "c" * 32
-         + '","changes":[["star",true],["star",false]]}', "one field twice"),
+        (
+            '{"type":"tipline-triage","v":1,"id":"00","item":"x","date":"d","writer":"w",'
+            '"changes":[]}',
+            "32 lowercase hex",
+        ),
+        (
+            '{"type":"tipline-triage","v":1,"id":"'
+            + "a" * 32
+            + '","item":"'
+            + "b" * 32
+            + '","date":"2026-11-30 09:00","writer":"'
+            + "c" * 32
+            + '","changes":[["status","x"]]}',
+            "date",
+        ),
+        (
+            '{"type":"tipline-triage","v":1,"id":"'
+            + "a" * 32
+            + '","item":"'
+            + "b" * 32
+            + '","date":"2026-11-30T09:00:00Z","writer":"'
+            + "c" * 32
+            + '","changes":[["status","gone"]]}',
+            "a change is not valid",
+        ),
+        (
+            '{"type":"tipline-triage","v":1,"id":"'
+            + "a" * 32
+            + '","item":"'
+            + "b" * 32
+            + '","date":"2026-11-30T09:00:00Z","writer":"'
+            + "c" * 32
+            + '","changes":[["star",true],["star",false]]}',
+            "one field twice",
+        ),
     ],
 )
 def test_malformed_updates_are_refused(text: str, detail: str) -> None:
@@ -552,12 +719,18 @@ def test_server_refuses_a_triage_item_that_is_not_an_envelope(
     assert isinstance(tokens, dict)
     junk = b"TAG " + TAG.encode() * 200
     with (usb / "junk.sync").open("wb") as dst:
-        bundles.write_bundle(dst, bundles.KIND_REPLY, [bundles.TriageItem("7" * 32, len(junk))],
-                             lambda _: io.BytesIO(junk))
+        bundles.write_bundle(
+            dst,
+            bundles.KIND_REPLY,
+            [bundles.TriageItem("7" * 32, len(junk))],
+            lambda _: io.BytesIO(junk),
+        )
     sent = app.test_client().post(
-        "/api/journalist/replies", data=(usb / "junk.sync").read_bytes(),
+        "/api/journalist/replies",
+        data=(usb / "junk.sync").read_bytes(),
         content_type="application/octet-stream",
-        headers={"Authorization": f"Bearer {tokens['alice']}"})
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
     assert sent.status_code == 400 and "not a well-formed envelope" in sent.text, sent.text
     assert holds_clear(Path(str(two_desks["server"])), TAG.encode()) == []
 
@@ -584,8 +757,10 @@ def test_the_inner_kind_triage_is_a_desk_update_only() -> None:
         ({"id": "a" * 32, "kind": "triage", "size": 1 << 16}, None),  # control: the bound itself
         ({"id": "a" * 32, "kind": "triage", "size": (1 << 16) + 1}, "size"),
         ({"id": "a" * 32, "kind": "tag", "size": 10}, "unknown kind"),
-        ({"id": "a" * 32, "kind": "triage", "size": 10, "source_id": "b" * 32},
-         "unknown source_id"),
+        (
+            {"id": "a" * 32, "kind": "triage", "size": 10, "source_id": "b" * 32},
+            "unknown source_id",
+        ),
         ({"id": "A" * 32, "kind": "triage", "size": 10}, "lowercase hex"),
     ],
 )
@@ -595,8 +770,9 @@ def test_triage_items_in_bundle_manifests_are_bounded(
     import json
 
     for kind, name in ((bundles.KIND_REPLY, "reply"), (bundles.KIND_EXPORT, "export")):
-        data = json.dumps({"type": f"tipline-{name}-bundle", "v": 1, "created": "2026-11-30",
-                           "items": [entry]}).encode()
+        data = json.dumps(
+            {"type": f"tipline-{name}-bundle", "v": 1, "created": "2026-11-30", "items": [entry]}
+        ).encode()
         if detail is None:
             assert bundles.parse_manifest(kind, data)[1] == [bundles.TriageItem("a" * 32, 1 << 16)]
             continue
@@ -610,24 +786,37 @@ def test_a_bad_reply_beside_a_triage_update_leaves_neither(two_desks: dict[str, 
     assert isinstance(app, Flask)
     tokens = two_desks["tokens"]
     assert isinstance(tokens, dict)
-    update = triage.Update("6" * 32, str(two_desks["tip"]), "2026-11-30T09:00:00Z",
-                           IDS["alice"], (("star", True),))
+    update = triage.Update(
+        "6" * 32, str(two_desks["tip"]), "2026-11-30T09:00:00Z", IDS["alice"], (("star", True),)
+    )
     import nacl.public
 
-    good = triage.seal_update(update, SEEDS["alice"],
-                              [nacl.public.PrivateKey.generate().public_key.encode()])
-    source = bundles.BundleReader(io.BytesIO((usb / "e0.tlb").read_bytes()),
-                                  bundles.KIND_EXPORT).items[0].source_id
+    good = triage.seal_update(
+        update, SEEDS["alice"], [nacl.public.PrivateKey.generate().public_key.encode()]
+    )
+    source = (
+        bundles.BundleReader(io.BytesIO((usb / "e0.tlb").read_bytes()), bundles.KIND_EXPORT)
+        .items[0]
+        .source_id
+    )
     junk = b"not an envelope" * 300
-    items: list[bundles.Item] = [bundles.TriageItem(update.id, len(good)),
-                                 bundles.ReplyItem("5" * 32, source, len(junk))]
+    items: list[bundles.Item] = [
+        bundles.TriageItem(update.id, len(good)),
+        bundles.ReplyItem("5" * 32, source, len(junk)),
+    ]
     with (usb / "mixed.tlb").open("wb") as dst:
-        bundles.write_bundle(dst, bundles.KIND_REPLY, items,
-                             lambda it: io.BytesIO(good if it.id == update.id else junk))
+        bundles.write_bundle(
+            dst,
+            bundles.KIND_REPLY,
+            items,
+            lambda it: io.BytesIO(good if it.id == update.id else junk),
+        )
     sent = app.test_client().post(
-        "/api/journalist/replies", data=(usb / "mixed.tlb").read_bytes(),
+        "/api/journalist/replies",
+        data=(usb / "mixed.tlb").read_bytes(),
         content_type="application/octet-stream",
-        headers={"Authorization": f"Bearer {tokens['alice']}"})
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
     # The triage update was stored before the reply was refused: it is taken back.
     assert sent.status_code == 400 and "not a well-formed envelope" in sent.text, sent.text
     server_dir = Path(str(two_desks["server"]))
@@ -658,8 +847,11 @@ def test_a_desk_whose_key_cannot_sign_writes_no_update(two_desks: dict[str, obje
     """A key made before signed updates (no signing seed kept) cannot sign: `sync --out` says
     so in one line and writes nothing; the pending change stays. Control: with the seed back,
     the same command writes it."""
-    alice, usb, tip = Path(str(two_desks["alice"])), Path(str(two_desks["usb"])), str(
-        two_desks["tip"])
+    alice, usb, tip = (
+        Path(str(two_desks["alice"])),
+        Path(str(two_desks["usb"])),
+        str(two_desks["tip"]),
+    )
     run(alice, "star", tip[:8])
     key_id, seed = own_key(alice)
     with Vault.open(alice, PASS) as opened:
@@ -672,7 +864,8 @@ def test_a_desk_whose_key_cannot_sign_writes_no_update(two_desks: dict[str, obje
     with Vault.open(alice, PASS) as opened:
         (n,) = [i for i, r in enumerate(opened.keyring.recipients) if r.key_id == key_id]
         opened.keyring.recipients[n] = dataclasses.replace(
-            opened.keyring.recipients[n], signing_seed=seed)
+            opened.keyring.recipients[n], signing_seed=seed
+        )
         opened.save_keyring()
     assert "wrote 1 triage updates" in run(alice, "sync", "--out", str(usb / "one.tlb")).stdout
 

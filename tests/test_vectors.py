@@ -46,13 +46,22 @@ def test_every_outcome_is_covered() -> None:
     docs = [json.loads(p.read_text()) for p in VECTORS]
     outcomes = {(d["kind"], d["outcome"]) for d in docs}
     assert len(VECTORS) >= 30
-    for kind, outcome in [("envelope", "ok"), ("envelope", "format_error"),
-                          ("envelope", "open_error"), ("envelope", "content_error"),
-                          ("manifest", "ok"), ("manifest", "manifest_error"),
-                          ("codename", "ok"), ("codename", "codename_error"),
-                          ("key_request", "ok"), ("key_request", "key_request_error"),
-                          ("pow", "ok"), ("pow", "pow_error"),
-                          ("triage", "ok"), ("triage", "triage_error")]:
+    for kind, outcome in [
+        ("envelope", "ok"),
+        ("envelope", "format_error"),
+        ("envelope", "open_error"),
+        ("envelope", "content_error"),
+        ("manifest", "ok"),
+        ("manifest", "manifest_error"),
+        ("codename", "ok"),
+        ("codename", "codename_error"),
+        ("key_request", "ok"),
+        ("key_request", "key_request_error"),
+        ("pow", "ok"),
+        ("pow", "pow_error"),
+        ("triage", "ok"),
+        ("triage", "triage_error"),
+    ]:
         assert (kind, outcome) in outcomes
 
 
@@ -77,8 +86,15 @@ def _run_manifest(doc: dict[str, Any]) -> None:
         doc["installed_version"],
     )
     assert result.manifest.version == doc["expected"]["version"]
-    got = [{"key_id": r.key_id.hex(), "public_key": b64e(r.public_key), "label": r.label,
-            "account": r.account} for r in result.manifest.recipients]
+    got = [
+        {
+            "key_id": r.key_id.hex(),
+            "public_key": b64e(r.public_key),
+            "label": r.label,
+            "account": r.account,
+        }
+        for r in result.manifest.recipients
+    ]
     # v1 vectors predate accounts: their entries have none to compare
     want = [{"account": None, **e} for e in doc["expected"]["recipients"]]
     assert got == want
@@ -86,9 +102,12 @@ def _run_manifest(doc: dict[str, Any]) -> None:
 
 def _run_key_request(doc: dict[str, Any]) -> None:
     request = keyrequest.read_request(_b(doc["request"]))
-    assert {"account": request.public.account, "label": request.public.label,
-            "key_id": request.key_id, "public_key": b64e(request.public.public_key)
-            } == doc["expected"]
+    assert {
+        "account": request.public.account,
+        "label": request.public.label,
+        "key_id": request.key_id,
+        "public_key": b64e(request.public.public_key),
+    } == doc["expected"]
 
 
 def _run_triage(doc: dict[str, Any]) -> None:
@@ -115,9 +134,14 @@ def _run_pow(doc: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
 def test_vector(path: Path, wordlist: codename.Wordlist) -> None:
     doc = json.loads(path.read_text())
-    run = {"envelope": _run_envelope, "manifest": _run_manifest,
-           "key_request": _run_key_request, "triage": _run_triage,
-           "codename": lambda d: _run_codename(d, wordlist), "pow": _run_pow}[doc["kind"]]
+    run = {
+        "envelope": _run_envelope,
+        "manifest": _run_manifest,
+        "key_request": _run_key_request,
+        "triage": _run_triage,
+        "codename": lambda d: _run_codename(d, wordlist),
+        "pow": _run_pow,
+    }[doc["kind"]]
     if doc["outcome"] == "ok":
         run(doc)
     else:

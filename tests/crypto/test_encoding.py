@@ -145,8 +145,14 @@ def test_expect_members() -> None:
 
 def test_expect_header() -> None:
     expect_header({"type": "t", "v": 1}, "t", ProbeError, "doc")
-    for obj in ({"type": "t", "v": 2}, {"type": "t", "v": True}, {"type": "u", "v": 1},
-                {"v": 1}, {"type": "t"}, {"type": "t", "v": "1"}):
+    for obj in (
+        {"type": "t", "v": 2},
+        {"type": "t", "v": True},
+        {"type": "u", "v": 1},
+        {"v": 1},
+        {"type": "t"},
+        {"type": "t", "v": "1"},
+    ):
         assert detail(expect_header, obj, "t", ProbeError, "doc") == (
             "doc is not a version 1 t document"
         ), obj

@@ -64,13 +64,15 @@ def test_round_trip(message: str, blobs: list[bytes]) -> None:
     assert len(data) == fmt.ciphertext_size(padded_length(length), 1)
 
 
-@pytest.mark.parametrize(("extra", "chunks", "last"), [
-    (-1, 16, fmt.CHUNK_SIZE),  # one byte of padding: 16 full chunks, FINAL on a full one
-    (0, 16, fmt.CHUNK_SIZE),  # no padding at all: the content ends with the FINAL full chunk
-    (1, 17, fmt.CHUNK_SIZE // 2),  # one byte over: Padmé's next length, half a chunk more
-])
-def test_chunk_boundaries(alice: keys.RecipientSecret, extra: int, chunks: int,
-                          last: int) -> None:
+@pytest.mark.parametrize(
+    ("extra", "chunks", "last"),
+    [
+        (-1, 16, fmt.CHUNK_SIZE),  # one byte of padding: 16 full chunks, FINAL on a full one
+        (0, 16, fmt.CHUNK_SIZE),  # no padding at all: the content ends with the FINAL full chunk
+        (1, 17, fmt.CHUNK_SIZE // 2),  # one byte over: Padmé's next length, half a chunk more
+    ],
+)
+def test_chunk_boundaries(alice: keys.RecipientSecret, extra: int, chunks: int, last: int) -> None:
     target = 1 << 20  # a Padmé length: exactly 16 chunks
     # The inner manifest names the attachment's size, so measure it with a size of as many
     # digits (every size here has 7) and make the content exactly target + extra bytes.

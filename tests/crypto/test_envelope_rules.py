@@ -185,8 +185,20 @@ def test_seal_total_limit(alice: keys.RecipientSecret) -> None:
         envelope.seal(out, pk, over, [Untouchable()])
     assert info.value.detail == "the submission is too large"
     assert out.getvalue() == b""  # refused before a byte is written
-    exact = Inner("reply", "desk", "", None, (Attachment("a", MAX_PLAINTEXT - 4 - len(
-        Inner("reply", "desk", "", None, (Attachment("a", MAX_PLAINTEXT),)).encode())),))
+    exact = Inner(
+        "reply",
+        "desk",
+        "",
+        None,
+        (
+            Attachment(
+                "a",
+                MAX_PLAINTEXT
+                - 4
+                - len(Inner("reply", "desk", "", None, (Attachment("a", MAX_PLAINTEXT),)).encode()),
+            ),
+        ),
+    )
     assert exact.content_length() == MAX_PLAINTEXT
     with pytest.raises(AssertionError, match=r"^read$"):  # accepted: it gets as far as reading
         envelope.seal(io.BytesIO(), pk, exact, [Untouchable()])
@@ -230,7 +242,7 @@ def test_header_read_in_short_pieces(alice: keys.RecipientSecret, step: int) -> 
     # rewrap reads the header the same way and copies the rest unread
     src, dst = Pieces(out.getvalue(), step), io.BytesIO()
     envelope.rewrap(src, dst, [alice.secret_key], [alice.public.public_key])
-    assert dst.getvalue()[fmt.header_size(1):] == out.getvalue()[fmt.header_size(1):]
+    assert dst.getvalue()[fmt.header_size(1) :] == out.getvalue()[fmt.header_size(1) :]
     assert envelope.open_envelope(io.BytesIO(dst.getvalue()), [alice.secret_key]) == inner
 
 
@@ -241,12 +253,10 @@ def test_a_stanza_that_does_not_open_is_skipped(
     # the header MAC is right, so the second stanza, Bob's, must still be tried.
     good = crafted(manifest(Inner("reply", "desk", "for bob")), bob)
     header = fmt.parse_header(good)
-    file_key = SealedBox(PrivateKey(bob.secret_key)).decrypt(
-        header.stanzas[0].sealed_key
-    )
+    file_key = SealedBox(PrivateKey(bob.secret_key)).decrypt(header.stanzas[0].sealed_key)
     fake = fmt.Stanza(alice.public.key_id, bytes(fmt.SEALED_KEY_SIZE))
     new_header = header_for([fake, header.stanzas[0]], file_key, header.ss_header)
-    data = new_header + good[fmt.header_size(1):]
+    data = new_header + good[fmt.header_size(1) :]
     got = envelope.open_envelope(io.BytesIO(data), [alice.secret_key, bob.secret_key])
     assert got.message == "for bob"
     with pytest.raises(EnvelopeOpenError):

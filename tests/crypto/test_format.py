@@ -71,7 +71,7 @@ def test_preamble_refusals(prefix: bytes, message: str) -> None:
 def test_parse_header_refusals() -> None:
     data = _header(2)
     assert format_error(fmt.parse_header, data[:-1]) == "it ends before its header does"
-    same = data[:11] + data[11:11 + 96] * 2 + data[11 + 192:]
+    same = data[:11] + data[11 : 11 + 96] * 2 + data[11 + 192 :]
     assert format_error(fmt.parse_header, same) == "two of its recipients have the same key id"
 
 

@@ -52,11 +52,14 @@ def test_parse_inner_round_trip() -> None:
 
 def test_encode_is_canonical() -> None:
     got = Inner("reply", "desk", "h\u00e9", None, (Attachment("n", 2),)).encode()
-    assert got == (
-        '{"attachments":[{"name":"n","size":2,"type":"application/octet-stream"}],'
-        '"kind":"reply","message":"hé","reply_public_key":null,"sealed_by":"desk",'
-        '"type":"tipline-inner","v":1}'
-    ).encode()
+    assert (
+        got
+        == (
+            '{"attachments":[{"name":"n","size":2,"type":"application/octet-stream"}],'
+            '"kind":"reply","message":"hé","reply_public_key":null,"sealed_by":"desk",'
+            '"type":"tipline-inner","v":1}'
+        ).encode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,16 +73,24 @@ def test_encode_is_canonical() -> None:
         (doc(extra=1), "inner manifest: unknown extra"),
         (doc(attachments="abc"), "attachments must be a list of at most 64"),
         (doc(attachments={"name": "a"}), "attachments must be a list of at most 64"),
-        (doc(attachments=[{"name": "a", "size": 1}] * 65),
-         "attachments must be a list of at most 64"),
+        (
+            doc(attachments=[{"name": "a", "size": 1}] * 65),
+            "attachments must be a list of at most 64",
+        ),
         (doc(attachments=["a"]), "an attachment must be a JSON object"),
         (doc(attachments=[{"name": "a", "size": 1}]), "attachment: missing type"),
-        (doc(attachments=[{"name": "a", "size": 1, "type": "t", "path": "/"}]),
-         "attachment: unknown path"),
-        (doc(attachments=[{"name": "a", "size": 1.0, "type": "t"}]),
-         "inner manifest is not valid JSON"),
-        (doc(attachments=[{"name": "a", "size": "1", "type": "t"}]),
-         f"attachment size must be a whole number from 0 to {1 << 40}"),
+        (
+            doc(attachments=[{"name": "a", "size": 1, "type": "t", "path": "/"}]),
+            "attachment: unknown path",
+        ),
+        (
+            doc(attachments=[{"name": "a", "size": 1.0, "type": "t"}]),
+            "inner manifest is not valid JSON",
+        ),
+        (
+            doc(attachments=[{"name": "a", "size": "1", "type": "t"}]),
+            f"attachment size must be a whole number from 0 to {1 << 40}",
+        ),
         (doc(reply_public_key=b64e(bytes(31))), "reply key must be 32 bytes"),
         (doc(reply_public_key=b64e(bytes(33))), "reply key must be 32 bytes"),
         (doc(reply_public_key="AAAA="), "reply key is not canonical base64"),
@@ -127,9 +138,10 @@ def test_inner_limits() -> None:
     assert content_error(Inner, "reply", "desk", "\udc00") == "the message is not valid Unicode"
     many = tuple(Attachment(f"f{i}", 0) for i in range(MAX_ATTACHMENTS))
     assert len(Inner("reply", "desk", "", None, many).attachments) == MAX_ATTACHMENTS
-    assert content_error(
-        Inner, "reply", "desk", "", None, (*many, Attachment("x", 0))
-    ) == "more than 64 attachments"
+    assert (
+        content_error(Inner, "reply", "desk", "", None, (*many, Attachment("x", 0)))
+        == "more than 64 attachments"
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,8 +154,10 @@ def test_inner_limits() -> None:
         (("reply", "desk", "", PK), "a submission has a reply key and a reply has none"),
         (("submission", "browser", "", None), "a submission has a reply key and a reply has none"),
         (("triage", "server"), "a triage update is sealed by a desk and has no attachments"),
-        (("triage", "desk", "", None, (Attachment("a", 1),)),
-         "a triage update is sealed by a desk and has no attachments"),
+        (
+            ("triage", "desk", "", None, (Attachment("a", 1),)),
+            "a triage update is sealed by a desk and has no attachments",
+        ),
     ],
 )
 def test_inner_refusals(args: tuple[Any, ...], message: str) -> None:

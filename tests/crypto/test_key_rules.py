@@ -66,21 +66,32 @@ def test_generate_checks_the_label() -> None:
 def test_key_files_are_canonical_json() -> None:
     secret = keys.RecipientSecret(bytes(range(32)), "Alice")
     pk = bytes(PrivateKey(bytes(range(32))).public_key)
-    assert secret.to_json() == (
-        '{"label":"Alice","secret_key":"' + b64e(bytes(range(32)))
-        + '","type":"tipline-recipient-secret","v":1}'
-    ).encode()
-    assert secret.public.to_json() == (
-        '{"label":"Alice","public_key":"' + b64e(pk) + '","type":"tipline-recipient-public","v":1}'
-    ).encode()
+    assert (
+        secret.to_json()
+        == (
+            '{"label":"Alice","secret_key":"'
+            + b64e(bytes(range(32)))
+            + '","type":"tipline-recipient-secret","v":1}'
+        ).encode()
+    )
+    assert (
+        secret.public.to_json()
+        == (
+            '{"label":"Alice","public_key":"'
+            + b64e(pk)
+            + '","type":"tipline-recipient-public","v":1}'
+        ).encode()
+    )
     org = keys.OrgSecret(bytes(32))
     vk = bytes(SigningKey(bytes(32)).verify_key)
-    assert org.to_json() == (
-        '{"seed":"' + b64e(bytes(32)) + '","type":"tipline-org-secret","v":1}'
-    ).encode()
-    assert org.public.to_json() == (
-        '{"public_key":"' + b64e(vk) + '","type":"tipline-org-public","v":1}'
-    ).encode()
+    assert (
+        org.to_json()
+        == ('{"seed":"' + b64e(bytes(32)) + '","type":"tipline-org-secret","v":1}').encode()
+    )
+    assert (
+        org.public.to_json()
+        == ('{"public_key":"' + b64e(vk) + '","type":"tipline-org-public","v":1}').encode()
+    )
     assert keys.verify_signature(vk, b"m", org.sign(b"m"))
     assert not keys.verify_signature(vk, b"n", org.sign(b"m"))
     assert not keys.verify_signature(bytes(31), b"m", org.sign(b"m"))
@@ -91,14 +102,33 @@ def test_key_files_are_canonical_json() -> None:
     [
         ({"type": "tipline-org-public", "v": 1}, "key file: missing public_key"),
         ({"type": "tipline-org-secret", "v": 1, "seed": "AAAA"}, "seed must be 32 bytes"),
-        ({"type": "tipline-org-secret", "v": 2, "seed": b64e(bytes(32))},
-         "key file is not a version 1 tipline-org-secret document"),
-        ({"type": "tipline-recipient-secret", "v": 1, "label": "a", "secret_key": 5},
-         "secret_key is not base64"),
-        ({"type": "tipline-recipient-secret", "v": 1, "label": "", "secret_key": b64e(bytes(32))},
-         "label must be 1 to 64 characters"),
-        ({"type": "tipline-recipient-public", "v": 1, "label": "a", "public_key": "AAAA",
-          "x": 1}, "key file: unknown x"),
+        (
+            {"type": "tipline-org-secret", "v": 2, "seed": b64e(bytes(32))},
+            "key file is not a version 1 tipline-org-secret document",
+        ),
+        (
+            {"type": "tipline-recipient-secret", "v": 1, "label": "a", "secret_key": 5},
+            "secret_key is not base64",
+        ),
+        (
+            {
+                "type": "tipline-recipient-secret",
+                "v": 1,
+                "label": "",
+                "secret_key": b64e(bytes(32)),
+            },
+            "label must be 1 to 64 characters",
+        ),
+        (
+            {
+                "type": "tipline-recipient-public",
+                "v": 1,
+                "label": "a",
+                "public_key": "AAAA",
+                "x": 1,
+            },
+            "key file: unknown x",
+        ),
         ({"v": 1}, "unknown key file type"),
         ({"type": "tipline-locked", "v": 1}, "unknown key file type"),
         ([], None),
@@ -126,9 +156,17 @@ def known_locked(secret: bytes, passphrase: str, opslimit: int, memlimit: int) -
         32, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit
     )
     box = nacl.secret.SecretBox(key).encrypt(secret, bytes(24))
-    return json.dumps({"type": "tipline-locked", "v": 1, "kdf": "argon2id13",
-                       "opslimit": opslimit, "memlimit": memlimit,
-                       "salt": b64e(salt), "box": b64e(bytes(box))}).encode()
+    return json.dumps(
+        {
+            "type": "tipline-locked",
+            "v": 1,
+            "kdf": "argon2id13",
+            "opslimit": opslimit,
+            "memlimit": memlimit,
+            "salt": b64e(salt),
+            "box": b64e(bytes(box)),
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize(("opslimit", "memlimit"), [(1, 8 << 20), (2, 9 << 20)])

@@ -44,8 +44,15 @@ def body(**changes: Any) -> dict[str, Any]:
 
 def request(doc: dict[str, Any] | bytes, key: SigningKey = SIGNING, **outer: Any) -> bytes:
     raw = doc if isinstance(doc, bytes) else dump_json(doc)
-    return dump_json({"type": "tipline-key-request", "v": 1, "body": b64e(raw),
-                      "signature": b64e(key.sign(SIG_KEY_REQUEST + raw).signature), **outer})
+    return dump_json(
+        {
+            "type": "tipline-key-request",
+            "v": 1,
+            "body": b64e(raw),
+            "signature": b64e(key.sign(SIG_KEY_REQUEST + raw).signature),
+            **outer,
+        }
+    )
 
 
 def test_make_and_read() -> None:
@@ -77,8 +84,10 @@ def test_make_request_checks_its_inputs() -> None:
     assert info.value.detail == "label must be 1 to 64 characters"
 
 
-SECRET = ("this file carries a secret key; destroy this copy and send a key request "
-          "(tipline-desk keys request) instead")
+SECRET = (
+    "this file carries a secret key; destroy this copy and send a key request "
+    "(tipline-desk keys request) instead"
+)
 
 
 @pytest.mark.parametrize(
@@ -91,30 +100,66 @@ SECRET = ("this file carries a secret key; destroy this copy and send a key requ
         (keys.OrgSecret(bytes(32)).to_json(), SECRET),
         (keys.lock(b"s", "p", opslimit=1, memlimit=8 << 20), SECRET),
         (json.dumps({"type": "tipline-key-request", "v": 1, "seed": "x"}).encode(), SECRET),
-        (json.dumps({"type": "tipline-key-request", "v": 2}).encode(),
-         "key request is not a version 1 tipline-key-request document"),
-        (json.dumps({"type": "tipline-key-request", "v": 1, "body": ""}).encode(),
-         "key request: missing signature"),
-        (json.dumps({"type": "tipline-key-request", "v": 1, "body": 1,
-                     "signature": b64e(bytes(64))}).encode(), "body is not base64"),
-        (json.dumps({"type": "tipline-key-request", "v": 1, "body": "",
-                     "signature": b64e(bytes(65))}).encode(), "signature must be 64 bytes"),
-        (json.dumps({"type": "tipline-key-request", "v": 1, "body": b64e(b" " * 2049),
-                     "signature": b64e(bytes(64))}).encode(), "the body is larger than 2048 bytes"),
-        (json.dumps({"type": "tipline-key-request", "v": 1, "body": b64e(b"[]"),
-                     "signature": b64e(bytes(64))}).encode(), "request body must be a JSON object"),
+        (
+            json.dumps({"type": "tipline-key-request", "v": 2}).encode(),
+            "key request is not a version 1 tipline-key-request document",
+        ),
+        (
+            json.dumps({"type": "tipline-key-request", "v": 1, "body": ""}).encode(),
+            "key request: missing signature",
+        ),
+        (
+            json.dumps(
+                {"type": "tipline-key-request", "v": 1, "body": 1, "signature": b64e(bytes(64))}
+            ).encode(),
+            "body is not base64",
+        ),
+        (
+            json.dumps(
+                {"type": "tipline-key-request", "v": 1, "body": "", "signature": b64e(bytes(65))}
+            ).encode(),
+            "signature must be 64 bytes",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "tipline-key-request",
+                    "v": 1,
+                    "body": b64e(b" " * 2049),
+                    "signature": b64e(bytes(64)),
+                }
+            ).encode(),
+            "the body is larger than 2048 bytes",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "tipline-key-request",
+                    "v": 1,
+                    "body": b64e(b"[]"),
+                    "signature": b64e(bytes(64)),
+                }
+            ).encode(),
+            "request body must be a JSON object",
+        ),
         (request(body(secret_key="x")), SECRET),
         (request(body(type="tipline-org-secret")), SECRET),
         (request(body(v=2)), "request body is not a version 1 tipline-key-request-body document"),
         (request(body(extra=1)), "request body: unknown extra"),
         (request(body(signing_key=b64e(bytes(31)))), "signing_key must be 32 bytes"),
         (request(body(public_key=b64e(bytes(33)))), "public_key must be 32 bytes"),
-        (request(body(), key=SigningKey(bytes(32))),  # signed by another key
-         "its signature does not verify (damaged or altered on the way)"),
-        (request(body(public_key=b64e(bytes(32)))),
-         "its public key is not the one its signing key proves"),
-        (request(body(account="Jo")),
-         "account must be 2 to 64 lowercase letters, digits, '.', '-' or '_'"),
+        (
+            request(body(), key=SigningKey(bytes(32))),  # signed by another key
+            "its signature does not verify (damaged or altered on the way)",
+        ),
+        (
+            request(body(public_key=b64e(bytes(32)))),
+            "its public key is not the one its signing key proves",
+        ),
+        (
+            request(body(account="Jo")),
+            "account must be 2 to 64 lowercase letters, digits, '.', '-' or '_'",
+        ),
         (request(body(label="")), "label must be 1 to 64 characters"),
         (request(body(created="30/11/2026")), "created must be a date as YYYY-MM-DD"),
     ],
@@ -182,8 +227,10 @@ def test_solve_and_check_at_the_edges() -> None:
         assert proof_of_work.leading_zero_bits(hashed) >= difficulty
         # the first nonce counting up from zero, big-endian: every smaller one fails
         first = int.from_bytes(nonce, "big")
-        assert all(not proof_of_work.solves(challenge, n.to_bytes(8, "big"), difficulty)
-                   for n in range(first))
+        assert all(
+            not proof_of_work.solves(challenge, n.to_bytes(8, "big"), difficulty)
+            for n in range(first)
+        )
         if not proof_of_work.solves(challenge, nonce, difficulty + 1):
             with pytest.raises(proof_of_work.PowError) as info:
                 proof_of_work.check(challenge, nonce, difficulty + 1)

@@ -37,8 +37,12 @@ def refused(call: Callable[..., object], *args: object) -> str:
 
 
 def outer(body: bytes, signature: bytes) -> dict[str, Any]:
-    return {"type": "tipline-signed-key-manifest", "v": 1, "body": b64e(body),
-            "signature": b64e(signature)}
+    return {
+        "type": "tipline-signed-key-manifest",
+        "v": 1,
+        "body": b64e(body),
+        "signature": b64e(signature),
+    }
 
 
 def signed_body(org: keys.OrgSecret, body: dict[str, Any] | bytes) -> bytes:
@@ -52,8 +56,9 @@ def body_of(org: keys.OrgSecret, alice: keys.RecipientPublic, **kw: Any) -> dict
     return doc
 
 
-def verify(org: keys.OrgSecret, file: bytes, today: datetime.date = TODAY,
-           installed: int | None = None) -> manifest.SignedManifest:
+def verify(
+    org: keys.OrgSecret, file: bytes, today: datetime.date = TODAY, installed: int | None = None
+) -> manifest.SignedManifest:
     return manifest.verify_manifest(file, org.public.public_key, today, installed)
 
 
@@ -62,14 +67,21 @@ def test_signed_file_is_canonical(org: keys.OrgSecret, alice: keys.RecipientPubl
     doc = json.loads(file)
     body = b64d(doc["body"], None, ManifestError, "body")
     assert file == dump_json(outer(body, org.sign(SIG_KEY_MANIFEST + body)))
-    assert body == (
-        '{"expires":"2027-02-22","issued":"2026-11-24","org_public_key":"'
-        + b64e(org.public.public_key) + '","recipients":[{"account":null,"key_id":"'
-        + alice.key_id.hex() + '","label":"Alice","public_key":"' + b64e(alice.public_key)
-        + '"}],"type":"tipline-key-manifest","v":2,"version":3}'
-    ).encode()
-    v1 = json.loads(manifest.KeyManifest(3, TODAY, LATER, org.public.public_key, (alice,), 1)
-                    .to_json())
+    assert (
+        body
+        == (
+            '{"expires":"2027-02-22","issued":"2026-11-24","org_public_key":"'
+            + b64e(org.public.public_key)
+            + '","recipients":[{"account":null,"key_id":"'
+            + alice.key_id.hex()
+            + '","label":"Alice","public_key":"'
+            + b64e(alice.public_key)
+            + '"}],"type":"tipline-key-manifest","v":2,"version":3}'
+        ).encode()
+    )
+    v1 = json.loads(
+        manifest.KeyManifest(3, TODAY, LATER, org.public.public_key, (alice,), 1).to_json()
+    )
     assert v1["v"] == 1 and "account" not in v1["recipients"][0]
 
 
@@ -86,8 +98,17 @@ def test_most_recipients_allowed(org: keys.OrgSecret) -> None:
     many = [keys.RecipientSecret(bytes([i + 1]) * 32, f"k{i}").public for i in range(32)]
     file = manifest.sign_manifest(org, 1, many, TODAY, LATER)
     assert verify(org, file).manifest.recipients == tuple(many)
-    assert refused(manifest.sign_manifest, org, 1, [*many, keys.RecipientSecret(
-        bytes([99]) * 32, "x").public], TODAY, LATER) == "it must list 1 to 32 recipients"
+    assert (
+        refused(
+            manifest.sign_manifest,
+            org,
+            1,
+            [*many, keys.RecipientSecret(bytes([99]) * 32, "x").public],
+            TODAY,
+            LATER,
+        )
+        == "it must list 1 to 32 recipients"
+    )
 
 
 def test_accounts_are_read(org: keys.OrgSecret) -> None:
@@ -103,6 +124,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             body["recipients"][0][path[2:]] = value
         else:
             body[path] = value
+
     return change
 
 
@@ -113,8 +135,10 @@ def _drop(name: str) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_set("type", "tipline-other"),
-         "manifest body is not a version 1 or 2 tipline-key-manifest document"),
+        (
+            _set("type", "tipline-other"),
+            "manifest body is not a version 1 or 2 tipline-key-manifest document",
+        ),
         (_set("v", 3), "manifest body is not a version 1 or 2 tipline-key-manifest document"),
         (_set("v", True), "manifest body is not a version 1 or 2 tipline-key-manifest document"),
         (_set("extra", 1), "manifest body: unknown extra"),
@@ -135,12 +159,18 @@ def _drop(name: str) -> Callable[[dict[str, Any]], None]:
         (_set("r.key_id", "ab" * 15), "key_id must be 32 lowercase hex digits"),
         (_set("r.key_id", "00" * 16), "a recipient's key id does not match its public key"),
         (_set("r.label", "x" * 65), "label must be 1 to 64 characters"),
-        (_set("r.account", "No"),
-         "account must be 2 to 64 lowercase letters, digits, '.', '-' or '_'"),
+        (
+            _set("r.account", "No"),
+            "account must be 2 to 64 lowercase letters, digits, '.', '-' or '_'",
+        ),
     ],
 )
-def test_body_rules(org: keys.OrgSecret, alice: keys.RecipientPublic,
-                    change: Callable[[dict[str, Any]], None], message: str) -> None:
+def test_body_rules(
+    org: keys.OrgSecret,
+    alice: keys.RecipientPublic,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
     body = body_of(org, alice)
     change(body)
     assert refused(verify, org, signed_body(org, body)) == message
@@ -165,16 +195,42 @@ def test_listed_twice(org: keys.OrgSecret, alice: keys.RecipientPublic) -> None:
         (b"[]", "signed manifest must be a JSON object"),
         (b"{", "signed manifest is not valid JSON"),
         (b" " * (96 * 1024 + 1), f"signed manifest is larger than {96 * 1024} bytes"),
-        (json.dumps({"type": "tipline-signed-key-manifest", "v": 2}).encode(),
-         "signed manifest is not a version 1 tipline-signed-key-manifest document"),
-        (json.dumps({"type": "tipline-signed-key-manifest", "v": 1, "body": ""}).encode(),
-         "signed manifest: missing signature"),
-        (json.dumps({"type": "tipline-signed-key-manifest", "v": 1, "body": 5,
-                     "signature": b64e(bytes(64))}).encode(), "body is not base64"),
-        (json.dumps({"type": "tipline-signed-key-manifest", "v": 1, "body": "",
-                     "signature": b64e(bytes(63))}).encode(), "signature must be 64 bytes"),
-        (json.dumps({"type": "tipline-signed-key-manifest", "v": 1, "body": "",
-                     "signature": "x"}).encode(), "signature is not canonical base64"),
+        (
+            json.dumps({"type": "tipline-signed-key-manifest", "v": 2}).encode(),
+            "signed manifest is not a version 1 tipline-signed-key-manifest document",
+        ),
+        (
+            json.dumps({"type": "tipline-signed-key-manifest", "v": 1, "body": ""}).encode(),
+            "signed manifest: missing signature",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "tipline-signed-key-manifest",
+                    "v": 1,
+                    "body": 5,
+                    "signature": b64e(bytes(64)),
+                }
+            ).encode(),
+            "body is not base64",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "tipline-signed-key-manifest",
+                    "v": 1,
+                    "body": "",
+                    "signature": b64e(bytes(63)),
+                }
+            ).encode(),
+            "signature must be 64 bytes",
+        ),
+        (
+            json.dumps(
+                {"type": "tipline-signed-key-manifest", "v": 1, "body": "", "signature": "x"}
+            ).encode(),
+            "signature is not canonical base64",
+        ),
     ],
 )
 def test_outer_rules(org: keys.OrgSecret, doc: bytes, message: str) -> None:
@@ -218,6 +274,8 @@ def test_order_and_messages_of_the_acceptance_rules(
 
 
 def test_a_signed_body_that_is_not_json_is_refused(org: keys.OrgSecret) -> None:
-    for body, message in [(b"{", "manifest body is not valid JSON"),
-                          (b"[]", "manifest body must be a JSON object")]:
+    for body, message in [
+        (b"{", "manifest body is not valid JSON"),
+        (b"[]", "manifest body must be a JSON object"),
+    ]:
         assert refused(verify, org, signed_body(org, body)) == message

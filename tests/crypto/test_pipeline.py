@@ -675,8 +675,9 @@ def test_the_read_ring_is_deeper_when_the_ciphertext_is_copied(
     made: list[tuple[int, int, bytearray | None]] = []
 
     class Recording(ReadAhead):
-        def __init__(self, src: Any, size: int, depth: int = 2,
-                     held: bytearray | None = None) -> None:
+        def __init__(
+            self, src: Any, size: int, depth: int = 2, held: bytearray | None = None
+        ) -> None:
             made.append((size, depth, held))
             super().__init__(src, size, depth, held)
 

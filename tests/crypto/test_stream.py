@@ -30,8 +30,9 @@ def test_abytes() -> None:
 
 
 def test_pull_decrypts_full_short_and_empty_chunks_in_place() -> None:
-    header, cts = pushed([(b"a" * CHUNK, b"ad", TAG_MESSAGE), (b"b" * 10, None, TAG_MESSAGE),
-                          (b"", None, TAG_FINAL)])
+    header, cts = pushed(
+        [(b"a" * CHUNK, b"ad", TAG_MESSAGE), (b"b" * 10, None, TAG_MESSAGE), (b"", None, TAG_FINAL)]
+    )
     puller = Puller(KEY, header, CHUNK)
     assert len(puller.inbuf) == CHUNK + ABYTES  # room for a full chunk and its tag
     got = []
@@ -57,8 +58,12 @@ def test_pull_returns_a_view_the_next_pull_overwrites() -> None:
 
 def test_pull_refuses_what_does_not_authenticate() -> None:
     header, cts = pushed([(b"x" * 20, b"ad", TAG_MESSAGE)])
-    for size, ad, flip in [(len(cts[0]), None, False), (len(cts[0]), b"other", False),
-                           (len(cts[0]), b"ad", True), (len(cts[0]) - 1, b"ad", False)]:
+    for size, ad, flip in [
+        (len(cts[0]), None, False),
+        (len(cts[0]), b"other", False),
+        (len(cts[0]), b"ad", True),
+        (len(cts[0]) - 1, b"ad", False),
+    ]:
         puller = Puller(KEY, header, CHUNK)
         puller.inbuf[: len(cts[0])] = cts[0]
         if flip:
@@ -144,5 +149,6 @@ def test_pull_at_never_reads_past_the_end_of_src() -> None:
     # positive control: the same bytes inside the view open
     whole = memoryview(memory)
     assert Puller(KEY, header, CHUNK).pull_at(whole, 1, len(cts[0]), dst, 0, None) == (
-        8, TAG_MESSAGE
+        8,
+        TAG_MESSAGE,
     )

@@ -39,22 +39,31 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
     from tipline.desk.cli import cli
 
     target = tmp_path / "new"
-    result = CliRunner().invoke(cli, ["--vault", str(target), "init", "--role", "both",
-                                      "--kdf", "interactive"],
-                                input="a long passphrase\na long passphrase\n")
+    result = CliRunner().invoke(
+        cli,
+        ["--vault", str(target), "init", "--role", "both", "--kdf", "interactive"],
+        input="a long passphrase\na long passphrase\n",
+    )
     assert result.exit_code == 0, result.output
     assert (target / "vault.key").is_file()
-    again = CliRunner().invoke(cli, ["--vault", str(target), "init", "--role", "journalist"],
-                               input="a long passphrase\na long passphrase\n")
+    again = CliRunner().invoke(
+        cli,
+        ["--vault", str(target), "init", "--role", "journalist"],
+        input="a long passphrase\na long passphrase\n",
+    )
     assert again.exit_code == 1
     assert again.stderr.startswith("tipline-desk: a vault already exists here")
-    differ = CliRunner().invoke(cli, ["--vault", str(tmp_path / "x"), "init",
-                                      "--role", "journalist"],
-                                input="a long passphrase\nanother one\n")
+    differ = CliRunner().invoke(
+        cli,
+        ["--vault", str(tmp_path / "x"), "init", "--role", "journalist"],
+        input="a long passphrase\nanother one\n",
+    )
     assert differ.exit_code == 2 and "differ" in differ.stderr
-    short = CliRunner().invoke(cli, ["--vault", str(tmp_path / "y"), "init",
-                                     "--role", "journalist"],
-                               input="short\nshort\n")
+    short = CliRunner().invoke(
+        cli,
+        ["--vault", str(tmp_path / "y"), "init", "--role", "journalist"],
+        input="short\nshort\n",
+    )
     assert short.exit_code == 2
     assert short.stderr == "tipline-desk: the passphrase must be at least 8 characters\n"
     weak = CliRunner().invoke(
@@ -63,8 +72,11 @@ def test_init_asks_twice_and_refuses_an_existing_vault(tmp_path: Path, run: Run)
         input="a long passphrase\na long passphrase\n",
     )
     assert weak.exit_code == 2 and not (tmp_path / "z").exists()  # the test suite's preset only
-    roleless = CliRunner().invoke(cli, ["--vault", str(tmp_path / "r"), "init"],
-                                  input="a long passphrase\na long passphrase\n")
+    roleless = CliRunner().invoke(
+        cli,
+        ["--vault", str(tmp_path / "r"), "init"],
+        input="a long passphrase\na long passphrase\n",
+    )
     assert roleless.exit_code == 2 and not (tmp_path / "r").exists()
     assert "--role journalist" in roleless.stderr
 
@@ -260,8 +272,9 @@ def test_keys_manifest_rotation_and_rekey(
     old_id = signed.manifest.recipients[0].key_id.hex()
 
     # rotate asks first: "n" changes nothing, "y" rotates
-    assert "nothing changed" in run("keys", "rotate", old_id[:8], input=PASS + "\nn\n",
-                                    code=2).stderr
+    assert (
+        "nothing changed" in run("keys", "rotate", old_id[:8], input=PASS + "\nn\n", code=2).stderr
+    )
     assert run("keys", "list").stdout.count("active") == 1
     rotated = run("keys", "rotate", old_id[:8], input=PASS + "\ny\n").stdout
     assert f"retired {old_id[:8]}" in rotated
@@ -282,8 +295,15 @@ def test_keys_manifest_rotation_and_rekey(
     # retiring the last active key is refused; compromise re-wraps and signs in one command
     assert "last active key" in run("keys", "retire", new_id[:8], "--yes", code=1).stderr
     run("keys", "add", "Bob Editor")
-    out = run("keys", "retire", new_id[:8], "--compromised", "--yes", "--manifest-out",
-              str(tmp_path / "m3.json")).stdout
+    out = run(
+        "keys",
+        "retire",
+        new_id[:8],
+        "--compromised",
+        "--yes",
+        "--manifest-out",
+        str(tmp_path / "m3.json"),
+    ).stdout
     assert "compromised" in out and "re-wrapped 1" in out
     m3 = verify_manifest((tmp_path / "m3.json").read_bytes(), org, today(), 2)
     assert [r.label for r in m3.manifest.recipients] == ["Bob Editor"]

@@ -35,8 +35,10 @@ def section(title: str) -> str:
 def blocks(text: str) -> list[list[str]]:
     """The `tipline-desk` lines of each ```sh block, comments dropped."""
     found = re.findall(r"```sh\n(.*?)```", text, re.S)
-    return [[line.strip() for line in block.splitlines()
-             if line.strip().startswith("tipline-desk ")] for block in found]
+    return [
+        [line.strip() for line in block.splitlines() if line.strip().startswith("tipline-desk ")]
+        for block in found
+    ]
 
 
 def test_desk_md_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,8 +94,9 @@ def test_desk_md_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(ran) == 23
 
 
-def test_deploy_md_first_steps_run_as_written(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_md_first_steps_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The desk block of docs/DEPLOY.md "From a fresh server": one block, three desks, switched
     by its `# signing desk` / `# each journalist's desk` comments; files in the current folder."""
     monkeypatch.setitem(vault_module.KDF_PRESETS, "moderate", vault_module.KDF_PRESETS["test"])
@@ -122,5 +125,4 @@ def test_deploy_md_first_steps_run_as_written(tmp_path: Path,
         assert signer.keyring.org is not None
         org = signer.keyring.org.public.public_key
     body = verify_manifest((tmp_path / "manifest.signed.json").read_bytes(), org, today())
-    assert [(r.account, r.label) for r in body.manifest.recipients] == [
-        ("alice", "Alice Reporter")]
+    assert [(r.account, r.label) for r in body.manifest.recipients] == [("alice", "Alice Reporter")]

@@ -39,8 +39,17 @@ def desks(tmp_path: Path) -> tuple[Path, Path, Path]:
     run(signer, "keys", "org-create")
     alice = make(tmp_path / "alice", "journalist")
     request = tmp_path / "alice.request"
-    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter",
-        "--out", str(request))
+    run(
+        alice,
+        "keys",
+        "request",
+        "--account",
+        "alice",
+        "--label",
+        "Alice Reporter",
+        "--out",
+        str(request),
+    )
     return signer, alice, request
 
 
@@ -51,16 +60,28 @@ def _signed_request(account: str) -> bytes:
     from tipline.crypto.primitives import SIG_KEY_REQUEST
 
     signing = SigningKey.generate()
-    body = dump_json({
-        "type": "tipline-key-request-body", "v": 1, "account": account, "label": "A",
-        "public_key": base64.b64encode(bytes(signing.verify_key.to_curve25519_public_key()))
-        .decode(),
-        "signing_key": base64.b64encode(bytes(signing.verify_key)).decode(),
-        "created": "2026-11-24"})
+    body = dump_json(
+        {
+            "type": "tipline-key-request-body",
+            "v": 1,
+            "account": account,
+            "label": "A",
+            "public_key": base64.b64encode(
+                bytes(signing.verify_key.to_curve25519_public_key())
+            ).decode(),
+            "signing_key": base64.b64encode(bytes(signing.verify_key)).decode(),
+            "created": "2026-11-24",
+        }
+    )
     sig = signing.sign(SIG_KEY_REQUEST + body).signature
-    return dump_json({"type": "tipline-key-request", "v": 1,
-                      "body": base64.b64encode(body).decode(),
-                      "signature": base64.b64encode(sig).decode()})
+    return dump_json(
+        {
+            "type": "tipline-key-request",
+            "v": 1,
+            "body": base64.b64encode(body).decode(),
+            "signature": base64.b64encode(sig).decode(),
+        }
+    )
 
 
 def _rewrite(request: Path, out: Path, **changes: object) -> Path:
@@ -72,18 +93,24 @@ def _rewrite(request: Path, out: Path, **changes: object) -> Path:
     return out
 
 
-def test_bad_requests_get_one_line_and_change_nothing(tmp_path: Path,
-                                                      desks: tuple[Path, Path, Path]) -> None:
+def test_bad_requests_get_one_line_and_change_nothing(
+    tmp_path: Path, desks: tuple[Path, Path, Path]
+) -> None:
     signer, _, request = desks
     data = request.read_bytes()
     secret = keys.RecipientSecret.generate("Alice Reporter")
     cases = {
         "truncated": (data[: len(data) // 2], "not valid JSON"),
-        "tampered": (_rewrite(request, tmp_path / "t", account="mallory").read_bytes(),
-                     "signature does not verify"),
+        "tampered": (
+            _rewrite(request, tmp_path / "t", account="mallory").read_bytes(),
+            "signature does not verify",
+        ),
         "bad self-signature": (
-            json.dumps({**json.loads(data), "signature": base64.b64encode(bytes(64)).decode()}
-                       ).encode(), "signature does not verify"),
+            json.dumps(
+                {**json.loads(data), "signature": base64.b64encode(bytes(64)).decode()}
+            ).encode(),
+            "signature does not verify",
+        ),
         "not an account name": (_signed_request("Alice Smith"), "account must be 2 to 64"),
         "carrying a secret key": (secret.to_json(), "carries a secret key"),
         "oversize": (data + b" " * 5000, "larger than 4096 bytes"),
@@ -117,21 +144,33 @@ def test_accept_shows_who_and_asks(tmp_path: Path, desks: tuple[Path, Path, Path
     assert short_id in listed and "public only" in listed
 
 
-def test_roles_refuse_what_belongs_elsewhere(tmp_path: Path,
-                                             desks: tuple[Path, Path, Path]) -> None:
+def test_roles_refuse_what_belongs_elsewhere(
+    tmp_path: Path, desks: tuple[Path, Path, Path]
+) -> None:
     signer, alice, request = desks
     for args in (("manifest", "--out", str(tmp_path / "m.json")), ("keys", "org-create")):
         got = run(alice, *args, code=1)
         assert "this is a journalist desk" in got.stderr and got.stderr.count("\n") == 1
     assert not (tmp_path / "m.json").exists()
-    got = run(signer, "keys", "request", "--account", "sam", "--label", "Sam",
-              "--out", str(tmp_path / "s.request"), code=1)
+    got = run(
+        signer,
+        "keys",
+        "request",
+        "--account",
+        "sam",
+        "--label",
+        "Sam",
+        "--out",
+        str(tmp_path / "s.request"),
+        code=1,
+    )
     assert "this is a signing desk" in got.stderr and not (tmp_path / "s.request").exists()
     assert "signing desk" in run(signer, "keys", "add", "Sam", code=1).stderr
-    assert "journalist desk" in run(alice, "keys", "accept", str(request), "--yes",
-                                    code=1).stderr
-    assert "send a key request instead" in run(alice, "keys", "rotate", "alice", "--yes",
-                                               code=1).stderr
+    assert "journalist desk" in run(alice, "keys", "accept", str(request), "--yes", code=1).stderr
+    assert (
+        "send a key request instead"
+        in run(alice, "keys", "rotate", "alice", "--yes", code=1).stderr
+    )
     # a one-person desk may do both, because it said so
     both = make(tmp_path / "both", "both")
     run(both, "keys", "org-create")
@@ -139,13 +178,23 @@ def test_roles_refuse_what_belongs_elsewhere(tmp_path: Path,
     run(both, "manifest", "--out", str(tmp_path / "solo.json"))
 
 
-def test_keys_are_found_by_account_id_or_label_prefix(tmp_path: Path,
-                                                      desks: tuple[Path, Path, Path]) -> None:
+def test_keys_are_found_by_account_id_or_label_prefix(
+    tmp_path: Path, desks: tuple[Path, Path, Path]
+) -> None:
     signer, alice, request = desks
     run(signer, "keys", "accept", str(request), "--yes")
     second = tmp_path / "alice2.request"
-    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter",
-        "--out", str(second))
+    run(
+        alice,
+        "keys",
+        "request",
+        "--account",
+        "alice",
+        "--label",
+        "Alice Reporter",
+        "--out",
+        str(second),
+    )
     run(signer, "keys", "accept", str(second), "--yes")
     ids = [line.split()[0] for line in run(signer, "keys", "list").stdout.splitlines()[2:]]
     assert len(ids) == 2
@@ -161,14 +210,17 @@ def test_keys_are_found_by_account_id_or_label_prefix(tmp_path: Path,
     assert ids[1] in out
 
 
-def test_renew_signs_the_same_keys_with_a_new_expiry(tmp_path: Path,
-                                                     desks: tuple[Path, Path, Path]) -> None:
+def test_renew_signs_the_same_keys_with_a_new_expiry(
+    tmp_path: Path, desks: tuple[Path, Path, Path]
+) -> None:
     from tipline.crypto.manifest import verify_manifest
     from tipline.desk.vault import today
 
     signer, alice, request = desks
-    assert "signed no manifest" in run(signer, "manifest", "renew", "--out",
-                                       str(tmp_path / "r0.json"), code=1).stderr
+    assert (
+        "signed no manifest"
+        in run(signer, "manifest", "renew", "--out", str(tmp_path / "r0.json"), code=1).stderr
+    )
     run(signer, "keys", "accept", str(request), "--yes")
     run(signer, "manifest", "--out", str(tmp_path / "m1.json"), "--days", "10")
     run(signer, "manifest", "renew", "--out", str(tmp_path / "m2.json"), "--days", "200")
@@ -196,10 +248,23 @@ def test_a_vault_from_before_roles_opens_as_both(tmp_path: Path) -> None:
     from tipline.desk.keyring import Keyring
 
     secret = nacl.utils.random(32)
-    old = dump_json({"type": "tipline-desk-keyring", "v": 1, "org_seed": None,
-                     "manifest_version": 3, "recipients": [
-                         {"label": "Alice", "secret_key": b64e(secret), "state": "active",
-                          "created": "2026-01-01", "retired": None}]})
+    old = dump_json(
+        {
+            "type": "tipline-desk-keyring",
+            "v": 1,
+            "org_seed": None,
+            "manifest_version": 3,
+            "recipients": [
+                {
+                    "label": "Alice",
+                    "secret_key": b64e(secret),
+                    "state": "active",
+                    "created": "2026-01-01",
+                    "retired": None,
+                }
+            ],
+        }
+    )
     ring = Keyring.from_json(old)
     assert ring.role == "both" and ring.manifest_version == 3
     (entry,) = ring.recipients

@@ -281,7 +281,8 @@ def test_every_shared_envelope_vector_through_a_bundle(tmp_path: Path) -> None:
             for n, sk in enumerate(vector["identities"]):
                 secret = keys.RecipientSecret(base64.b64decode(sk), f"key {n}")
                 vault.keyring.recipients.append(
-                    Recipient(secret.public, "active", "2026-11-25", secret=secret))
+                    Recipient(secret.public, "active", "2026-11-25", secret=secret)
+                )
             vault.save_keyring()
         data = base64.b64decode(vector["envelope"])
         item = ExportItem(

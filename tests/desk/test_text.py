@@ -80,16 +80,22 @@ ALL = [chr(c) for c in range(sys.maxunicode + 1)]
 FORMAT = [ch for ch in ALL if unicodedata.category(ch) == "Cf"]
 CONTROLS = [ch for ch in ALL if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in "\n\t"]
 # The bidirectional controls by their Unicode bidi class, and the three implicit marks.
-BIDI = [ch for ch in ALL if unicodedata.bidirectional(ch)
-        in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")] + [
-    "\u200e", "\u200f", "\u061c"]
+BIDI = [
+    ch
+    for ch in ALL
+    if unicodedata.bidirectional(ch)
+    in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")
+] + ["\u200e", "\u200f", "\u061c"]
 TAGS = [chr(c) for c in range(0xE0000, 0xE0080) if unicodedata.category(chr(c)) == "Cf"]
 
 
 def shown(ch: str) -> str:
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else (
-        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    )
 
 
 def test_the_unicode_lists_are_what_they_claim() -> None:
@@ -101,10 +107,13 @@ def test_the_unicode_lists_are_what_they_claim() -> None:
 @pytest.mark.parametrize("kind", ["format", "controls", "bidi", "tags"])
 def test_every_format_and_bidi_character_is_shown_escaped(kind: str) -> None:
     chars = {"format": FORMAT, "controls": CONTROLS, "bidi": BIDI, "tags": TAGS}[kind]
-    wrong = [f"U+{ord(ch):04X}" for ch in chars
-             if neutralise(f"a{ch}b") != f"a{shown(ch)}b"
-             or neutralise(f"a{ch}b", keep_newlines=False) != f"a{shown(ch)}b"
-             or one_line(f"a{ch}b", 40) != f"a{shown(ch)}b"]
+    wrong = [
+        f"U+{ord(ch):04X}"
+        for ch in chars
+        if neutralise(f"a{ch}b") != f"a{shown(ch)}b"
+        or neutralise(f"a{ch}b", keep_newlines=False) != f"a{shown(ch)}b"
+        or one_line(f"a{ch}b", 40) != f"a{shown(ch)}b"
+    ]
     assert wrong == []
     # All of them at once, as a hostile name would mix them.
     mixed = "x".join(chars)

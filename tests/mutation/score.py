@@ -22,8 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str]) -> int:
     target = float(argv[argv.index("--target") + 1]) if "--target" in argv else None
     stats = json.loads((ROOT / "mutants" / "mutmut-cicd-stats.json").read_text())
-    results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    results = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     per_module: dict[str, Counter[str]] = {}
     for line in results.splitlines():
         name, _, status = line.strip().rpartition(": ")
@@ -35,8 +40,10 @@ def main(argv: list[str]) -> int:
     for module, counts in sorted(per_module.items()):
         killed = counts["killed"] + counts["timeout"]
         total = sum(counts.values()) - counts["skipped"]
-        print(f"{module:32} {killed:5} of {total:5} killed ({100 * killed / max(total, 1):5.1f} %)"
-              f"  survived {counts['survived']}, no tests {counts['no tests']}")
+        print(
+            f"{module:32} {killed:5} of {total:5} killed ({100 * killed / max(total, 1):5.1f} %)"
+            f"  survived {counts['survived']}, no tests {counts['no tests']}"
+        )
     killed = int(stats.get("killed", 0)) + int(stats.get("timeout", 0))
     total = int(stats.get("total", 0)) - int(stats.get("skipped", 0))
     score = 100 * killed / max(total, 1)

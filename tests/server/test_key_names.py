@@ -41,9 +41,7 @@ def _install(client: FlaskClient, data: bytes) -> None:
     assert "is now in force" in done.text
 
 
-def _signed(
-    org_keys: Keys, version: int, who: list[keys.RecipientPublic], days: int = 90
-) -> bytes:
+def _signed(org_keys: Keys, version: int, who: list[keys.RecipientPublic], days: int = 90) -> bytes:
     return manifest.sign_manifest(
         org_keys.org, version, who, TODAY, TODAY + datetime.timedelta(days=days)
     )
@@ -86,7 +84,7 @@ def test_rotated_key_and_its_replacement_are_told_apart(app: Flask, org_keys: Ke
     journalist = _login(app, "reporter", False)
     old_page = journalist.get(f"/journalist/sources/{before.source_id}").text
     new_page = journalist.get(f"/journalist/sources/{after.source_id}").text
-    assert f"Alice Reporter <span class=\"account\">alice</span> <code>{old_short}</code>" in (
+    assert f'Alice Reporter <span class="account">alice</span> <code>{old_short}</code>' in (
         old_page
     )
     assert new_short in new_page and old_short not in new_page
@@ -179,6 +177,7 @@ def test_manifest_naming_an_unknown_account_is_flagged(app: Flask, org_keys: Key
         flagged.text
     )
     make_staff(app, "bbo")  # the control: once the account exists, no warning
-    assert "which this server does not have" not in upload_manifest(
-        admin, _signed(org_keys, 2, [typo])
-    ).text
+    assert (
+        "which this server does not have"
+        not in upload_manifest(admin, _signed(org_keys, 2, [typo])).text
+    )

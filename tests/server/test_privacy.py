@@ -31,8 +31,13 @@ from .conftest import csrf_token
 
 IP, AGENT, REFERER = "198.51.100.231", "PrivacyProbe/3.1", "http://probe-referer.example/x"
 PROBES = (IP, AGENT, REFERER)
-HEADERS = {"X-Forwarded-For": IP, "X-Real-IP": IP, "Forwarded": f"for={IP}",
-           "User-Agent": AGENT, "Referer": REFERER}
+HEADERS = {
+    "X-Forwarded-For": IP,
+    "X-Real-IP": IP,
+    "Forwarded": f"for={IP}",
+    "User-Agent": AGENT,
+    "Referer": REFERER,
+}
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -44,9 +49,19 @@ class Recorder:
     seen: list[dict[str, str]] = field(default_factory=list)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        self.seen.append({k: str(environ.get(k, "")) for k in (
-            "PATH_INFO", "REQUEST_METHOD", "REMOTE_ADDR", "HTTP_X_FORWARDED_FOR",
-            "HTTP_USER_AGENT", "HTTP_REFERER")})
+        self.seen.append(
+            {
+                k: str(environ.get(k, ""))
+                for k in (
+                    "PATH_INFO",
+                    "REQUEST_METHOD",
+                    "REMOTE_ADDR",
+                    "HTTP_X_FORWARDED_FOR",
+                    "HTTP_USER_AGENT",
+                    "HTTP_REFERER",
+                )
+            }
+        )
         return self.app(environ, start_response)
 
 
@@ -84,21 +99,31 @@ def call_every_route(app: Flask, client: FlaskClient, token: str) -> list[tuple[
         for method in sorted((rule.methods or set()) - SKIP_METHODS):
             url = _url(app, rule.endpoint, rule.arguments)
             data = {"csrf_token": token, "message": "hello", "codename": "x"}
-            response = client.open(url, method=method, headers=HEADERS,
-                                   data=data if method == "POST" else None)
+            response = client.open(
+                url, method=method, headers=HEADERS, data=data if method == "POST" else None
+            )
             called.append((method, url, response.status_code))
             response.close()
     return called
 
 
-def leaks(app: Flask, caplog: pytest.LogCaptureFixture, log_file: Path,
-          capfd: pytest.CaptureFixture[str], folders: Iterable[Path]) -> list[str]:
+def leaks(
+    app: Flask,
+    caplog: pytest.LogCaptureFixture,
+    log_file: Path,
+    capfd: pytest.CaptureFixture[str],
+    folders: Iterable[Path],
+) -> list[str]:
     """Where any probe value was found."""
     found = []
     records = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     out, err = capfd.readouterr()
-    for where, content in (("log records", records), ("log file", log_file.read_text()),
-                           ("stdout", out), ("stderr", err)):
+    for where, content in (
+        ("log records", records),
+        ("log file", log_file.read_text()),
+        ("stdout", out),
+        ("stderr", err),
+    ):
         found += [f"{v} in {where}" for v in PROBES if v in content]
     with app.app_context():
         session = db.session()
@@ -132,8 +157,7 @@ def _probe(app: Flask, recorder: Recorder) -> list[tuple[str, str, int]]:
     client = app.test_client()
     client.environ_base.update(REMOTE_ADDR=IP, HTTP_USER_AGENT=AGENT)
     token = csrf_token(client)
-    page = client.post("/submit", data={"csrf_token": token, "message": "hello"},
-                       headers=HEADERS)
+    page = client.post("/submit", data={"csrf_token": token, "message": "hello"}, headers=HEADERS)
     assert page.status_code == 200
     called = call_every_route(app, client, token)
     # Positive control: every request reached the app carrying every probe.
@@ -141,13 +165,20 @@ def _probe(app: Flask, recorder: Recorder) -> list[tuple[str, str, int]]:
     assert len(probed) == len(called) + 1
     for seen in probed:
         assert (seen["REMOTE_ADDR"], seen["HTTP_X_FORWARDED_FOR"], seen["HTTP_USER_AGENT"]) == (
-            IP, IP, AGENT), seen
+            IP,
+            IP,
+            AGENT,
+        ), seen
     return called
 
 
-def test_distinctive_headers_go_nowhere(probed_app: tuple[Flask, Recorder], tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture, log_file: Path,
-                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_distinctive_headers_go_nowhere(
+    probed_app: tuple[Flask, Recorder],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    log_file: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     app, recorder = probed_app
     called = _probe(app, recorder)
@@ -169,20 +200,28 @@ def test_distinctive_headers_go_nowhere(probed_app: tuple[Flask, Recorder], tmp_
 
 LEAKS: dict[str, Callable[[Flask], None]] = {
     "a log record": lambda app: logging.getLogger("tipline.server.planted").debug(
-        "from %s", request.headers.get("X-Forwarded-For")),
+        "from %s", request.headers.get("X-Forwarded-For")
+    ),
     "stderr": lambda app: os.write(2, (request.user_agent.string + "\n").encode()),
     "stdout": lambda app: os.write(1, (request.referrer or "").encode() + b"\n"),
     "a file": lambda app: (Path(app.config["DATA_DIR"]) / "seen").write_text(
-        request.referrer or ""),
+        request.referrer or ""
+    ),
     "a table": lambda app: db.session().execute(
-        text("UPDATE settings SET value = :v"), {"v": request.referrer}),
+        text("UPDATE settings SET value = :v"), {"v": request.referrer}
+    ),
 }
 
 
 @pytest.mark.parametrize("where", list(LEAKS))
-def test_a_planted_leak_is_found(probed_app: tuple[Flask, Recorder], tmp_path: Path,
-                                 caplog: pytest.LogCaptureFixture, log_file: Path,
-                                 capfd: pytest.CaptureFixture[str], where: str) -> None:
+def test_a_planted_leak_is_found(
+    probed_app: tuple[Flask, Recorder],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    log_file: Path,
+    capfd: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
     caplog.set_level(logging.DEBUG)
     app, recorder = probed_app
     plant = LEAKS[where]
@@ -203,10 +242,14 @@ def test_a_planted_leak_is_found(probed_app: tuple[Flask, Recorder], tmp_path: P
     assert found, where
 
 
-def test_the_rate_limiter_key_is_seen(probed_app: tuple[Flask, Recorder], tmp_path: Path,
-                                      caplog: pytest.LogCaptureFixture, log_file: Path,
-                                      capfd: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_rate_limiter_key_is_seen(
+    probed_app: tuple[Flask, Recorder],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    log_file: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A limiter keyed on the client's address (a mutation that once passed) is found.
     app, recorder = probed_app
     assert hasattr(limits_storage(app), "storage")  # memory storage: its keys are readable

@@ -25,9 +25,7 @@ def s3_site(tmp_path: Path, seaweed: Seaweed) -> tuple[Site, S3BlobStore]:
     site = Site(tmp_path, env, journalist.public.public_key)
     settings = seaweed.settings(seaweed.new_bucket())
     config = Path(site.env["TIPLINE_CONFIG_FILE"])
-    config.write_text(
-        config.read_text() + "".join(f'{k} = "{v}"\n' for k, v in settings.items())
-    )
+    config.write_text(config.read_text() + "".join(f'{k} = "{v}"\n' for k, v in settings.items()))
     store = S3BlobStore(
         site.base / "probe",
         0,

@@ -179,11 +179,17 @@ def full_chunk_submission() -> tuple[Inner, bytes]:
     target = 2 * fmt.CHUNK_SIZE  # a Padmé length
     size = target  # the manifest names the size, so settle it in two steps
     for _ in range(2):
-        inner = Inner("submission", "browser", "full", SOURCE.reply_public_key,
-                      (Attachment("a.bin", size, ""),))
+        inner = Inner(
+            "submission",
+            "browser",
+            "full",
+            SOURCE.reply_public_key,
+            (Attachment("a.bin", size, ""),),
+        )
         size = target - 4 - len(inner.encode())
-    inner = Inner("submission", "browser", "full", SOURCE.reply_public_key,
-                  (Attachment("a.bin", size, ""),))
+    inner = Inner(
+        "submission", "browser", "full", SOURCE.reply_public_key, (Attachment("a.bin", size, ""),)
+    )
     assert 4 + len(inner.encode()) + size == target == padded_length(target)
     return inner, bytes(i % 253 for i in range(size))
 
@@ -225,14 +231,16 @@ def envelopes() -> None:
         "open_error",
         "Cut in the middle of the second chunk.",
         good[: chunks[1][0] + 1000],
-        [ALICE], check="chunk-auth",
+        [ALICE],
+        check="chunk-auth",
     )
     env_vector(
         "envelope-missing-final",
         "open_error",
         "The last chunk (the FINAL one) is dropped at a chunk boundary.",
         good[: chunks[-1][0]],
-        [ALICE], check="missing-final",
+        [ALICE],
+        check="missing-final",
     )
     tampered = bytearray(good)
     tampered[chunks[1][0] + 500] ^= 1
@@ -241,7 +249,8 @@ def envelopes() -> None:
         "open_error",
         "One bit flipped in the second chunk.",
         bytes(tampered),
-        [ALICE], check="chunk-auth",
+        [ALICE],
+        check="chunk-auth",
     )
     (a0, a1), (b0, b1) = chunks[1], chunks[2]
     swapped = good[:a0] + good[b0:b1] + good[a0:a1] + good[b1:]
@@ -261,7 +270,8 @@ def envelopes() -> None:
         "One bit flipped in Bob's sealed file key; Alice's stanza still opens, so the "
         "header MAC is what catches it.",
         bytes(header),
-        [ALICE], check="header-mac",
+        [ALICE],
+        check="header-mac",
     )
     mac = bytearray(good)
     mac[fmt.header_size(2) - 1] ^= 1
@@ -270,7 +280,8 @@ def envelopes() -> None:
         "open_error",
         "One bit flipped in the header MAC.",
         bytes(mac),
-        [ALICE], check="header-mac",
+        [ALICE],
+        check="header-mac",
     )
     dropped = (
         good[: fmt.PREAMBLE_SIZE]
@@ -283,14 +294,16 @@ def envelopes() -> None:
         "open_error",
         "Bob's stanza removed and the count fixed up: the MAC no longer matches.",
         dropped,
-        [ALICE], check="header-mac",
+        [ALICE],
+        check="header-mac",
     )
     env_vector(
         "envelope-wrong-key",
         "open_error",
         "Opened with a key it was not sealed to.",
         good,
-        [MALLORY], check="no-key",
+        [MALLORY],
+        check="no-key",
     )
     full_inner, full_blob = full_chunk_submission()
     full = seal(full_inner, [full_blob], [ALICE])
@@ -313,9 +326,7 @@ def envelopes() -> None:
         [ALICE],
         check="trailing-data",
     )
-    full_plain = (
-        len(full_inner.encode()).to_bytes(4, "big") + full_inner.encode() + full_blob
-    )
+    full_plain = len(full_inner.encode()).to_bytes(4, "big") + full_inner.encode() + full_blob
     env_vector(
         "envelope-non-final-tag",
         "open_error",
