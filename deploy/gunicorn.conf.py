@@ -112,5 +112,5 @@ def on_exit(server: Any) -> None:
     except (TiplineError, SQLAlchemyError) as exc:
         server.log.warning("tipline-server: the database was not closed last: %s", exc)
         return
-    if not closed:
-        server.log.warning("tipline-server: another process still has the database open")
+    if not closed:  # (a tipline-server command, or a new master after USR2): it closes last
+        server.log.info("tipline-server: another process still has the database open")
