@@ -502,63 +502,35 @@ def test_a_planted_violation_is_found(
     assert any(f.startswith(expected) for f in findings), findings
 
 
-def test_desk_cli_loads_no_network_module() -> None:
-    # The import graph as Python really loads it (transitive imports included): the CLI pulls
-    # in no socket, HTTP or TLS module at all. (The TUI runs on asyncio, which imports the
-    # socket module for its event loop; the TUI's own code is held to the check above.)
+# Modules that can reach a network, by name prefix (asyncio and selectors are checked where
+# nothing should wait on a socket at all).
+NETWORK = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio")
+NETWORK += ("tipline.server", "flask", "requests", "httpx")
+
+
+def _loaded(*modules: str) -> list[str]:
+    """Every module Python really loads (transitive imports included) to import ``modules``."""
     import subprocess
 
-    code = (
-        "import sys, tipline.desk.cli, tipline.desk.cli_admin, tipline.desk.importer, "
-        "tipline.desk.maintenance, tipline.desk.outgoing; "
-        "print(' '.join(sorted(sys.modules)))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    network = (
-        "socket",
-        "_socket",
-        "http",
-        "urllib.request",
-        "ssl",
-        "_ssl",
-        "asyncio",
-        "selectors",
-        "tipline.server",
-        "flask",
-        "requests",
-        "httpx",
-    )
+    code = f"import sys, {', '.join(modules)}; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_desk_cli_loads_no_network_module() -> None:
+    # The import graph as Python really loads it: the CLI pulls in no socket, HTTP or TLS
+    # module at all. (The TUI runs on asyncio, which imports the socket module for its event
+    # loop; the TUI's own code is held to the check above.)
+    cli = ("tipline.desk.cli", "tipline.desk.cli_admin", "tipline.desk.importer")
+    loaded = _loaded(*cli, "tipline.desk.maintenance", "tipline.desk.outgoing")
     assert "tipline.desk.cli" in loaded
-    assert not [m for m in loaded if m.startswith(network)]
+    assert not [m for m in loaded if m.startswith((*NETWORK, "selectors"))]
     assert "subprocess" not in loaded  # only an export (or doctor) starts programs
 
 
 def test_an_export_loads_no_network_module() -> None:
-    import subprocess
-
-    code = (
-        "import sys, tipline.desk.safe.export, tipline.desk.safe.own, "
-        "tipline.desk.safe.dangerzone, tipline.desk.safe.doctor; "
-        "print(' '.join(sorted(sys.modules)))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    safe = ("tipline.desk.safe.export", "tipline.desk.safe.own", "tipline.desk.safe.dangerzone")
+    loaded = _loaded(*safe, "tipline.desk.safe.doctor")
     # subprocess waits on pipes with selectors; nothing here can reach a network.
-    network = (
-        "socket",
-        "_socket",
-        "http",
-        "urllib.request",
-        "ssl",
-        "_ssl",
-        "asyncio",
-        "tipline.server",
-        "flask",
-        "requests",
-        "httpx",
-    )
     assert "tipline.desk.safe.own" in loaded and "subprocess" in loaded
-    assert not [m for m in loaded if m.startswith(network)]
+    assert not [m for m in loaded if m.startswith(NETWORK)]

@@ -108,17 +108,8 @@ def test_signing_desk_and_two_journalist_desks(
     for vault, who, label in ((alice, "alice", "Alice Reporter"), (bob, "bob", "Bob Editor")):
         init(vault, "journalist")
         assert "fingerprint" in run(vault, "keys", "org-import", str(usb / "org.json")).stdout
-        run(
-            vault,
-            "keys",
-            "request",
-            "--account",
-            who,
-            "--label",
-            label,
-            "--out",
-            str(usb / f"{who}.request"),
-        )
+        out = str(usb / f"{who}.request")
+        run(vault, "keys", "request", "--account", who, "--label", label, "--out", out)
         assert "secret" not in (usb / f"{who}.request").read_text()
 
     # A journalist desk cannot sign, nor make an org key: it has none.
@@ -179,17 +170,8 @@ def test_signing_desk_and_two_journalist_desks(
 
     # Bob rotates by request; the signer retires the old key (asks first) and signs.
     old_bob = next(m for m in _manifest_entries(usb / "m2.json") if m["account"] == "bob")
-    run(
-        bob,
-        "keys",
-        "request",
-        "--account",
-        "bob",
-        "--label",
-        "Bob Editor",
-        "--out",
-        str(usb / "bob2.request"),
-    )
+    out = str(usb / "bob2.request")
+    run(bob, "keys", "request", "--account", "bob", "--label", "Bob Editor", "--out", out)
     run(signer, "keys", "accept", str(usb / "bob2.request"), "--yes")
     ambiguous = run(signer, "keys", "retire", "bob", "--yes", code=1).stderr
     assert "matches 2 keys" in ambiguous and old_bob["key_id"][:8] in ambiguous

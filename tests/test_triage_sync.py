@@ -135,17 +135,8 @@ def two_desks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     for vault, who, label in ((alice, "alice", "Alice Reporter"), (bob, "bob", "Bob Editor")):
         init(vault, "journalist")
         run(vault, "keys", "org-import", str(usb / "org.json"))
-        run(
-            vault,
-            "keys",
-            "request",
-            "--account",
-            who,
-            "--label",
-            label,
-            "--out",
-            str(usb / f"{who}.request"),
-        )
+        request = usb / f"{who}.request"
+        run(vault, "keys", "request", "--account", who, "--label", label, "--out", str(request))
         run(signer, "keys", "accept", str(usb / f"{who}.request"), "--yes")
     run(signer, "manifest", "--out", str(usb / "m.json"))
     org = keys.load_key_file((usb / "org.json").read_bytes())
@@ -260,17 +251,8 @@ def test_two_desks_converge_and_the_server_sees_only_ciphertext(
     carol = usb.parent / "carol"
     init(carol, "journalist")
     run(carol, "keys", "org-import", str(usb / "org.json"))
-    run(
-        carol,
-        "keys",
-        "request",
-        "--account",
-        "carol",
-        "--label",
-        "Carol",
-        "--out",
-        str(usb / "carol.request"),
-    )
+    out = str(usb / "carol.request")
+    run(carol, "keys", "request", "--account", "carol", "--label", "Carol", "--out", out)
     run(carol, "import", str(usb / "e0.tlb"), code=1)  # not sealed to Carol: reported
     run(carol, "sync", "--manifest", str(usb / "m.json"))
     # Carol's desk holds no copy of the tip, so she writes the update by hand for its id, signed
@@ -389,17 +371,8 @@ def test_a_retired_writers_update_is_refused_after_its_retirement(
     assert isinstance(tokens, dict)
     old_id, old_seed = own_key(alice)
     run(alice, "star", tip[:8])  # pending, written with the old key
-    run(
-        alice,
-        "keys",
-        "request",
-        "--account",
-        "alice",
-        "--label",
-        "Alice Reporter",
-        "--out",
-        str(usb / "alice2.request"),
-    )
+    out = str(usb / "alice2.request")
+    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter", "--out", out)
     run(signer, "keys", "accept", str(usb / "alice2.request"), "--yes")
     run(signer, "keys", "retire", old_id[:8], "--yes")
     run(signer, "manifest", "--out", str(usb / "m2.json"))
@@ -478,7 +451,11 @@ def _snapshot(store: Store) -> list[object]:
 
 
 def _store_with_item(item: str) -> Store:
-    store = Store()
+    return _add_item(Store(), item, "hello")
+
+
+def _add_item(store: Store, item: str, message: str) -> Store:
+    """One incoming item of the same source (tidy otter) into ``store``."""
     store.add_item(
         item_id=item,
         source_id="5" * 32,
@@ -490,7 +467,7 @@ def _store_with_item(item: str) -> Store:
         size=100,
         digest=b"\x00" * 32,
         sealed_by="browser",
-        message="hello",
+        message=message,
         attachments=[],
     )
     return store
@@ -592,20 +569,7 @@ def test_an_update_for_an_item_not_yet_here_applies_when_the_item_arrives() -> N
     assert "already kept" in triage.receive(store, "9" * 32, early, who)  # replayed
     assert _snapshot(store) == before
     assert triage.apply_parked(store, who) == []  # the item is still not here
-    store.add_item(
-        item_id=other,
-        source_id="5" * 32,
-        designation="tidy otter",
-        reply_public_key=b"\x01" * 32,
-        direction="in",
-        received="2026-11-30",
-        imported="2026-11-30",
-        size=100,
-        digest=b"\x00" * 32,
-        sealed_by="browser",
-        message="later",
-        attachments=[],
-    )
+    _add_item(store, other, "later")
     # A manifest-less desk keeps waiting; one with the writers applies it, once.
     assert triage.apply_parked(store, triage.Writers({}, {})) == []
     (line,) = triage.apply_parked(store, who)
@@ -663,6 +627,15 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
     assert "not the key that signs it" in caught.value.message
 
 
+def _update_text(date: str, changes: str) -> str:
+    """An update's text with well-formed ids, the ``date`` and the ``changes`` (JSON) given."""
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    return (
+        f'{{"type":"tipline-triage","v":1,"id":"{a}","item":"{b}","date":"{date}",'
+        f'"writer":"{c}","changes":{changes}}}'
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "detail"),
     [
@@ -672,36 +645,9 @@ def test_an_update_signed_for_another_writer_or_damaged_is_refused() -> None:
             '"changes":[]}',
             "32 lowercase hex",
         ),
-        (
-            '{"type":"tipline-triage","v":1,"id":"'
-            + "a" * 32
-            + '","item":"'
-            + "b" * 32
-            + '","date":"2026-11-30 09:00","writer":"'
-            + "c" * 32
-            + '","changes":[["status","x"]]}',
-            "date",
-        ),
-        (
-            '{"type":"tipline-triage","v":1,"id":"'
-            + "a" * 32
-            + '","item":"'
-            + "b" * 32
-            + '","date":"2026-11-30T09:00:00Z","writer":"'
-            + "c" * 32
-            + '","changes":[["status","gone"]]}',
-            "a change is not valid",
-        ),
-        (
-            '{"type":"tipline-triage","v":1,"id":"'
-            + "a" * 32
-            + '","item":"'
-            + "b" * 32
-            + '","date":"2026-11-30T09:00:00Z","writer":"'
-            + "c" * 32
-            + '","changes":[["star",true],["star",false]]}',
-            "one field twice",
-        ),
+        (_update_text("2026-11-30 09:00", '[["status","x"]]'), "date"),
+        (_update_text("2026-11-30T09:00:00Z", '[["status","gone"]]'), "a change is not valid"),
+        (_update_text("2026-11-30T09:00:00Z", '[["star",true],["star",false]]'), "one field twice"),
     ],
 )
 def test_malformed_updates_are_refused(text: str, detail: str) -> None:

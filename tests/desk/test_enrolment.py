@@ -39,17 +39,8 @@ def desks(tmp_path: Path) -> tuple[Path, Path, Path]:
     run(signer, "keys", "org-create")
     alice = make(tmp_path / "alice", "journalist")
     request = tmp_path / "alice.request"
-    run(
-        alice,
-        "keys",
-        "request",
-        "--account",
-        "alice",
-        "--label",
-        "Alice Reporter",
-        "--out",
-        str(request),
-    )
+    out = str(request)
+    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter", "--out", out)
     return signer, alice, request
 
 
@@ -184,17 +175,8 @@ def test_keys_are_found_by_account_id_or_label_prefix(
     signer, alice, request = desks
     run(signer, "keys", "accept", str(request), "--yes")
     second = tmp_path / "alice2.request"
-    run(
-        alice,
-        "keys",
-        "request",
-        "--account",
-        "alice",
-        "--label",
-        "Alice Reporter",
-        "--out",
-        str(second),
-    )
+    out = str(second)
+    run(alice, "keys", "request", "--account", "alice", "--label", "Alice Reporter", "--out", out)
     run(signer, "keys", "accept", str(second), "--yes")
     ids = [line.split()[0] for line in run(signer, "keys", "list").stdout.splitlines()[2:]]
     assert len(ids) == 2
