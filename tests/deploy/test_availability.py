@@ -116,16 +116,22 @@ def test_stalled_bodies_do_not_stop_the_pages(tmp_path: Path) -> None:
 
 def test_control_stalled_bodies_stop_the_site_without_the_limits(tmp_path: Path) -> None:
     """The same attack against the site without its limit_conn lines: the app's threads are
-    held, and the check above fails (pages get no answer within 1 s, mostly none at all)."""
+    held, and the check above fails (pages get no answer within 3 s).
+
+    One gunicorn worker here. With two, where the connections fall decides it: CI once saw all
+    10 pages answered in 4 ms, most likely because the stack counts as ready once one worker
+    answers, so a second still booting when the attack came was left every thread free and
+    then took the pages. One worker's 16 threads are all held by the 150 stalled bodies,
+    however the connections fall."""
     with (
-        serve_stack(tmp_path / "open", site_text=without_limits(SHIPPED)) as served,
+        serve_stack(
+            tmp_path / "open", site_text=without_limits(SHIPPED), gunicorn_args=["--workers", "1"]
+        ) as served,
         slow_body_attack(served),
     ):
         got = home_latencies(served, 10, timeout=3)
     assert not all(t is not None and t < 1.0 for t in got), got
-    # Some get no answer at all within 3 s (a page answers only when it lands on a worker whose
-    # threads the attack happened to leave free: on a loaded machine, how many varies).
-    assert any(t is None for t in got), got
+    assert all(t is None for t in got), got
 
 
 def first_answer(sock: socket.socket, wait: float) -> bytes | None:
