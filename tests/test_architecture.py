@@ -504,8 +504,19 @@ def test_a_planted_violation_is_found(
 
 # Modules that can reach a network, by name prefix (asyncio and selectors are checked where
 # nothing should wait on a socket at all).
-NETWORK = ("socket", "_socket", "http", "urllib.request", "ssl", "_ssl", "asyncio")
-NETWORK += ("tipline.server", "flask", "requests", "httpx")
+NETWORK = (
+    "socket",
+    "_socket",
+    "http",
+    "urllib.request",
+    "ssl",
+    "_ssl",
+    "asyncio",
+    "tipline.server",
+    "flask",
+    "requests",
+    "httpx",
+)
 
 
 def _loaded(*modules: str) -> list[str]:

@@ -395,17 +395,9 @@ def configured_site(
     return env, org, journalist
 
 
-def gunicorn_command(sock: Path) -> list[str]:
-    """gunicorn with the shipped settings, bound to the Unix socket ``sock``."""
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(DEPLOY / "gunicorn.conf.py"),
-        "-b",
-        f"unix:{sock}",
-    ]
+def gunicorn_command(sock: Path, conf: Path = DEPLOY / "gunicorn.conf.py") -> list[str]:
+    """gunicorn with the shipped settings (or ``conf``), bound to the Unix socket ``sock``."""
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "-b", f"unix:{sock}"]
 
 
 def csrf_token(page: Response) -> str:

@@ -12,14 +12,22 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import DEPLOY, REPO, configured_site, free_port, need, python_tool, wait_for
+from .conftest import (
+    DEPLOY,
+    REPO,
+    configured_site,
+    free_port,
+    gunicorn_command,
+    need,
+    python_tool,
+    wait_for,
+)
 
 # The commands docs/ADMIN.md shows; the tests below run each with only the port or the path
 # changed (8080 and /run/tipline may be taken or not writable here).
@@ -242,22 +250,21 @@ def test_a_stopped_server_leaves_no_sqlite_journal(tmp_path: Path, closes_last: 
         )
     sock = tmp_path / "app.sock"
     log = tmp_path / "gunicorn.log"
-    command = [sys.executable, "-m", "gunicorn", "-c", str(conf), "-b", f"unix:{sock}"]
+    command = [*gunicorn_command(sock, conf), "--graceful-timeout", "2"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--graceful-timeout", "2"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: answers(UnixHTTPConnection(sock)), "gunicorn", log)
         # Pages until some worker has the database open (its pooled connection).
-        wait_for(
-            lambda: (
-                get(UnixHTTPConnection(sock), "/submit")[0] == 200 and _holding(proc.pid, database)
-            ),
-            "a worker with the database open",
-            log,
-        )
-        stuck = _holding(proc.pid, database)[0]
+        holding: list[int] = []
+
+        def a_worker_holds_it() -> bool:
+            if get(UnixHTTPConnection(sock), "/submit")[0] == 200:
+                holding[:] = _holding(proc.pid, database)
+            return bool(holding)
+
+        wait_for(a_worker_holds_it, "a worker with the database open", log)
+        stuck = holding[0]
         assert Path(f"{database}-wal").exists()  # the journal is there while it is open
         os.kill(stuck, signal.SIGSTOP)
         proc.send_signal(signal.SIGTERM)
